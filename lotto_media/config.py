@@ -1,0 +1,105 @@
+"""Configuration records: the network shape (sent in the stream) and the search settings (presets)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+from .errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything the decoder needs to rebuild the network skeleton; recorded in the sequence header.
+
+    The synthesis always has three hidden layers (the rewind modulation feeds layers 2, 3 and the
+    output layer); their widths are free.
+    """
+
+    seed: int = 0
+    synth_widths: tuple[int, int, int] = (32, 24, 16)
+    n_levels: int = 7
+    mod_hidden: int = 48
+    arm_hidden: int = 24
+    out_channels: int = 3
+    mask_ratio: float = 0.2  # fraction of the random weights that are pruned
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.seed < 2**64:
+            raise InputError(f"seed must be in [0, 2^64), got {self.seed}")
+        if len(self.synth_widths) != 3 or not all(1 <= w <= 1024 for w in self.synth_widths):
+            raise InputError(f"synth_widths must be three widths in 1..1024, got {self.synth_widths}")
+        if not 1 <= self.n_levels <= 12:
+            raise InputError(f"n_levels must be in 1..12, got {self.n_levels}")
+        if not 1 <= self.mod_hidden <= 1024 or not 1 <= self.arm_hidden <= 256:
+            raise InputError("mod_hidden must be in 1..1024 and arm_hidden in 1..256")
+        if self.out_channels not in (1, 3):
+            raise InputError(f"out_channels must be 1 or 3, got {self.out_channels}")
+        if not 0.0 <= self.mask_ratio < 1.0:
+            raise InputError(f"mask ratio must be in [0, 1), got {self.mask_ratio}")
+
+    @property
+    def modulation_widths(self) -> tuple[int, int, int]:
+        """Channels concatenated to the inputs of synthesis layers 2, 3 and the output layer."""
+        return (6, 9, 9 + self.mod_hidden)
+
+    def synth_layer_shapes(self) -> list[tuple[int, int]]:
+        """(out, in) of each random layer, modulation channels included in ``in``."""
+        w1, w2, w3 = self.synth_widths
+        m1, m2, m3 = self.modulation_widths
+        return [(w1, 2), (w2, w1 + m1), (w3, w2 + m2), (self.out_channels, w3 + m3)]
+
+    def n_random_weights(self) -> int:
+        return sum(o * i for o, i in self.synth_layer_shapes())
+
+    def n_kept(self) -> int:
+        """Number of random weights the global top-k keeps."""
+        n = self.n_random_weights()
+        return max(1, n - int(math.floor(self.mask_ratio * n + 1e-9)))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One search schedule. Steps are optimiser steps over the whole image."""
+
+    soft_steps: int
+    hard_steps: int
+    lr: float = 1e-2
+    lr_scores: float = 5e-2
+    lr_hard: float = 1e-4
+    temperature: tuple[float, float] = (0.3, 0.1)
+    noise: tuple[float, float] = (2.0, 1.0)
+
+    @property
+    def total_steps(self) -> int:
+        return self.soft_steps + self.hard_steps
+
+
+PRESETS: dict[str, TrainConfig] = {
+    "ultrafast": TrainConfig(soft_steps=40, hard_steps=10),
+    "fast": TrainConfig(soft_steps=300, hard_steps=50),
+    "medium": TrainConfig(soft_steps=1000, hard_steps=150),
+    "slow": TrainConfig(soft_steps=3000, hard_steps=300),
+    "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000),
+}
+PRESET_NAMES = list(PRESETS)
+DEFAULT_PRESET = "medium"
+
+
+def preset(name: str, **overrides: object) -> TrainConfig:
+    if name not in PRESETS:
+        raise InputError(f"unknown preset {name!r} (choose from {', '.join(PRESET_NAMES)})")
+    return replace(PRESETS[name], **overrides) if overrides else PRESETS[name]
+
+
+# --quality 0..100 maps to lambda on a log scale: quality 0 -> LMBDA_AT_0, 100 -> LMBDA_AT_100.
+LMBDA_AT_0 = 0.02
+LMBDA_AT_100 = 1e-5
+
+
+def quality_to_lmbda(quality: float) -> float:
+    """Monotonic: higher quality, smaller lambda (more bits). Log-linear in between."""
+    if not 0 <= quality <= 100:
+        raise InputError(f"quality must be in 0..100, got {quality}")
+    t = quality / 100.0
+    return math.exp((1 - t) * math.log(LMBDA_AT_0) + t * math.log(LMBDA_AT_100))

@@ -1,0 +1,1 @@
+"""User-level jobs and the ``lotto-media`` command line, installed as ``lotto_media.pipelines``."""
