@@ -1,0 +1,155 @@
+"""Autoregressive entropy model (ARM) of the latents.
+
+One small MLP, shared by every latent level, predicts a Laplace mean and log-scale for each latent
+from 24 causal neighbours in a 9x9 window. Training runs it in float (torch), with the first layer
+expressed as a 9x9 convolution whose kernel is zero outside the 24 causal taps, so the 24-channel
+context is never materialised. Coding runs the *integer* version (``IntegerArm``) so that encoder
+and decoder compute identical probabilities on every machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .exact import rescale
+
+#: (dy, dx) of the causal neighbours, in the order the ARM's first layer expects them.
+CONTEXT_OFFSETS: tuple[tuple[int, int], ...] = (
+    ((-4, 0),)
+    + tuple((-3, dx) for dx in range(-2, 3))
+    + tuple((-2, dx) for dx in range(-3, 4))
+    + tuple((-1, dx) for dx in range(-3, 4))
+    + tuple((0, dx) for dx in range(-4, 0))
+)
+N_CONTEXT = len(CONTEXT_OFFSETS)
+PAD = 4  # rows above / columns either side needed by the window
+#: wavefront index of (row, col) is col + WAVEFRONT_SLOPE * row: every neighbour has a smaller index
+WAVEFRONT_SLOPE = 4
+#: fractional bits of the integer ARM's hidden activations and outputs
+ARM_FRAC = 8
+
+assert N_CONTEXT == 24
+assert all(dx + WAVEFRONT_SLOPE * dy < 0 for dy, dx in CONTEXT_OFFSETS)
+
+
+class Arm(nn.Module):
+    """Float ARM: h1 = relu(W1 ctx + b1); h2 = h1 + relu(W2 h1 + b2); (mu, log_scale) = W3 h2 + b3."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.fc1 = nn.Linear(N_CONTEXT, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.fc3 = nn.Linear(hidden, 2)
+        with torch.no_grad():
+            self.fc3.weight.mul_(0.1)
+            self.fc3.bias.zero_()
+
+    def _conv1_kernel(self) -> torch.Tensor:
+        kernel = self.fc1.weight.new_zeros(self.hidden, 1, 2 * PAD + 1, 2 * PAD + 1)
+        rows = torch.tensor([PAD + dy for dy, _ in CONTEXT_OFFSETS])
+        cols = torch.tensor([PAD + dx for _, dx in CONTEXT_OFFSETS])
+        kernel[:, 0, rows, cols] = self.fc1.weight
+        return kernel
+
+    def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """latent: (1, 1, h, w) -> mean and log-scale, each (h, w)."""
+        h1 = F.relu(F.conv2d(latent, self._conv1_kernel(), self.fc1.bias, padding=PAD))
+        h1 = h1[0].flatten(1).t()  # (h*w, hidden)
+        h2 = h1 + F.relu(self.fc2(h1))
+        out = self.fc3(h2)
+        hgt, wid = latent.shape[-2:]
+        return out[:, 0].reshape(hgt, wid), out[:, 1].reshape(hgt, wid)
+
+
+@dataclass(frozen=True)
+class IntegerArm:
+    """The ARM with integer weights (value = w / 2^frac) evaluated in exact integer arithmetic.
+
+    Arrays are float64 holding integers: every product and partial sum stays far below 2^53, so
+    BLAS gives the exact integer result whatever its summation order or thread count.
+    """
+
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    w3: np.ndarray
+    b3: np.ndarray
+    frac: int
+
+    def __call__(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """context: (n, 24) integer latents -> (mu, log_scale) with ARM_FRAC fractional bits."""
+        x = context.astype(np.float64)
+        h1 = np.maximum(x @ self.w1.T + self.b1, 0.0)
+        h1 = rescale(h1, self.frac, ARM_FRAC)
+        a2 = h1 @ self.w2.T + self.b2 * float(1 << ARM_FRAC)
+        h2 = h1 + rescale(np.maximum(a2, 0.0), self.frac + ARM_FRAC, ARM_FRAC)
+        out = h2 @ self.w3.T + self.b3 * float(1 << ARM_FRAC)
+        out = rescale(out, self.frac + ARM_FRAC, ARM_FRAC)
+        return out[:, 0], out[:, 1]
+
+    def macs_per_latent(self) -> int:
+        return int(self.w1.size + self.w2.size + self.w3.size)
+
+
+@dataclass(frozen=True)
+class ContextLayout:
+    """Where every latent of every level lives in one flat, zero-padded buffer, and in which
+    wavefront it can be decoded. Padding stays zero, which is the ARM's view beyond the edges."""
+
+    shapes: tuple[tuple[int, int], ...]
+    bases: tuple[int, ...]
+    size: int
+
+    @classmethod
+    def for_shapes(cls, shapes: list[tuple[int, int]]) -> "ContextLayout":
+        bases, size = [], 0
+        for h, w in shapes:
+            bases.append(size)
+            size += (h + PAD) * (w + 2 * PAD)
+        return cls(tuple(shapes), tuple(bases), size)
+
+    def positions(self, level: int) -> np.ndarray:
+        """Flat buffer index of each latent of a level, row-major, shape (h*w,)."""
+        h, w = self.shapes[level]
+        rows = np.arange(h)[:, None] + PAD
+        cols = np.arange(w)[None, :] + PAD
+        return (self.bases[level] + rows * (w + 2 * PAD) + cols).ravel()
+
+    def neighbour_offsets(self, level: int) -> np.ndarray:
+        w = self.shapes[level][1] + 2 * PAD
+        return np.array([dy * w + dx for dy, dx in CONTEXT_OFFSETS], dtype=np.int64)
+
+    def all_positions(self) -> np.ndarray:
+        return np.concatenate([self.positions(i) for i in range(len(self.shapes))])
+
+    def all_context_indices(self) -> np.ndarray:
+        """(n_latents, 24) buffer indices of each latent's neighbours, levels in order."""
+        return np.concatenate(
+            [self.positions(i)[:, None] + self.neighbour_offsets(i)[None, :] for i in range(len(self.shapes))]
+        )
+
+    def wavefronts(self) -> list[np.ndarray]:
+        """Indices (into the level-ordered latent list) of each wavefront, all levels together."""
+        keys = []
+        for h, w in self.shapes:
+            r, c = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+            keys.append((c + WAVEFRONT_SLOPE * r).ravel())
+        key = np.concatenate(keys)
+        order = np.argsort(key, kind="stable")
+        bounds = np.flatnonzero(np.diff(key[order])) + 1
+        return np.split(order, bounds)
+
+    def scatter(self, latents: list[np.ndarray]) -> np.ndarray:
+        buf = np.zeros(self.size, dtype=np.int64)
+        buf[self.all_positions()] = np.concatenate([q.ravel() for q in latents])
+        return buf
+
+    def gather(self, buf: np.ndarray) -> list[np.ndarray]:
+        return [buf[self.positions(i)].reshape(self.shapes[i]) for i in range(len(self.shapes))]

@@ -1,0 +1,252 @@
+"""The public codec API: frames and arrays in, .lotto bytes out, and back."""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from . import bitstream, entropy
+from .config import DEFAULT_PRESET, ModelConfig, preset, quality_to_lmbda
+from .container import ContainerWriter, SequenceHeader, read_container
+from .errors import FormatError, InputError, UnsupportedError
+from .frame import Frame
+from .latents import level_shapes
+from .metrics import bpp as bits_per_pixel
+from .metrics import psnr_planes, psnr_rgb
+from .model import count_kmac_per_pixel
+from .random_weights import random_synthesis_weights
+from .reconstruct import reconstruct
+from .train import Progress, ProgressCallback, search
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+DEFAULT_QUALITY = 50.0
+SUPPORTED_PIX_FMTS = ("rgb24", "gray")
+
+__all__ = [
+    "EncodeOptions", "EncodeResult", "Progress", "StreamInfo",
+    "encode_frame", "decode_frame", "inspect", "encode_image", "decode_image",
+]
+
+
+@dataclass
+class EncodeOptions:
+    lmbda: float | None = None
+    quality: float | None = None
+    preset: str = DEFAULT_PRESET
+    mask_ratio: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    steps: int | None = None
+
+    def resolved_lmbda(self) -> float:
+        if self.lmbda is not None and self.quality is not None:
+            raise InputError("give either lmbda or quality, not both")
+        if self.lmbda is not None:
+            if not 0 < self.lmbda < 10:
+                raise InputError(f"lmbda must be in (0, 10), got {self.lmbda}")
+            return float(self.lmbda)
+        return quality_to_lmbda(DEFAULT_QUALITY if self.quality is None else self.quality)
+
+    def schedule(self):
+        base = preset(self.preset)
+        if self.steps is None:
+            return base
+        if self.steps < 2:
+            raise InputError(f"steps must be at least 2, got {self.steps}")
+        hard = max(1, round(self.steps * base.hard_steps / base.total_steps))
+        return preset(self.preset, soft_steps=self.steps - hard, hard_steps=hard)
+
+
+@dataclass
+class StreamInfo:
+    width: int
+    height: int
+    pix_fmt: str
+    frames: int
+    bytes: int
+    bpp: float
+    psnr: float
+    psnr_planes: dict[str, float]
+    preset: str
+    lmbda: float
+    quality: float | None
+    mask_ratio: float
+    seed: int
+    kmac_per_pixel: float
+    synth_widths: tuple[int, int, int]
+    format_version: int
+    damage: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["synth_widths"] = list(self.synth_widths)
+        return d
+
+
+@dataclass
+class EncodeResult:
+    data: bytes
+    reconstruction: Frame
+    info: StreamInfo
+    steps: int
+    search_seconds: float
+    encode_seconds: float
+    latent_bytes: int = 0
+    estimated_latent_bits: float = 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {name!r} (auto, cpu or cuda)")
+    return torch.device(name)
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise InputError(f"threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _model_config(frame: Frame, options: EncodeOptions) -> ModelConfig:
+    return ModelConfig(
+        seed=int(options.seed),
+        out_channels=1 if frame.pix_fmt == "gray" else 3,
+        mask_ratio=float(options.mask_ratio),
+    )
+
+
+def encode_frame(frame: Frame, options: EncodeOptions, progress: ProgressCallback | None = None) -> EncodeResult:
+    """Search, quantise and entropy-code one picture into a complete .lotto file."""
+    start = time.perf_counter()
+    if frame.pix_fmt not in SUPPORTED_PIX_FMTS:
+        raise UnsupportedError(f"pixel format {frame.pix_fmt} is not supported yet (supported: rgb24, gray)")
+    lmbda = options.resolved_lmbda()
+    schedule = options.schedule()
+    config = _model_config(frame, options)
+    device = resolve_device(options.device)
+    peak = float(frame.max_value)
+    target = torch.from_numpy(np.stack(frame.planes).astype(np.float32) / peak)
+    with torch_threads(options.threads):
+        result = search(target, config, schedule, lmbda, device, progress)
+        weights = random_synthesis_weights(config)
+        planes = reconstruct(result.latents, result.nets, weights, result.mask, config, frame.height, frame.width)
+        arm = result.nets.integer_arm()
+        latent_code = entropy.encode_latents(result.latents, arm)
+        estimated = entropy.estimate_latent_bits(result.latents, arm)
+    reconstruction = Frame(list(planes), frame.pix_fmt, pts=frame.pts, time_base=frame.time_base, color=frame.color)
+    quality_by_plane = psnr_planes(frame, reconstruction)
+    psnr_all = psnr_rgb(frame, reconstruction) if frame.pix_fmt == "rgb24" else quality_by_plane["y"]
+    header = SequenceHeader(
+        width=frame.width, height=frame.height, pix_fmt=frame.pix_fmt, model=config,
+        color=frame.color, preset=options.preset, lmbda=lmbda, quality=options.quality, n_frames=1,
+    )
+    buffer = io.BytesIO()
+    with ContainerWriter(buffer, header) as writer:
+        group = writer.write_group(bitstream.pack_group(result.nets))
+        writer.write_frame(bitstream.pack_frame(entropy.encode_mask(result.mask), latent_code), group, pts=frame.pts or 0)
+        writer.write_metadata(
+            {
+                "encoder": f"lotto-media {FORMAT_VERSION}",
+                "frames": [{"psnr": psnr_all, "psnr_planes": quality_by_plane}],
+                "steps": result.steps,
+                "search_seconds": round(result.seconds, 3),
+            }
+        )
+    data = buffer.getvalue()
+    return EncodeResult(
+        data=data,
+        reconstruction=reconstruction,
+        info=inspect(data),
+        steps=result.steps,
+        search_seconds=result.seconds,
+        encode_seconds=time.perf_counter() - start,
+        latent_bytes=len(latent_code),
+        estimated_latent_bits=estimated,
+    )
+
+
+def _checked_container(data: bytes, name: str):
+    container = read_container(data, name)
+    if not container.frames:
+        raise FormatError(f"{name}: no intact frame" + (f" ({container.damage})" if container.damage else ""))
+    return container
+
+
+def decode_frame(data: bytes, name: str = "<stream>") -> Frame:
+    container = _checked_container(data, name)
+    header = container.header
+    if header.pix_fmt not in SUPPORTED_PIX_FMTS:
+        raise UnsupportedError(f"{name}: pixel format {header.pix_fmt} is not supported by this build")
+    packet = container.frames[0]
+    config = header.model
+    try:
+        nets = bitstream.unpack_group(container.groups[packet.group], config)
+        payload = bitstream.unpack_frame(packet.payload)
+        mask = entropy.decode_mask(payload.mask, config.n_random_weights(), config.n_kept())
+        shapes = level_shapes(header.height, header.width, config.n_levels)
+        latents = entropy.decode_latents(payload.latents, shapes, nets.integer_arm())
+    except FormatError as exc:
+        raise FormatError(f"{name}: {exc}") from None
+    planes = reconstruct(latents, nets, random_synthesis_weights(config), mask, config, header.height, header.width)
+    return Frame(list(planes), header.pix_fmt, pts=packet.pts, time_base=header.time_base, color=header.color)
+
+
+def inspect(data: bytes, name: str = "<stream>") -> StreamInfo:
+    container = _checked_container(data, name)
+    h = container.header
+    frames_meta = container.metadata.get("frames") or [{}]
+    first = frames_meta[0] if isinstance(frames_meta, list) and frames_meta and isinstance(frames_meta[0], dict) else {}
+    psnr = first.get("psnr")
+    planes = first.get("psnr_planes") if isinstance(first.get("psnr_planes"), dict) else {}
+    return StreamInfo(
+        width=h.width,
+        height=h.height,
+        pix_fmt=h.pix_fmt,
+        frames=len(container.frames),
+        bytes=container.total_bytes,
+        bpp=bits_per_pixel(container.total_bytes, h.width, h.height) / max(1, len(container.frames)),
+        psnr=float(psnr) if isinstance(psnr, (int, float)) else float("nan"),
+        psnr_planes={str(k): float(v) for k, v in planes.items() if isinstance(v, (int, float))},
+        preset=h.preset,
+        lmbda=h.lmbda,
+        quality=h.quality,
+        mask_ratio=h.model.mask_ratio,
+        seed=h.model.seed,
+        kmac_per_pixel=round(count_kmac_per_pixel(h.model, h.height, h.width), 3),
+        synth_widths=tuple(h.model.synth_widths),
+        format_version=FORMAT_VERSION,
+        damage=container.damage,
+    )
+
+
+def encode_image(array: np.ndarray, *, progress: ProgressCallback | None = None, **options: object) -> bytes:
+    """HxWx3 or HxW uint8 array -> .lotto bytes. Options are those of EncodeOptions."""
+    return encode_frame(Frame.from_array(array), EncodeOptions(**options), progress).data
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    return decode_frame(data).to_array()

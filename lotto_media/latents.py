@@ -1,0 +1,68 @@
+"""Latent pyramid: grid sizes, quantisation proxies, and the learned 2x upsampler."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: latents are integers in this range (inclusive)
+LATENT_MIN, LATENT_MAX = -64, 63
+#: separable bicubic (a = -0.75) 2x kernel laid out for a stride-2 transposed convolution
+BICUBIC_2X = (-0.0234375, -0.0703125, 0.2265625, 0.8671875, 0.8671875, 0.2265625, -0.0703125, -0.0234375)
+UPSAMPLE_KERNEL = len(BICUBIC_2X)
+#: replicate-padding of the coarse grid; with transposed-conv padding UPSAMPLE_CROP the output is
+#: exactly twice the input size and output sample 2i sits at input position i - 1/4
+UPSAMPLE_PAD = 2
+UPSAMPLE_CROP = 3 + 2 * UPSAMPLE_PAD
+
+
+def level_shapes(height: int, width: int, n_levels: int) -> list[tuple[int, int]]:
+    return [(math.ceil(height / 2**i), math.ceil(width / 2**i)) for i in range(n_levels)]
+
+
+def bicubic_kernel() -> torch.Tensor:
+    k = torch.tensor(BICUBIC_2X, dtype=torch.float32)
+    return torch.outer(k, k)
+
+
+def upsample2x(x: torch.Tensor, kernel: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+    """(c, h, w) -> (c, H, W) with H <= 2h, W <= 2w, one shared 8x8 kernel for every channel."""
+    padded = F.pad(x.unsqueeze(1), (UPSAMPLE_PAD,) * 4, mode="replicate")
+    up = F.conv_transpose2d(padded, kernel.view(1, 1, *kernel.shape), stride=2, padding=UPSAMPLE_CROP)
+    return up[:, 0, : out_hw[0], : out_hw[1]]
+
+
+def upsample_pyramid(levels: list[torch.Tensor], kernel: torch.Tensor) -> torch.Tensor:
+    """Progressive upsampling: u_last = L_last, u_k = [L_k, up(u_{k+1})]. Returns (n_levels, H, W)."""
+    u = levels[-1].unsqueeze(0)
+    for level in reversed(levels[:-1]):
+        u = torch.cat([level.unsqueeze(0), upsample2x(u, kernel, tuple(level.shape))], dim=0)
+    return u
+
+
+def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Differentiable rounding that tends to round() as the temperature goes to 0."""
+    floor = torch.floor(x)
+    r = x - floor - 0.5
+    return floor + 0.5 + 0.5 * torch.tanh(r / temperature) / math.tanh(0.5 / temperature)
+
+
+def kumaraswamy_noise(shape: torch.Size, a: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Noise in [-0.5, 0.5] from a Kumaraswamy(a, b) law whose mode is 0.5 (a = 1: uniform)."""
+    b = ((a - 1.0) / 0.5**a + 1.0) / a
+    u = torch.rand(shape, generator=generator, device=device).clamp(1e-6, 1 - 1e-6)
+    return (1.0 - (1.0 - u) ** (1.0 / b)) ** (1.0 / a) - 0.5
+
+
+def quantise_ste(x: torch.Tensor) -> torch.Tensor:
+    """Hard rounding with a straight-through gradient."""
+    return x + (torch.round(x) - x).detach()
+
+
+def to_integers(levels: list[torch.Tensor]) -> list[np.ndarray]:
+    return [
+        torch.round(z.detach()).clamp(LATENT_MIN, LATENT_MAX).cpu().numpy().astype(np.int64) for z in levels
+    ]

@@ -1,0 +1,161 @@
+"""One frame's network: latents -> upsampling -> modulation -> masked random synthesis.
+
+This is the float (training) form. ``integer_synthesis`` evaluates the same function exactly in
+integers for the reconstruction that encoder and decoder share.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .arm import Arm
+from .config import ModelConfig
+from .latents import bicubic_kernel, level_shapes, upsample_pyramid
+from .random_weights import WEIGHT_FRAC, random_synthesis_weights
+from .supermask import straight_through_mask, topk_mask
+
+#: fractional bits of the synthesis' fixed-point activations and input coordinates
+SYNTH_FRAC = 12
+#: Laplace log-scale range covered by the coder's tables (natural log)
+LOG_SCALE_MIN, LOG_SCALE_MAX = -4.5, 4.5
+
+
+def activation(x: torch.Tensor) -> torch.Tensor:
+    """A GELU-like curve that is exact in fixed point: x * clamp(x + 2, 0, 4) / 4."""
+    return x * torch.clamp(x + 2.0, 0.0, 4.0) * 0.25
+
+
+def pixel_coordinates(height: int, width: int) -> np.ndarray:
+    """(H*W, 2) integer (x, y) pixel-centre coordinates in [-1, 1] with SYNTH_FRAC bits."""
+
+    def axis(n: int) -> np.ndarray:
+        num = (2 * np.arange(n, dtype=np.int64) + 1 - n) << SYNTH_FRAC
+        return (2 * num + n) // (2 * n)  # round(num / n), exact integer division
+
+    ys, xs = axis(height), axis(width)
+    return np.stack([np.tile(xs, height), np.repeat(ys, width)], axis=1)
+
+
+class Modulation(nn.Module):
+    """Per-pixel network turning the upsampled latents into the rewind modulations o0..o3."""
+
+    def __init__(self, in_channels: int, hidden: int) -> None:
+        super().__init__()
+        self.fc0 = nn.Linear(in_channels, hidden)
+        self.fc1 = nn.Linear(hidden, 3)
+        self.res2 = nn.Conv2d(3, 3, 3, padding=1)
+        self.res3 = nn.Conv2d(3, 3, 3, padding=1)
+        with torch.no_grad():
+            for conv in (self.res2, self.res3):
+                conv.weight.mul_(0.1)
+                conv.bias.zero_()
+
+    def forward(self, features: torch.Tensor, height: int, width: int) -> list[torch.Tensor]:
+        """features (P, in) -> [o0 (P, hidden), o1, o2, o3 (P, 3)]."""
+        o0 = activation(self.fc0(features))
+        o1 = activation(self.fc1(o0))
+        img = o1.t().reshape(1, 3, height, width)
+        img2 = img + activation(F.conv2d(F.pad(img, (1, 1, 1, 1), mode="replicate"), self.res2.weight, self.res2.bias))
+        img3 = img2 + activation(F.conv2d(F.pad(img2, (1, 1, 1, 1), mode="replicate"), self.res3.weight, self.res3.bias))
+        o2 = img2.reshape(3, -1).t()
+        o3 = img3.reshape(3, -1).t()
+        return [o0, o1, o2, o3]
+
+
+def synthesis_inputs(layer: int, hidden: torch.Tensor, mods: list[torch.Tensor]) -> torch.Tensor:
+    """Rewind modulation: the deepest modulations feed the earliest layers."""
+    o0, o1, o2, o3 = mods
+    extra = {1: [o3, o2], 2: [o3, o2, o1], 3: [o3, o2, o1, o0]}[layer]
+    return torch.cat([hidden, *extra], dim=1)
+
+
+class FrameModel(nn.Module):
+    def __init__(self, config: ModelConfig, height: int, width: int, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.height, self.width = height, width
+        self.shapes = level_shapes(height, width, config.n_levels)
+        self.latents = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in self.shapes])
+        self.up_kernel = nn.Parameter(bicubic_kernel())
+        self.modulation = Modulation(config.n_levels, config.mod_hidden)
+        self.arm = Arm(config.arm_hidden)
+        int_weights = random_synthesis_weights(config)
+        self.layer_shapes = [w.shape for w in int_weights]
+        flat = np.concatenate([w.ravel() for w in int_weights]).astype(np.float64) / (1 << WEIGHT_FRAC)
+        self.register_buffer("random_weights", torch.tensor(flat, dtype=torch.float32))
+        scores = torch.rand(flat.size, generator=generator)
+        self.scores = nn.Parameter(scores)
+        coords = pixel_coordinates(height, width).astype(np.float32) / (1 << SYNTH_FRAC)
+        self.register_buffer("coords", torch.from_numpy(coords))
+
+    # --- pieces -------------------------------------------------------------------------------
+    def mask(self, straight_through: bool = True) -> torch.Tensor:
+        n_kept = self.config.n_kept()
+        if straight_through:
+            return straight_through_mask(self.scores, n_kept)
+        return topk_mask(self.scores.detach(), n_kept)
+
+    def masked_layers(self, mask: torch.Tensor) -> list[torch.Tensor]:
+        weights = self.random_weights * mask
+        layers, start = [], 0
+        for out_c, in_c in self.layer_shapes:
+            layers.append(weights[start : start + out_c * in_c].view(out_c, in_c))
+            start += out_c * in_c
+        return layers
+
+    def synthesise(self, levels: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """Quantised (or proxy) latents -> (C, H, W) picture in [0, 1] before clamping."""
+        u = upsample_pyramid(levels, self.up_kernel)
+        features = u.reshape(u.shape[0], -1).t()
+        mods = self.modulation(features, self.height, self.width)
+        w1, w2, w3, w4 = self.masked_layers(mask)
+        h = activation(self.coords @ w1.t())
+        h = activation(synthesis_inputs(1, h, mods) @ w2.t())
+        h = activation(synthesis_inputs(2, h, mods) @ w3.t())
+        out = synthesis_inputs(3, h, mods) @ w4.t()
+        return (0.5 * out + 0.5).t().reshape(-1, self.height, self.width)
+
+    def rate_bits(self, levels: list[torch.Tensor]) -> torch.Tensor:
+        """Estimated bits of the (proxy-)quantised latents under the ARM's Laplace model."""
+        total = levels[0].new_zeros(())
+        for q in levels:
+            mu, log_scale = self.arm(q.unsqueeze(0).unsqueeze(0))
+            total = total + laplace_bits(q, mu, log_scale).sum()
+        return total
+
+
+def laplace_bits(q: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """-log2 P(q) for a Laplace(mu, exp(log_scale)) integrated over [q - 1/2, q + 1/2]."""
+    scale = torch.exp(log_scale.clamp(LOG_SCALE_MIN, LOG_SCALE_MAX))
+    upper = (q + 0.5 - mu) / scale
+    lower = (q - 0.5 - mu) / scale
+
+    def cdf(x: torch.Tensor) -> torch.Tensor:
+        return 0.5 - 0.5 * torch.sign(x) * torch.expm1(-torch.abs(x))
+
+    prob = (cdf(upper) - cdf(lower)).clamp_min(2.0**-24)
+    return -torch.log2(prob)
+
+
+def count_kmac_per_pixel(config: ModelConfig, height: int, width: int) -> float:
+    """Multiply-accumulates per decoded pixel: kept random weights, modulation, upsampling, ARM."""
+    pixels = height * width
+    shapes = level_shapes(height, width, config.n_levels)
+    synth = config.n_kept()
+    mod = config.n_levels * config.mod_hidden + config.mod_hidden * 3 + 2 * 3 * 3 * 9
+    # transposed 8x8 stride-2 conv: 16 taps per output sample and channel
+    up = sum(16 * (config.n_levels - 1 - k) * shapes[k][0] * shapes[k][1] for k in range(config.n_levels - 1))
+    arm = (24 * config.arm_hidden + config.arm_hidden**2 + 2 * config.arm_hidden) * sum(h * w for h, w in shapes)
+    return (pixels * (synth + mod) + up + arm) / pixels / 1000.0
+
+
+def latent_count(height: int, width: int, n_levels: int) -> int:
+    return sum(h * w for h, w in level_shapes(height, width, n_levels))
+
+
+__all__ = ["FrameModel", "activation", "laplace_bits", "count_kmac_per_pixel", "pixel_coordinates", "math"]

@@ -1,0 +1,141 @@
+"""The small learned networks (ARM, upsampler, modulation) as quantised integers.
+
+Each module is quantised with its own step 2^-frac (chosen by an RD search in ``train``) and
+coded with signed exp-Golomb of an order chosen per module.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .arm import IntegerArm
+from .config import ModelConfig
+from .entropy import best_exp_golomb_order, exp_golomb_decode, exp_golomb_encode
+from .errors import FormatError
+from .latents import UPSAMPLE_KERNEL
+
+MODULES = ("arm", "upsampler", "modulation")
+MIN_FRAC, MAX_FRAC = 0, 12
+#: quantised parameters are bounded so that exact integer evaluation cannot overflow 2^53
+MAX_PARAM = 1 << 16
+
+
+@dataclass(frozen=True)
+class QuantizedModule:
+    frac: int
+    tensors: tuple[np.ndarray, ...]  # int64, in the order of ``module_shapes``
+
+    def float_tensors(self) -> list[np.ndarray]:
+        return [t.astype(np.float64) / (1 << self.frac) for t in self.tensors]
+
+    def exact(self) -> tuple[np.ndarray, ...]:
+        """The integers as float64 arrays (for exact evaluation)."""
+        return tuple(t.astype(np.float64) for t in self.tensors)
+
+
+@dataclass(frozen=True)
+class QuantizedNetworks:
+    arm: QuantizedModule
+    upsampler: QuantizedModule
+    modulation: QuantizedModule
+
+    def module(self, name: str) -> QuantizedModule:
+        return getattr(self, name)
+
+    def integer_arm(self) -> IntegerArm:
+        w1, b1, w2, b2, w3, b3 = self.arm.exact()
+        return IntegerArm(w1, b1, w2, b2, w3, b3, self.arm.frac)
+
+    def n_params(self) -> int:
+        return sum(t.size for name in MODULES for t in self.module(name).tensors)
+
+
+def module_shapes(config: ModelConfig, name: str) -> list[tuple[int, ...]]:
+    a, m, n = config.arm_hidden, config.mod_hidden, config.n_levels
+    if name == "arm":
+        return [(a, 24), (a,), (a, a), (a,), (2, a), (2,)]
+    if name == "upsampler":
+        return [(UPSAMPLE_KERNEL, UPSAMPLE_KERNEL)]
+    if name == "modulation":
+        return [(m, n), (m,), (3, m), (3,), (3, 3, 3, 3), (3,), (3, 3, 3, 3), (3,)]
+    raise KeyError(name)
+
+
+def module_parameters(model: torch.nn.Module, name: str) -> list[torch.Tensor]:
+    """The float parameters of a FrameModel module, in the order of ``module_shapes``."""
+    if name == "arm":
+        arm = model.arm
+        return [arm.fc1.weight, arm.fc1.bias, arm.fc2.weight, arm.fc2.bias, arm.fc3.weight, arm.fc3.bias]
+    if name == "upsampler":
+        return [model.up_kernel]
+    if name == "modulation":
+        mod = model.modulation
+        return [mod.fc0.weight, mod.fc0.bias, mod.fc1.weight, mod.fc1.bias,
+                mod.res2.weight, mod.res2.bias, mod.res3.weight, mod.res3.bias]
+    raise KeyError(name)
+
+
+def quantize_module(params: list[torch.Tensor], frac: int) -> QuantizedModule:
+    scale = float(1 << frac)
+    tensors = tuple(
+        np.clip(np.round(p.detach().cpu().double().numpy() * scale), -MAX_PARAM, MAX_PARAM).astype(np.int64)
+        for p in params
+    )
+    return QuantizedModule(frac, tensors)
+
+
+def load_module(model: torch.nn.Module, name: str, module: QuantizedModule) -> None:
+    """Overwrite a FrameModel's float parameters with the dequantised values."""
+    with torch.no_grad():
+        for param, values in zip(module_parameters(model, name), module.float_tensors()):
+            param.copy_(torch.from_numpy(values).to(param))
+
+
+def module_bits(module: QuantizedModule) -> int:
+    values = np.concatenate([t.ravel() for t in module.tensors])
+    return 8 * len(exp_golomb_encode(values, best_exp_golomb_order(values))) + 8 * 6
+
+
+def to_bytes(nets: QuantizedNetworks) -> bytes:
+    """Per module: frac (u8), exp-Golomb order (u8), code length (u32 LE), code."""
+    out = bytearray()
+    for name in MODULES:
+        module = nets.module(name)
+        values = np.concatenate([t.ravel() for t in module.tensors])
+        k = best_exp_golomb_order(values)
+        code = exp_golomb_encode(values, k)
+        out += struct.pack("<BBI", module.frac, k, len(code)) + code
+    return bytes(out)
+
+
+def from_bytes(data: bytes, config: ModelConfig) -> tuple[QuantizedNetworks, int]:
+    """Returns the networks and the number of bytes consumed."""
+    pos, modules = 0, {}
+    for name in MODULES:
+        if pos + 6 > len(data):
+            raise FormatError(f"group header: {name} parameters truncated")
+        frac, k, length = struct.unpack_from("<BBI", data, pos)
+        pos += 6
+        if not MIN_FRAC <= frac <= MAX_FRAC or k > 15:
+            raise FormatError(f"group header: {name} quantisation step 2^-{frac} / order {k} out of range")
+        if length > len(data) - pos:
+            raise FormatError(f"group header: {name} parameters truncated")
+        shapes = module_shapes(config, name)
+        count = sum(int(np.prod(s)) for s in shapes)
+        values, used = exp_golomb_decode(data[pos : pos + length], count, k, f"group header: {name}")
+        if used != length:
+            raise FormatError(f"group header: {name} parameter code has {length - used} stray bytes")
+        if np.any(np.abs(values) > MAX_PARAM):
+            raise FormatError(f"group header: {name} parameter out of range")
+        pos += length
+        tensors, start = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape))
+            tensors.append(values[start : start + size].reshape(shape))
+            start += size
+        modules[name] = QuantizedModule(frac, tuple(tensors))
+    return QuantizedNetworks(**modules), pos
