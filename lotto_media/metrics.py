@@ -163,7 +163,10 @@ def ms_ssim_scales(height: int, width: int) -> int:
 def _ms_ssim_plane(a: np.ndarray, b: np.ndarray, max_value: float) -> float:
     scales = ms_ssim_scales(*a.shape)
     weights = np.asarray(MS_SSIM_WEIGHTS[:scales])
-    weights = weights / weights.sum()
+    if scales < len(MS_SSIM_WEIGHTS):
+        # Only a truncated set is renormalised: the standard five weights are used as published
+        # (they sum to 1.0001).
+        weights = weights / weights.sum()
     short = min(a.shape)
     size = SSIM_WINDOW if short >= SSIM_WINDOW else (short if short % 2 else short - 1)
     kernel = _gaussian_kernel(size, SSIM_SIGMA)

@@ -6,8 +6,6 @@ integers for the reconstruction that encoder and decoder share.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -82,8 +80,13 @@ class FrameModel(nn.Module):
         self.shapes = level_shapes(height, width, config.n_levels)
         self.latents = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in self.shapes])
         self.up_kernel = nn.Parameter(bicubic_kernel())
-        self.modulation = Modulation(config.n_levels, config.mod_hidden)
-        self.arm = Arm(config.arm_hidden)
+        # torch.nn layers draw their initial weights from the global generator: seed it locally
+        # (fork_rng restores it afterwards) so that encoding is repeatable.
+        init_seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else 0
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            self.modulation = Modulation(config.n_levels, config.mod_hidden)
+            self.arm = Arm(config.arm_hidden)
         int_weights = random_synthesis_weights(config)
         self.layer_shapes = [w.shape for w in int_weights]
         flat = np.concatenate([w.ravel() for w in int_weights]).astype(np.float64) / (1 << WEIGHT_FRAC)
@@ -158,4 +161,3 @@ def latent_count(height: int, width: int, n_levels: int) -> int:
     return sum(h * w for h, w in level_shapes(height, width, n_levels))
 
 
-__all__ = ["FrameModel", "activation", "laplace_bits", "count_kmac_per_pixel", "pixel_coordinates", "math"]

@@ -46,7 +46,8 @@ def frequency_multipliers() -> np.ndarray:
 def basis_phases(fan_in: int) -> np.ndarray:
     """Integer phases (units of 2^-16 turn, not yet reduced) of the basis, shape (4096, fan_in).
 
-    Row j = f * 32 + m samples cos(2*pi*(nu_f * t_i + m / 32)) at t_i = (2i - (fan_in-1)) / (fan_in-1).
+    Row j = f * 32 + m samples cos(2*pi*(nu_f * t_i + m / 32)) at the fan_in points
+    t_i = (2i - (fan_in - 1)) / (fan_in - 1), i.e. evenly spread over [-1, 1].
     """
     if fan_in < 1:
         raise ValueError(f"fan_in must be >= 1, got {fan_in}")
@@ -57,11 +58,10 @@ def basis_phases(fan_in: int) -> np.ndarray:
         sweep = np.zeros((frequency_multipliers().size, 1), dtype=np.int64)
     else:
         centred = 2 * np.arange(n, dtype=np.int64) - (n - 1)  # (2i - (n-1)), |.| <= n - 1
-        # nu * t in units of 2^-16 turn = c * n * (2i - (n-1)) * 2^(16-10) / (n - 1), rounded half up.
-        # |numerator| <= 256 * n^2 * 64 < 2^37 for n <= 2057 (the largest fan_in ModelConfig allows).
-        numerator = (frequency_multipliers()[:, None] * (n * centred[None, :])) << np.int64(
-            PHASE_BITS - FREQ_FRAC
-        )
+        # nu * t in units of 2^-16 turn is c * n * (2i - (n-1)) * 2^(16-10) / (n - 1), rounded
+        # half up. |numerator| <= 256 * n^2 * 64 < 2^37 for n <= 2057 (ModelConfig's largest fan_in).
+        products = frequency_multipliers()[:, None] * (n * centred[None, :])
+        numerator = products << np.int64(PHASE_BITS - FREQ_FRAC)
         denominator = np.int64(n - 1)
         sweep = (2 * numerator + denominator) // (2 * denominator)
     phases = sweep[:, None, :] + phase_offsets[None, :, None]

@@ -124,9 +124,9 @@ def search(
                     step=step + 1,
                     total=total,
                     phase="soft" if soft else "hard",
-                    loss=float(loss),
+                    loss=float(loss.detach()),
                     psnr=_psnr(float(mse)),
-                    bpp=float(bits) / pixels,
+                    bpp=float(bits.detach()) / pixels,
                     elapsed_s=elapsed,
                     eta_s=elapsed / (step + 1) * (total - step - 1),
                 )

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -135,9 +134,7 @@ def test_fourier_basis_is_the_sampled_cosines() -> None:
     assert np.array_equal(fourier_basis(1)[:32, 0], np.round(np.cos(2 * np.pi * phi) * 2**14))
 
 
-def _probe_script() -> str:
-    """Code run in a child interpreter: report disabled features and the digests it computes."""
-    return r"""
+FEATURE_PROBE = r"""
 import json, sys, warnings
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
@@ -146,40 +143,50 @@ try:
     from numpy._core._multiarray_umath import __cpu_features__
 except ImportError:
     from numpy.core._multiarray_umath import __cpu_features__
+requested = json.loads(sys.argv[1])
+report = {
+    "still_enabled": [f for f in requested if __cpu_features__.get(f)],
+    "warnings": [str(w.message) for w in caught],
+}
+"""
+
+# The modules under test need only numpy and lotto_media.config/errors. Registering a bare package
+# object lets the child import them without running lotto_media/__init__.py, which pulls in torch
+# and would add seconds to the test for nothing it checks.
+RESULT_PROBE = r"""
+import types
+package = types.ModuleType("lotto_media")
+package.__path__ = [sys.argv[2]]
+sys.modules["lotto_media"] = package
 from lotto_media.config import ModelConfig
 from lotto_media.fixedpoint import cos_fixed, exp_neg_fixed
 from lotto_media.random_weights import weights_digest
-requested = json.loads(sys.argv[1])
-seeds = json.loads(sys.argv[2])
-print(json.dumps({
-    "still_enabled": [f for f in requested if __cpu_features__.get(f)],
-    "warnings": [str(w.message) for w in caught],
-    "digests": {str(s): weights_digest(ModelConfig(seed=s)) for s in seeds},
-    "cos": cos_fixed(np.arange(-70000, 70000, 7), 16, 14).tolist(),
-    "exp": exp_neg_fixed(np.arange(0, 1 << 20, 3), 14, 30).tolist(),
-}))
+report["digests"] = {str(s): weights_digest(ModelConfig(seed=s)) for s in json.loads(sys.argv[3])}
+report["cos"] = cos_fixed(np.arange(-70000, 70000, 7), 16, 14).tolist()
+report["exp"] = exp_neg_fixed(np.arange(0, 1 << 20, 3), 14, 30).tolist()
 """
 
 
-def _run_probe(disabled: list[str]) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["NPY_DISABLE_CPU_FEATURES"] = ",".join(disabled)
-    env["OMP_NUM_THREADS"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
-    seeds = json.dumps(sorted(PINNED_DIGESTS))
-    return subprocess.run(
-        [sys.executable, "-c", _probe_script(), json.dumps(disabled), seeds],
-        env=env, capture_output=True, text=True, timeout=120,
+def _run_probe(disabled: list[str], compute: bool) -> dict | None:
+    """Run a child with these features disabled and OMP_NUM_THREADS=1; None if it failed."""
+    env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=",".join(disabled), OMP_NUM_THREADS="1")
+    code = FEATURE_PROBE + (RESULT_PROBE if compute else "") + "\nprint(json.dumps(report))\n"
+    args = [json.dumps(disabled), str(REPO_ROOT / "lotto_media"), json.dumps(sorted(PINNED_DIGESTS))]
+    child = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120
     )
+    if compute:
+        assert child.returncode == 0, child.stderr
+    return json.loads(child.stdout) if child.returncode == 0 else None
 
 
 def _disableable_features() -> list[str]:
     """The SIMD features this CPU has, beyond numpy's baseline, that numpy agrees to disable.
 
-    Candidates are the features reported True and not in the baseline. numpy refuses some (it
-    only disables dispatch targets, warning about the rest, and aborts on baseline ones), so we
-    try them all in one child and keep those that really went off; if the child cannot even
-    start, we fall back to trying one feature at a time.
+    Candidates are the features reported True and not in the baseline. numpy only disables its
+    dispatch targets (it warns about other names and aborts on baseline ones), so when it lists
+    them we keep to those. Then we try: the candidates go to one child together, and whatever it
+    still reports enabled is dropped; if that child cannot start, we try one feature at a time.
     """
     try:
         from numpy._core import _multiarray_umath as umath
@@ -187,23 +194,23 @@ def _disableable_features() -> list[str]:
         from numpy.core import _multiarray_umath as umath
     baseline = set(getattr(umath, "__cpu_baseline__", []))
     candidates = [f for f, on in umath.__cpu_features__.items() if on and f not in baseline]
-    trial = _run_probe(candidates)
-    if trial.returncode == 0:
-        still_on = set(json.loads(trial.stdout)["still_enabled"])
-        return [f for f in candidates if f not in still_on]
+    dispatch = getattr(umath, "__cpu_dispatch__", None)
+    if dispatch is not None:
+        candidates = [f for f in candidates if f in set(dispatch)]
+    together = _run_probe(candidates, compute=False)
+    if together is not None:
+        return [f for f in candidates if f not in together["still_enabled"]]
     working = []
     for feature in candidates:
-        single = _run_probe([feature])
-        if single.returncode == 0 and not json.loads(single.stdout)["still_enabled"]:
+        alone = _run_probe([feature], compute=False)
+        if alone is not None and not alone["still_enabled"]:
             working.append(feature)
     return working
 
 
 def test_same_results_without_simd_and_single_threaded() -> None:
     disabled = _disableable_features()
-    result = _run_probe(disabled)
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout)
+    report = _run_probe(disabled, compute=True)
     assert report["still_enabled"] == [], f"numpy kept {report['still_enabled']} enabled"
     assert not any("NPY_DISABLE_CPU_FEATURES" in w for w in report["warnings"]), report["warnings"]
     assert report["digests"] == {str(s): d for s, d in PINNED_DIGESTS.items()}

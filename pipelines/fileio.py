@@ -1,0 +1,85 @@
+"""The user's files as the command line sees them: ``-`` for stdin/stdout, refusing to clobber,
+and outputs that appear atomically (a temporary file in the same directory, then ``os.replace``),
+so a crash, an error or Ctrl-C never leaves a partial file under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from lotto_media.errors import LottoError
+
+STDIO = "-"
+
+
+class OutputError(LottoError):
+    """An output cannot or must not be written (exists, is a terminal, same as the input...)."""
+
+
+def is_stdio(name: str | Path) -> bool:
+    return str(name) == STDIO
+
+
+def read_input(name: str | Path) -> bytes:
+    """All bytes of a file, or of stdin for ``-``. OSError is left to the caller's error
+    handler, which names the file."""
+    if is_stdio(name):
+        return sys.stdin.buffer.read()
+    return Path(name).read_bytes()
+
+
+def display_name(name: str | Path) -> str:
+    """How a file is named in messages."""
+    return "<stdin>" if is_stdio(name) else str(name)
+
+
+def check_output(name: str | Path, *, overwrite: bool, input_name: str | Path | None = None) -> None:
+    """Fail early (before minutes of encoding) if ``name`` is not a place we may write to."""
+    if is_stdio(name):
+        if sys.stdout.isatty():
+            raise OutputError("refusing to write binary data to a terminal (redirect stdout or use -o FILE)")
+        return
+    path = Path(name)
+    if input_name is not None and not is_stdio(input_name) and _same_file(path, Path(input_name)):
+        raise OutputError(f"{path}: output would overwrite the input")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory")
+    if path.exists() and not overwrite:
+        raise OutputError(f"{path}: already exists (use -y to overwrite)")
+    if not path.parent.is_dir():
+        raise OutputError(f"{path}: directory {path.parent} does not exist")
+
+
+def write_output(name: str | Path, data: bytes, *, overwrite: bool) -> None:
+    """Write ``data`` to stdout (``-``) or atomically to a file."""
+    if is_stdio(name):
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    path = Path(name)
+    temp_name = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
+    # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask apply as for open().
+    fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as temp:
+            temp.write(data)
+            temp.flush()
+            os.fsync(temp.fileno())
+        # The check is repeated because the file may have appeared while we were encoding.
+        if not overwrite and path.exists():
+            raise OutputError(f"{path}: already exists (use -y to overwrite)")
+        os.replace(temp_name, path)
+    except BaseException:
+        # BaseException on purpose: KeyboardInterrupt must not leave the temporary file behind.
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -1,0 +1,109 @@
+"""A terminal progress bar for the encoder's search, drawn with tqdm on stderr.
+
+The core reports ``Progress`` records through a callback; this module only renders them. A bar
+is drawn only when a person is watching (stderr is a terminal) and did not ask for quiet, so logs
+and pipes stay clean.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from typing import Protocol, TextIO
+
+from tqdm import tqdm
+
+
+class ProgressLike(Protocol):
+    """The fields of ``lotto_media.codec.Progress`` this module reads (typed structurally so that
+    importing the progress bar does not import the codec and torch)."""
+
+    step: int
+    total: int
+    phase: str
+    loss: float
+    psnr: float
+    bpp: float
+    eta_s: float
+
+
+# tqdm puts ", " in front of a non-empty postfix itself.
+_BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt}{postfix}"
+
+
+def format_seconds(seconds: float) -> str:
+    """Compact duration for a status line: 42s, 3m05s, 1h02m."""
+    if seconds != seconds or seconds < 0:  # NaN or unknown
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def describe(progress: ProgressLike) -> str:
+    """The numbers shown next to the bar."""
+    return (f"loss {progress.loss:.4g}  PSNR {progress.psnr:.2f} dB  "
+            f"{progress.bpp:.3f} bpp  ETA {format_seconds(progress.eta_s)}")
+
+
+class ProgressBar:
+    """Callable progress sink; use as a context manager so the bar is closed on every exit.
+
+    ``enabled=None`` decides from the stream: draw only on a terminal.
+    """
+
+    def __init__(self, label: str, *, enabled: bool | None = None, stream: TextIO | None = None,
+                 min_interval: float = 0.2) -> None:
+        self._label = label
+        self._min_interval = min_interval
+        self._stream = stream if stream is not None else sys.stderr
+        self._enabled = _is_terminal(self._stream) if enabled is None else enabled
+        self._bar: tqdm | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    def __call__(self, progress: ProgressLike) -> None:
+        if not self._enabled:
+            return
+        if self._bar is None:
+            # A terminal that reports a 0x0 size (some ptys, CI consoles) would make tqdm draw
+            # nothing at all: fall back to a fixed size there.
+            size = shutil.get_terminal_size(fallback=(0, 0))
+            known = size.columns > 0 and size.lines > 0
+            self._bar = tqdm(total=progress.total, file=self._stream, bar_format=_BAR_FORMAT,
+                             desc=self._label, dynamic_ncols=known,
+                             ncols=None if known else 100, nrows=None if known else 24,
+                             leave=False, mininterval=self._min_interval)
+        if self._bar.total != progress.total:
+            self._bar.total = progress.total
+        self._bar.set_description_str(f"{self._label} [{progress.phase}]", refresh=False)
+        self._bar.set_postfix_str(describe(progress), refresh=False)
+        self._bar.update(max(0, progress.step - self._bar.n))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def progress_callback(label: str, *, quiet: bool) -> ProgressBar:
+    """The sink the CLI hands to the encoder: silent when quiet or when stderr is not a terminal."""
+    return ProgressBar(label, enabled=False if quiet else None)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # closed or file-less streams
+        return False

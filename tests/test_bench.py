@@ -1,0 +1,274 @@
+"""``lotto-media bench``: the files it writes, the fields of every point, failure isolation, and the
+report plumbing. Most tests use the stand-in codec (tests/conftest.py); ``test_images_with_the_real_codec``
+and ``test_video_reports_lotto_unsupported_with_the_real_codec`` go through the real one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import save_png, synthetic_rgb
+from lotto_media.errors import InputError, UnsupportedError
+from lotto_media.pipelines import bench, cli
+from lotto_media.pipelines.bench_report import mean_curves
+
+IMAGE_FIELDS = {"kind", "codec", "image", "param", "setting", "quality", "width", "height", "bytes", "bpp",
+                "psnr_rgb", "psnr_r", "psnr_g", "psnr_b", "ms_ssim", "encode_s", "decode_s", "status"}
+LOTTO_FIELDS = {"bit_exact", "lmbda", "steps", "search_s", "kmac_per_pixel", "psnr_reported"}
+VIDEO_FIELDS = {"kind", "clip", "codec", "mode", "param", "setting", "frames", "bytes", "kbps", "psnr_y", "psnr_u",
+                "psnr_v", "psnr_yuv", "encode_s_per_frame", "decode_fps", "status"}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_svt(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SVT_LOG", "1")
+
+
+def run(capsys, *argv: object) -> tuple[int, str, str]:
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def read_points(path: Path) -> list[dict]:
+    # strict JSON: json.loads would accept NaN/Infinity, so refuse them explicitly
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {name} in {path}")
+    return [json.loads(line, parse_constant=no_constants) for line in path.read_text().splitlines()]
+
+
+def assert_png(path: Path) -> None:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+
+
+def write_y4m(path: Path, frames: list[list[np.ndarray]], fps: int = 25) -> Path:
+    height, width = frames[0][0].shape
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for planes in frames:
+            f.write(b"FRAME\n" + b"".join(p.astype(np.uint8).tobytes() for p in planes))
+    return path
+
+
+def tiny_clip(n: int = 3, height: int = 16, width: int = 24) -> list[list[np.ndarray]]:
+    rgb = synthetic_rgb(height + n, width + n, seed=4)
+    return [[rgb[t:t + height, t:t + width, 1], rgb[t:t + height:2, t:t + width:2, 0],
+             rgb[t:t + height:2, t:t + width:2, 2]] for t in range(n)]
+
+
+def test_images_writes_points_summary_and_plots(tmp_path, capsys, fake_codec):
+    png = save_png(synthetic_rgb(16, 24), tmp_path / "tiny.png")
+    out = tmp_path / "out"
+    code, stdout, stderr = run(capsys, "bench", "images", png, "--preset", "ultrafast", "--quality", "20,80",
+                               "--anchors", "jpeg,x265", "--out", out)
+    assert code == 0, stderr
+    assert stdout == ""  # data goes to files, progress to stderr
+    points = read_points(out / "points.jsonl")
+    n_expected = 2 + 8 + 8  # two lotto qualities + default sweeps of jpeg and x265
+    assert len(points) == n_expected
+    assert stderr.count("lotto-media: bench [") == n_expected
+    for point in points:
+        assert point["status"] == "ok", point
+        assert IMAGE_FIELDS <= set(point), IMAGE_FIELDS - set(point)
+        assert point["image"] == "tiny" and (point["width"], point["height"]) == (24, 16)
+        assert point["bpp"] == pytest.approx(8 * point["bytes"] / (24 * 16))
+    lotto = [p for p in points if p["codec"].startswith("lotto")]
+    assert {p["codec"] for p in lotto} == {"lotto-ultrafast"} and [p["quality"] for p in lotto] == [20, 80]
+    assert all(LOTTO_FIELDS <= set(p) and p["bit_exact"] is True for p in lotto)
+    assert {p["codec"] for p in points} == {"lotto-ultrafast", "jpeg", "x265"}
+    assert all(p["param"] == "qp" for p in points if p["codec"] == "x265")
+    # The stand-in keeps 4 bits per sample: measured PSNR must be what the metric says, not a copy.
+    assert all(25 < p["psnr_rgb"] < 40 for p in lotto)
+    summary = (out / "summary.md").read_text()
+    assert "lotto-media bench images" in summary and "BD-rate" in summary and "BD-PSNR" in summary
+    assert "machine:" in summary and "torch" in summary and "av " in summary and "command: `" in summary
+    assert "| lotto-ultrafast |" in summary and "Against **x265**" in summary
+    bd = json.loads((out / "bd.json").read_text())
+    assert set(bd["tiny"]["lotto-ultrafast"]) == {"jpeg", "x265"}
+    assert bd["tiny"]["jpeg"]["x265"]["bd_rate"]["metric"] == "bd_rate"
+    assert_png(out / "rd_tiny.png")
+    assert_png(out / "rd_mean.png")
+
+
+def test_images_passes_settings_to_the_codec_and_quiet_is_silent(tmp_path, capsys, fake_codec):
+    png = save_png(synthetic_rgb(16, 24), tmp_path / "a.png")
+    code, _, stderr = run(capsys, "bench", "images", png, "--preset", "fast", "--quality", "33", "--anchors",
+                          "jpeg", "--out", tmp_path / "o", "--quiet", "--threads", "1")
+    assert code == 0 and stderr == ""
+    options = [arg for name, arg in fake_codec.calls if name == "encode_frame"]
+    assert len(options) == 1
+    assert options[0].quality == 33 and options[0].preset == "fast" and options[0].threads == 1
+
+
+def test_folder_input_downscale_and_duplicate_names(tmp_path, capsys, fake_codec):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    save_png(synthetic_rgb(32, 48), tmp_path / "a" / "pic.png")
+    save_png(synthetic_rgb(32, 48, seed=2), tmp_path / "b" / "pic.png")
+    (tmp_path / "a" / "notes.txt").write_text("not an image")
+    code, _, _ = run(capsys, "bench", "images", tmp_path / "a", tmp_path / "b", "--downscale", "2", "--quality",
+                     "50", "--anchors", "jpeg", "--out", tmp_path / "o", "-q")
+    assert code == 0
+    points = read_points(tmp_path / "o" / "points.jsonl")
+    assert {p["image"] for p in points} == {"pic", "pic_2"}
+    assert {(p["width"], p["height"]) for p in points} == {(24, 16)}
+    assert_png(tmp_path / "o" / "rd_pic_2.png")
+
+
+def test_a_failing_point_is_recorded_and_the_others_still_run(tmp_path, capsys, fake_codec, monkeypatch):
+    real = bench.encode_anchor
+
+    def flaky(name, rgb, q):
+        if q == 45:
+            raise RuntimeError("encoder exploded")
+        return real(name, rgb, q)
+
+    monkeypatch.setattr(bench, "encode_anchor", flaky)
+    png = save_png(synthetic_rgb(16, 24), tmp_path / "t.png")
+    code, _, stderr = run(capsys, "bench", "images", png, "--quality", "50", "--anchors", "jpeg",
+                          "--out", tmp_path / "o")
+    assert code == 1
+    points = read_points(tmp_path / "o" / "points.jsonl")
+    failed = [p for p in points if p["status"] != "ok"]
+    assert len(points) == 9 and len(failed) == 1
+    assert failed[0]["status"] == "error" and "encoder exploded" in failed[0]["error"]
+    assert "psnr_rgb" not in failed[0]  # no made-up numbers for a failed point
+    assert "1 failed" in stderr
+    assert "Points without a result" in (tmp_path / "o" / "summary.md").read_text()
+
+
+def test_usage_errors(tmp_path, capsys):
+    code, _, stderr = run(capsys, "bench", "images", tmp_path, "--quality", "abc")
+    assert code == 2
+    code, _, stderr = run(capsys, "bench", "images", tmp_path, "--anchors", "jpeg,vvc")
+    assert code == 2 and "vvc" in stderr
+    code, _, stderr = run(capsys, "bench", "images", tmp_path / "missing.png", "--out", tmp_path / "o")
+    assert code == 1 and "missing.png" in stderr
+    with pytest.raises(InputError, match="no images"):
+        bench.collect_images([str(tmp_path)])
+
+
+def test_jobs_run_points_in_a_process_pool(tmp_path, capsys):
+    png = save_png(synthetic_rgb(16, 24), tmp_path / "t.png")
+    code, _, stderr = run(capsys, "bench", "images", png, "--no-lotto", "--anchors", "jpeg,webp",
+                          "--jobs", "2", "--out", tmp_path / "o")
+    assert code == 0, stderr
+    points = read_points(tmp_path / "o" / "points.jsonl")
+    assert len(points) == 16 and all(p["status"] == "ok" for p in points)
+    assert "jobs: 2" in (tmp_path / "o" / "summary.md").read_text()
+
+
+def test_images_with_the_real_codec(tmp_path, capsys):
+    """End to end with the real search: one tiny image, ultrafast (2 steps), two anchors."""
+    png = save_png(synthetic_rgb(16, 24), tmp_path / "tiny.png")
+    out = tmp_path / "out"
+    code, _, stderr = run(capsys, "bench", "images", png, "--preset", "ultrafast", "--steps", "2",
+                          "--quality", "50", "--anchors", "jpeg,webp", "--out", out, "--threads", "1")
+    assert code == 0, stderr
+    points = read_points(out / "points.jsonl")
+    assert len(points) == 1 + 8 + 8
+    for point in points:
+        assert point["status"] == "ok", point
+        assert IMAGE_FIELDS <= set(point)
+    (lotto,) = [p for p in points if p["codec"] == "lotto-ultrafast"]
+    assert LOTTO_FIELDS <= set(lotto)
+    assert lotto["bit_exact"] is True and lotto["steps"] == 2
+    assert lotto["psnr_rgb"] == pytest.approx(lotto["psnr_reported"], abs=1e-6)
+    assert (out / "summary.md").exists() and (out / "rd_mean.png").exists()
+
+
+def test_video_anchors_and_unsupported_lotto_rows(tmp_path, capsys, fake_codec, monkeypatch):
+    def refuse_yuv(frame, options, progress=None):
+        raise UnsupportedError(f"pixel format {frame.pix_fmt} is not supported yet")
+
+    monkeypatch.setattr(fake_codec, "encode_frame", refuse_yuv)
+    monkeypatch.setitem(__import__("sys").modules, "lotto_media.codec", fake_codec.module())
+    clip = write_y4m(tmp_path / "clip.y4m", tiny_clip(3))
+    out = tmp_path / "v"
+    code, stdout, stderr = run(capsys, "bench", "video", clip, "--frames", "2", "--qp", "30,38",
+                               "--quality", "50", "--out", out)
+    assert code == 0, stderr  # unsupported is a result, not a failure
+    assert stdout == ""
+    points = read_points(out / "video_points.jsonl")
+    assert len(points) == 1 + 2 * 2 * 2  # lotto + {x264,x265} x {intra,inter} x 2 QPs
+    (lotto,) = [p for p in points if p["codec"].startswith("lotto")]
+    assert lotto["status"] == "unsupported" and "yuv420p" in lotto["error"]
+    anchors = [p for p in points if not p["codec"].startswith("lotto")]
+    assert {p["codec"] for p in anchors} == {"x264-intra", "x264-inter", "x265-intra", "x265-inter"}
+    for point in anchors:
+        assert point["status"] == "ok" and VIDEO_FIELDS <= set(point), point
+        assert point["frames"] == 2 and point["pix_fmt"] == "yuv420p"
+        assert point["kbps"] == pytest.approx(point["bytes"] * 8 / (2 / 25) / 1000)
+        assert point["psnr_yuv"] == pytest.approx((6 * point["psnr_y"] + point["psnr_u"] + point["psnr_v"]) / 8)
+    by = {(p["codec"], p["setting"]): p for p in anchors}
+    assert by[("x265-intra", 30)]["bytes"] > by[("x265-intra", 38)]["bytes"]
+    summary = (out / "video_summary.md").read_text()
+    assert "unsupported" in summary and "x265-inter" in summary
+    assert_png(out / "rd_video_clip.png")
+
+
+def test_video_reports_lotto_unsupported_with_the_real_codec(tmp_path, capsys):
+    clip = write_y4m(tmp_path / "c.y4m", tiny_clip(2))
+    code, _, stderr = run(capsys, "bench", "video", clip, "--qp", "34", "--quality", "50", "--anchors", "x264",
+                          "--out", tmp_path / "v", "--preset", "ultrafast", "--steps", "2")
+    assert code == 0, stderr
+    points = read_points(tmp_path / "v" / "video_points.jsonl")
+    statuses = {p["codec"]: p["status"] for p in points}
+    assert statuses == {"lotto-ultrafast": "unsupported", "x264-intra": "ok", "x264-inter": "ok"}
+
+
+def test_video_keeps_10_bit_clips_10_bit(tmp_path, capsys):
+    clip = Path(__file__).resolve().parents[2] / "shared" / "media" / "video" / "park_joy_90p_10_420_20f.y4m"
+    if not clip.exists():
+        pytest.skip(f"test media {clip} not found (../shared/media is not part of a fresh clone)")
+    code, _, stderr = run(capsys, "bench", "video", clip, "--frames", "2", "--qp", "32", "--anchors", "x265",
+                          "--no-lotto", "--out", tmp_path / "v", "-q")
+    assert code == 0, stderr
+    points = read_points(tmp_path / "v" / "video_points.jsonl")
+    assert {p["pix_fmt"] for p in points} == {"yuv420p10le"}
+    assert all(30 < p["psnr_y"] < 60 for p in points)
+
+
+def test_speed_records_every_figure(tmp_path, capsys, fake_codec):
+    code, _, stderr = run(capsys, "bench", "speed", "--presets", "ultrafast,fast", "--max-steps", "5",
+                          "--in-process", "--downscale", "8", "--out", tmp_path / "s")
+    assert code == 0, stderr
+    points = read_points(tmp_path / "s" / "speed.jsonl")
+    assert [p["preset"] for p in points] == ["ultrafast", "fast"]
+    for p in points:
+        assert p["status"] == "ok"
+        assert (p["width"], p["height"]) == (48, 32)
+        assert p["preset_steps"] in (50, 350) and p["steps_run"] == 3  # the stand-in always reports 3
+        assert p["extrapolated"] is True and p["s_per_frame"] > 0
+        # timed from the progress reports (the stand-in reports steps 0..2, 10 ms apart)
+        assert p["s_per_step"] == pytest.approx(0.01)
+        assert p["pixel_steps_per_s"] == pytest.approx(48 * 32 / 0.01)
+        assert p["s_per_frame"] == pytest.approx(p["fixed_s"] + p["preset_steps"] * 0.01)
+        assert p["decode_ns_per_pixel"] > 0 and p["kmac_per_pixel"] == 4.9 and p["peak_rss_mb"] > 10
+    requested = [arg.steps for name, arg in fake_codec.calls if name == "encode_frame"]
+    assert requested == [5, 5]
+    assert "pixel-steps/s" in (tmp_path / "s" / "speed.md").read_text()
+
+
+def test_seconds_per_step_falls_back_to_the_search_mean():
+    assert bench._seconds_per_step([(1, 5.0), (11, 6.0)], 9.0, 11) == pytest.approx(0.1)
+    assert bench._seconds_per_step([(1, 5.0)], 9.0, 3) == pytest.approx(3.0)
+
+
+def test_mean_curve_keeps_only_settings_every_image_has():
+    records = [
+        {"status": "ok", "codec": "c", "image": "a", "setting": 1, "bpp": 1.0, "psnr_rgb": 30.0},
+        {"status": "ok", "codec": "c", "image": "b", "setting": 1, "bpp": 3.0, "psnr_rgb": 34.0},
+        {"status": "ok", "codec": "c", "image": "a", "setting": 2, "bpp": 2.0, "psnr_rgb": 33.0},
+        {"status": "error", "codec": "c", "image": "b", "setting": 2},
+    ]
+    assert mean_curves(records, "bpp", "psnr_rgb", "image") == {"c": [(2.0, 32.0)]}
+
+
+def test_downscale_uses_rounded_sizes():
+    rgb = synthetic_rgb(51, 77)
+    assert bench.downscale_lanczos(rgb, 2.0).shape == (26, 38, 3)
+    assert bench.downscale_lanczos(rgb, 1.0) is rgb
