@@ -1,9 +1,8 @@
 """Autoregressive entropy model (ARM) of the latents.
 
 One small MLP, shared by every latent level, predicts a Laplace mean and log-scale for each latent
-from 24 causal neighbours in a 9x9 window. Training runs it in float (torch), with the first layer
-expressed as a 9x9 convolution whose kernel is zero outside the 24 causal taps, so the 24-channel
-context is never materialised. Coding runs the *integer* version (``IntegerArm``) so that encoder
+from 24 causal neighbours in a 9x9 window. Training runs it in float (torch), the context gathered
+from shifted views of the padded grid. Coding runs the *integer* version (``IntegerArm``) so that encoder
 and decoder compute identical probabilities on every machine.
 """
 
@@ -50,21 +49,31 @@ class Arm(nn.Module):
             self.fc3.weight.mul_(0.1)
             self.fc3.bias.zero_()
 
-    def _conv1_kernel(self) -> torch.Tensor:
-        kernel = self.fc1.weight.new_zeros(self.hidden, 1, 2 * PAD + 1, 2 * PAD + 1)
-        rows = torch.tensor([PAD + dy for dy, _ in CONTEXT_OFFSETS])
-        cols = torch.tensor([PAD + dx for _, dx in CONTEXT_OFFSETS])
-        kernel[:, 0, rows, cols] = self.fc1.weight
-        return kernel
-
     def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """latent: (1, 1, h, w) -> mean and log-scale, each (h, w)."""
-        h1 = F.relu(F.conv2d(latent, self._conv1_kernel(), self.fc1.bias, padding=PAD))
-        h1 = h1[0].flatten(1).t()  # (h*w, hidden)
+        """latent: (h, w) -> mean and log-scale, each (h, w).
+
+        The context is stacked from 24 shifted views of the zero-padded grid; on CPU this is about
+        twice as fast (forward + backward) as a 9x9 convolution masked to the causal taps.
+        """
+        hgt, wid = latent.shape
+        padded = F.pad(latent, (PAD, PAD, PAD, 0))
+        context = torch.stack(
+            [padded[PAD + dy : PAD + dy + hgt, PAD + dx : PAD + dx + wid] for dy, dx in CONTEXT_OFFSETS], dim=-1
+        ).reshape(-1, N_CONTEXT)
+        h1 = F.relu(self.fc1(context))
         h2 = h1 + F.relu(self.fc2(h1))
         out = self.fc3(h2)
-        hgt, wid = latent.shape[-2:]
         return out[:, 0].reshape(hgt, wid), out[:, 1].reshape(hgt, wid)
+
+
+def float_arm_from_integers(weights: list[np.ndarray], frac: int) -> Arm:
+    """A float ARM holding the dequantised weights (w / 2^frac): what training saw after quantisation."""
+    arm = Arm(weights[0].shape[0])
+    params = [arm.fc1.weight, arm.fc1.bias, arm.fc2.weight, arm.fc2.bias, arm.fc3.weight, arm.fc3.bias]
+    with torch.no_grad():
+        for param, values in zip(params, weights):
+            param.copy_(torch.from_numpy(values.astype(np.float64) / (1 << frac)))
+    return arm
 
 
 @dataclass(frozen=True)

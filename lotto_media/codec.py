@@ -173,7 +173,6 @@ def encode_frame(frame: Frame, options: EncodeOptions, progress: ProgressCallbac
                 "encoder": f"lotto-media {FORMAT_VERSION}",
                 "frames": [{"psnr": psnr_all, "psnr_planes": quality_by_plane}],
                 "steps": result.steps,
-                "search_seconds": round(result.seconds, 3),
             }
         )
     data = buffer.getvalue()

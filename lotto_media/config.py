@@ -64,9 +64,10 @@ class TrainConfig:
 
     soft_steps: int
     hard_steps: int
-    lr: float = 1e-2
+    lr: float = 3e-2  # small networks
+    lr_latents: float = 6e-2
     lr_scores: float = 5e-2
-    lr_hard: float = 1e-4
+    lr_hard: float = 1e-3
     temperature: tuple[float, float] = (0.3, 0.1)
     noise: tuple[float, float] = (2.0, 1.0)
 

@@ -28,9 +28,18 @@ def bicubic_kernel() -> torch.Tensor:
     return torch.outer(k, k)
 
 
+def replicate_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """Pad the last two dimensions by repeating the edge samples (as ``F.pad(mode="replicate")``,
+    written as an index gather because torch.compile mishandles replication_pad2d_backward)."""
+    h, w = x.shape[-2:]
+    rows = torch.arange(-pad, h + pad, device=x.device).clamp(0, h - 1)
+    cols = torch.arange(-pad, w + pad, device=x.device).clamp(0, w - 1)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
 def upsample2x(x: torch.Tensor, kernel: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
     """(c, h, w) -> (c, H, W) with H <= 2h, W <= 2w, one shared 8x8 kernel for every channel."""
-    padded = F.pad(x.unsqueeze(1), (UPSAMPLE_PAD,) * 4, mode="replicate")
+    padded = replicate_pad(x.unsqueeze(1), UPSAMPLE_PAD)
     up = F.conv_transpose2d(padded, kernel.view(1, 1, *kernel.shape), stride=2, padding=UPSAMPLE_CROP)
     return up[:, 0, : out_hw[0], : out_hw[1]]
 
