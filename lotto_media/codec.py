@@ -6,14 +6,14 @@ import io
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import torch
 
 from . import bitstream, entropy
-from .config import DEFAULT_PRESET, ModelConfig, preset, quality_to_lmbda
+from .config import ModelConfig
 from .container import ContainerWriter, SequenceHeader, read_container
 from .errors import FormatError, InputError, UnsupportedError
 from .frame import Frame
@@ -23,75 +23,19 @@ from .metrics import psnr_planes, psnr_rgb
 from .model import count_kmac_per_pixel
 from .random_weights import random_synthesis_weights
 from .reconstruct import reconstruct
-from .train import Progress, ProgressCallback, search
+from .options import EncodeOptions
+from .reports import Progress, StreamInfo
+from .train import ProgressCallback, search
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-DEFAULT_QUALITY = 50.0
 SUPPORTED_PIX_FMTS = ("rgb24", "gray")
 
 __all__ = [
     "EncodeOptions", "EncodeResult", "Progress", "StreamInfo",
     "encode_frame", "decode_frame", "inspect", "encode_image", "decode_image",
 ]
-
-
-@dataclass
-class EncodeOptions:
-    lmbda: float | None = None
-    quality: float | None = None
-    preset: str = DEFAULT_PRESET
-    mask_ratio: float = 0.2
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    steps: int | None = None
-
-    def resolved_lmbda(self) -> float:
-        if self.lmbda is not None and self.quality is not None:
-            raise InputError("give either lmbda or quality, not both")
-        if self.lmbda is not None:
-            if not 0 < self.lmbda < 10:
-                raise InputError(f"lmbda must be in (0, 10), got {self.lmbda}")
-            return float(self.lmbda)
-        return quality_to_lmbda(DEFAULT_QUALITY if self.quality is None else self.quality)
-
-    def schedule(self):
-        base = preset(self.preset)
-        if self.steps is None:
-            return base
-        if self.steps < 2:
-            raise InputError(f"steps must be at least 2, got {self.steps}")
-        hard = max(1, round(self.steps * base.hard_steps / base.total_steps))
-        return preset(self.preset, soft_steps=self.steps - hard, hard_steps=hard)
-
-
-@dataclass
-class StreamInfo:
-    width: int
-    height: int
-    pix_fmt: str
-    frames: int
-    bytes: int
-    bpp: float
-    psnr: float
-    psnr_planes: dict[str, float]
-    preset: str
-    lmbda: float
-    quality: float | None
-    mask_ratio: float
-    seed: int
-    kmac_per_pixel: float
-    synth_widths: tuple[int, int, int]
-    format_version: int
-    damage: str | None = None
-    extra: dict = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["synth_widths"] = list(self.synth_widths)
-        return d
 
 
 @dataclass

@@ -21,26 +21,13 @@ import torch
 from .config import ModelConfig, TrainConfig
 from .latents import LATENT_MAX, LATENT_MIN, kumaraswamy_noise, quantise_ste, soft_round, to_integers
 from .model import FrameModel
+from .reports import Progress
 from .params import MAX_FRAC, MODULES, QuantizedNetworks, load_module, module_bits, module_parameters, quantize_module
 
 log = logging.getLogger(__name__)
 
 #: candidate quantisation steps 2^-frac for the small networks
 FRAC_CANDIDATES = tuple(range(5, MAX_FRAC + 1))
-
-
-@dataclass
-class Progress:
-    """A snapshot of the search, handed to the progress callback."""
-
-    step: int
-    total: int
-    phase: str
-    loss: float
-    psnr: float
-    bpp: float
-    elapsed_s: float
-    eta_s: float
 
 
 ProgressCallback = Callable[[Progress], None]

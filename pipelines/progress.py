@@ -9,22 +9,11 @@ from __future__ import annotations
 
 import shutil
 import sys
-from typing import Protocol, TextIO
+from typing import TextIO
 
 from tqdm import tqdm
 
-
-class ProgressLike(Protocol):
-    """The fields of ``lotto_media.codec.Progress`` this module reads (typed structurally so that
-    importing the progress bar does not import the codec and torch)."""
-
-    step: int
-    total: int
-    phase: str
-    loss: float
-    psnr: float
-    bpp: float
-    eta_s: float
+from lotto_media.reports import Progress
 
 
 # tqdm puts ", " in front of a non-empty postfix itself.
@@ -43,7 +32,7 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def describe(progress: ProgressLike) -> str:
+def describe(progress: Progress) -> str:
     """The numbers shown next to the bar."""
     return (f"loss {progress.loss:.4g}  PSNR {progress.psnr:.2f} dB  "
             f"{progress.bpp:.3f} bpp  ETA {format_seconds(progress.eta_s)}")
@@ -67,7 +56,7 @@ class ProgressBar:
     def enabled(self) -> bool:
         return self._enabled
 
-    def __call__(self, progress: ProgressLike) -> None:
+    def __call__(self, progress: Progress) -> None:
         if not self._enabled:
             return
         if self._bar is None:

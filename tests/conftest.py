@@ -9,7 +9,7 @@ import struct
 import sys
 import types
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,8 @@ import pytest
 
 from lotto_media.errors import FormatError
 from lotto_media.frame import Frame
+from lotto_media.options import EncodeOptions
+from lotto_media.reports import Progress, StreamInfo
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO_DIR / "samples"
@@ -87,60 +89,10 @@ _FAKE_MAGIC = b"FAKELOTTO\n"
 
 
 @dataclass
-class FakeEncodeOptions:
-    lmbda: float | None = None
-    quality: float | None = None
-    preset: str = "medium"
-    mask_ratio: float = 0.2
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    steps: int | None = None
-
-
-@dataclass
-class FakeProgress:
-    step: int
-    total: int
-    phase: str
-    loss: float
-    psnr: float
-    bpp: float
-    elapsed_s: float
-    eta_s: float
-
-
-@dataclass
-class FakeStreamInfo:
-    width: int
-    height: int
-    pix_fmt: str
-    frames: int
-    bytes: int
-    bpp: float
-    psnr: float
-    psnr_planes: dict[str, float]
-    preset: str
-    lmbda: float
-    quality: float | None
-    mask_ratio: float
-    seed: int
-    kmac_per_pixel: float
-    synth_widths: tuple[int, int, int]
-    format_version: int
-    damage: str | None = None
-
-    def to_dict(self) -> dict:
-        record = asdict(self)
-        record["synth_widths"] = list(self.synth_widths)
-        return record
-
-
-@dataclass
 class FakeEncodeResult:
     data: bytes
     reconstruction: Frame
-    info: FakeStreamInfo
+    info: StreamInfo
     steps: int
     search_seconds: float
     encode_seconds: float
@@ -158,20 +110,20 @@ class FakeCodec:
 
     def module(self) -> types.ModuleType:
         module = types.ModuleType("lotto_media.codec")
-        module.EncodeOptions = FakeEncodeOptions
+        module.EncodeOptions = EncodeOptions
         module.EncodeResult = FakeEncodeResult
-        module.Progress = FakeProgress
-        module.StreamInfo = FakeStreamInfo
+        module.Progress = Progress
+        module.StreamInfo = StreamInfo
         module.encode_frame = self.encode_frame
         module.decode_frame = self.decode_frame
         module.inspect = self.inspect
         return module
 
-    def encode_frame(self, frame: Frame, options: FakeEncodeOptions, progress=None) -> FakeEncodeResult:
+    def encode_frame(self, frame: Frame, options: EncodeOptions, progress=None) -> FakeEncodeResult:
         self.calls.append(("encode_frame", options))
         if progress is not None:
             for step in (0, 1, 2):
-                progress(FakeProgress(step, 2, "soft", 0.1, 20.0, 1.0, 0.01 * step, 0.01 * (2 - step)))
+                progress(Progress(step, 2, "soft", 0.1, 20.0, 1.0, 0.01 * step, 0.01 * (2 - step)))
         planes = [(p & 0xF0) | 0x08 for p in frame.planes]
         recon = Frame(planes, frame.pix_fmt)
         source = np.stack(frame.planes).astype(np.float64)
@@ -228,9 +180,9 @@ class FakeCodec:
         return header, planes, damage
 
     @staticmethod
-    def _info(header: dict, n_bytes: int, damage: str | None) -> FakeStreamInfo:
+    def _info(header: dict, n_bytes: int, damage: str | None) -> StreamInfo:
         names = ("y",) if header["pix_fmt"] == "gray" else ("r", "g", "b")
-        return FakeStreamInfo(
+        return StreamInfo(
             width=header["w"], height=header["h"], pix_fmt=header["pix_fmt"], frames=1,
             bytes=n_bytes, bpp=8 * n_bytes / (header["w"] * header["h"]), psnr=header["psnr"],
             psnr_planes={n: header["psnr"] for n in names}, preset=header["preset"],

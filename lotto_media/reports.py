@@ -1,0 +1,49 @@
+"""What the codec reports: search progress and the description of a stream.
+
+Plain records with no PyTorch dependency, so that the CLI and tools can use them cheaply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Progress:
+    """A snapshot of the search, handed to the progress callback."""
+
+    step: int
+    total: int
+    phase: str
+    loss: float
+    psnr: float
+    bpp: float
+    elapsed_s: float
+    eta_s: float
+
+
+@dataclass
+class StreamInfo:
+    width: int
+    height: int
+    pix_fmt: str
+    frames: int
+    bytes: int
+    bpp: float
+    psnr: float
+    psnr_planes: dict[str, float]
+    preset: str
+    lmbda: float
+    quality: float | None
+    mask_ratio: float
+    seed: int
+    kmac_per_pixel: float
+    synth_widths: tuple[int, int, int]
+    format_version: int
+    damage: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["synth_widths"] = list(self.synth_widths)
+        return d
