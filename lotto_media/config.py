@@ -78,9 +78,9 @@ class TrainConfig:
 
 PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10),
-    "fast": TrainConfig(soft_steps=300, hard_steps=50),
-    "medium": TrainConfig(soft_steps=1000, hard_steps=150),
-    "slow": TrainConfig(soft_steps=3000, hard_steps=300),
+    "fast": TrainConfig(soft_steps=200, hard_steps=25),
+    "medium": TrainConfig(soft_steps=450, hard_steps=50),
+    "slow": TrainConfig(soft_steps=1800, hard_steps=200),
     "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000),
 }
 PRESET_NAMES = list(PRESETS)

@@ -27,7 +27,7 @@ from .params import MAX_FRAC, MODULES, QuantizedNetworks, load_module, module_bi
 log = logging.getLogger(__name__)
 
 #: candidate quantisation steps 2^-frac for the small networks
-FRAC_CANDIDATES = tuple(range(5, MAX_FRAC + 1))
+FRAC_CANDIDATES = tuple(range(3, MAX_FRAC + 1))
 
 
 ProgressCallback = Callable[[Progress], None]
