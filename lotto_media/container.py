@@ -1,4 +1,4 @@
-"""The ``.lotto`` sidecar container: a signature, then CRC-protected chunks (layout: docs/CONTAINER.md).
+"""The ``.lotto`` sidecar container: a signature, then CRC-protected chunks (layout: docs/FORMAT.md, Part 1).
 
 The codec's own packets (group headers, frame packets) are opaque bytes here; this module only frames
 them, orders them and protects them. Design choices, and why:
@@ -182,7 +182,7 @@ class SequenceHeader:
         return PIXEL_FORMATS[self.pix_fmt][1]
 
     def to_bytes(self) -> bytes:
-        """The SHDR payload (layout in docs/CONTAINER.md)."""
+        """The SHDR payload (layout in docs/FORMAT.md, Part 1)."""
         model, color = self.model, self.color
         frame_rate = (0, 0) if self.frame_rate is None else (self.frame_rate.numerator, self.frame_rate.denominator)
         fixed = _SHDR_FIXED.pack(

@@ -149,21 +149,25 @@ def decode_latents(data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm) 
     uniform = constriction.stream.model.Uniform(_LATENT_RANGE)
     layout = ContextLayout.for_shapes(shapes)
     buf = np.zeros(layout.size, dtype=np.int64)
-    context_indices = layout.all_context_indices()
-    positions = layout.all_positions()
+    fronts = layout.wavefronts()
+    order = np.concatenate(fronts)
+    # in wavefront order, so that each wavefront reads a contiguous slice
+    context_indices = layout.all_context_indices()[order]
+    positions = layout.all_positions()[order]
+    bounds = np.cumsum([0] + [f.size for f in fronts])
     table = laplace_tables()
     model = _model()
     try:
-        for front in layout.wavefronts():
-            mu, log_scale = arm(buf[context_indices[front]])
+        for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            mu, log_scale = arm(buf[context_indices[start:stop]])
             centre, rows = table_index(mu, log_scale)
-            symbols = np.asarray(main.decode(model, table[rows]), dtype=np.int64)
-            values = centre + symbols - WINDOW
-            escaped = symbols == ESCAPE
-            n_escaped = int(escaped.sum())
-            if n_escaped:
+            values = np.asarray(main.decode(model, table[rows]), dtype=np.int64)
+            escaped = values == ESCAPE
+            values += centre - WINDOW
+            if escaped.any():
+                n_escaped = int(escaped.sum())
                 values[escaped] = np.asarray(escape.decode(uniform, n_escaped), dtype=np.int64) + LATENT_MIN
-            buf[positions[front]] = values
+            buf[positions[start:stop]] = values
     except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports exhausted/invalid data
         raise FormatError(f"latent stream: cannot be decoded ({exc})") from None
     return layout.gather(buf)

@@ -2,7 +2,8 @@
 
 Encoder and decoder both call ``reconstruct``; because every intermediate value is an integer
 below 2^53 held in float64 (see ``exact``), the result is bit-identical on any machine, thread
-count or SIMD path, and equals what the encoder reports.
+count or SIMD path, and equals what the encoder reports. Tensors are channels-first (C, H*W) torch
+float64 and updated in place where possible: the decoder's cost is mostly memory traffic.
 """
 
 from __future__ import annotations
@@ -12,42 +13,86 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
-from .exact import clamp_exact, rescale
+from .exact import ACT_LIMIT_BITS
 from .latents import UPSAMPLE_CROP, UPSAMPLE_PAD
 from .model import SYNTH_FRAC, pixel_coordinates
 from .params import QuantizedNetworks
 from .random_weights import WEIGHT_FRAC
 
 _ONE = float(1 << SYNTH_FRAC)
+_LIMIT = float(1 << ACT_LIMIT_BITS)
 
 
-def activation_exact(a: np.ndarray) -> np.ndarray:
-    """x * clamp(x + 2, 0, 4) / 4 on SYNTH_FRAC fixed point, rounded half up."""
-    t = np.clip(a + 2 * _ONE, 0.0, 4 * _ONE)
-    return np.floor(a * t * (0.5 ** (SYNTH_FRAC + 2)) + 0.5)
+#: pixels per tile of the per-pixel networks: tiles stay in cache and avoid huge allocations
+TILE = 8192
 
 
-def _linear(x: np.ndarray, weight: np.ndarray, weight_frac: int, bias: np.ndarray | None = None) -> np.ndarray:
-    acc = clamp_exact(x) @ weight.T
+def _rshift_(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """In place: floor(x / 2^bits + 1/2)."""
+    if bits:
+        x.mul_(0.5**bits)
+    return x.add_(0.5).floor_()
+
+
+def _bound_(x: torch.Tensor) -> torch.Tensor:
+    """In place: clamp a stored activation to +-2^ACT_LIMIT_BITS so that every later product and
+    sum stays an exact integer in float64."""
+    return x.clamp_(-_LIMIT, _LIMIT)
+
+
+def _act_(a: torch.Tensor) -> torch.Tensor:
+    """In place: x * clamp(x + 2, 0, 4) / 4 on SYNTH_FRAC fixed point, rounded half up, bounded."""
+    t = (a + 2 * _ONE).clamp_(0.0, 4 * _ONE)
+    a.mul_(t)
+    return _bound_(_rshift_(a, SYNTH_FRAC + 2))
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, weight_frac: int, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """(in, P) -> (out, P): rshift(W x + b * 2^S, weight_frac)."""
+    acc = weight @ x
     if bias is not None:
-        acc = acc + bias * _ONE
-    return rescale(acc, SYNTH_FRAC + weight_frac, SYNTH_FRAC)
+        acc.add_(bias.view(-1, 1) * _ONE)
+    return _rshift_(acc, weight_frac)
 
 
-def _conv3x3(img: np.ndarray, weight: np.ndarray, bias: np.ndarray, frac: int) -> np.ndarray:
-    """(C, H, W) fixed point -> (C, H, W), replicate padding, as in training."""
-    x = torch.from_numpy(clamp_exact(img)).unsqueeze(0)
-    x = F.pad(x, (1, 1, 1, 1), mode="replicate")
-    acc = F.conv2d(x, torch.from_numpy(weight), torch.from_numpy(bias * _ONE))[0].numpy()
-    return rescale(acc, SYNTH_FRAC + frac, SYNTH_FRAC)
+def _rewound(weight: torch.Tensor, hidden: torch.Tensor, rewind: torch.Tensor, weight_frac: int) -> torch.Tensor:
+    """weight @ [hidden; rewind[:k]] without building the concatenation (exact either way)."""
+    n_hidden = hidden.shape[0]
+    acc = weight[:, :n_hidden] @ hidden
+    acc.addmm_(weight[:, n_hidden:], rewind[: weight.shape[1] - n_hidden])
+    return _rshift_(acc, weight_frac)
 
 
-def _upsample(u: np.ndarray, kernel: np.ndarray, frac: int, out_hw: tuple[int, int]) -> np.ndarray:
-    x = torch.from_numpy(clamp_exact(u)).unsqueeze(1)
-    x = F.pad(x, (UPSAMPLE_PAD,) * 4, mode="replicate")
-    k = torch.from_numpy(kernel).view(1, 1, *kernel.shape)
-    up = F.conv_transpose2d(x, k, stride=2, padding=UPSAMPLE_CROP)[:, 0, : out_hw[0], : out_hw[1]].numpy()
-    return rescale(up, SYNTH_FRAC + frac, SYNTH_FRAC)
+def _edge_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    rows = torch.arange(-pad, h + pad).clamp_(0, h - 1)
+    cols = torch.arange(-pad, w + pad).clamp_(0, w - 1)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def _conv3x3(img: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, frac: int) -> torch.Tensor:
+    """(C, H, W) -> (C, H, W), repeated-edge padding, as in training."""
+    x = _edge_pad(img, 1).unsqueeze(0)
+    acc = F.conv2d(x, weight, bias * _ONE)[0]
+    return _rshift_(acc, frac)
+
+
+def _upsample(u: torch.Tensor, kernel: torch.Tensor, frac: int, out_hw: tuple[int, int]) -> torch.Tensor:
+    """2x transposed convolution as four 4x4 polyphase filters evaluated with one matmul: PyTorch
+    has no fast float64 convolution on CPU, BLAS has a fast float64 matmul."""
+    c, h, w = u.shape
+    x = _edge_pad(u, UPSAMPLE_PAD)  # (c, h+4, w+4)
+    # Each output parity (a, b) is a 4x4 correlation of the padded grid with taps K[a+6-2m, b+6-2n];
+    # the four phases interleave into the output shifted by one sample. A test checks this equals
+    # the transposed convolution of docs/FORMAT.md.
+    windows = F.unfold(x.unsqueeze(1), kernel_size=4)  # (c, 16, (h+1)*(w+1))
+    taps = torch.stack(
+        [kernel[a + 6 - 2 * torch.arange(4)][:, b + 6 - 2 * torch.arange(4)].reshape(16) for a in (0, 1) for b in (0, 1)]
+    )  # (4 phases, 16)
+    phases = taps @ windows  # (c, 4, (h+1)*(w+1))
+    phases = phases.view(c, 2, 2, h + 1, w + 1).permute(0, 3, 1, 4, 2).reshape(c, 2 * h + 2, 2 * w + 2)
+    out = phases[:, 1 : 1 + out_hw[0], 1 : 1 + out_hw[1]].contiguous()
+    return _bound_(_rshift_(out, frac))
 
 
 def reconstruct(
@@ -61,34 +106,40 @@ def reconstruct(
     bit_depth: int = 8,
 ) -> np.ndarray:
     """Integer latents -> (C, H, W) uint8 (or uint16) planes."""
-    (kernel,) = nets.upsampler.exact()
-    u = latents[-1][None].astype(np.float64) * _ONE
+    del config  # the shapes are carried by the arrays themselves
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
+    (kernel,) = [t(a) for a in nets.upsampler.exact()]
+    u = t(latents[-1])[None] * _ONE
     for level in reversed(latents[:-1]):
         up = _upsample(u, kernel, nets.upsampler.frac, level.shape)
-        u = np.concatenate([level[None].astype(np.float64) * _ONE, up], axis=0)
-    features = u.reshape(u.shape[0], -1).T
+        u = torch.cat([t(level)[None] * _ONE, up], dim=0)
+    pixels = height * width
+    features = u.reshape(u.shape[0], pixels)
+    tiles = [slice(start, min(start + TILE, pixels)) for start in range(0, pixels, TILE)]
 
-    w0, b0, w1, b1, wr2, br2, wr3, br3 = nets.modulation.exact()
+    w0, b0, w1, b1, wr2, br2, wr3, br3 = [t(a) for a in nets.modulation.exact()]
     mf = nets.modulation.frac
-    o0 = activation_exact(_linear(features, w0, mf, b0))
-    o1 = activation_exact(_linear(o0, w1, mf, b1))
-    img1 = np.ascontiguousarray(o1.T.reshape(3, height, width))
-    img2 = img1 + activation_exact(_conv3x3(img1, wr2, br2, mf))
-    img3 = img2 + activation_exact(_conv3x3(img2, wr3, br3, mf))
-    o2 = img2.reshape(3, -1).T
-    o3 = img3.reshape(3, -1).T
+    o1 = torch.empty(3, pixels, dtype=torch.float64)
+    for tile in tiles:
+        o1[:, tile] = _act_(_linear(_act_(_linear(features[:, tile], w0, mf, b0)), w1, mf, b1))
+    o2 = _bound_(o1 + _act_(_conv3x3(o1.view(3, height, width), wr2, br2, mf)).view(3, pixels))
+    o3 = _bound_(o2 + _act_(_conv3x3(o2.view(3, height, width), wr3, br3, mf)).view(3, pixels))
 
     layers, start = [], 0
     flat_mask = np.asarray(mask, dtype=bool)
     for w in random_weights:
-        layers.append(np.where(flat_mask[start : start + w.size].reshape(w.shape), w, 0).astype(np.float64))
+        layers.append(t(np.where(flat_mask[start : start + w.size].reshape(w.shape), w, 0)))
         start += w.size
-    coords = pixel_coordinates(height, width).astype(np.float64)
-    h = activation_exact(_linear(coords, layers[0], WEIGHT_FRAC))
-    h = activation_exact(_linear(np.concatenate([h, o3, o2], axis=1), layers[1], WEIGHT_FRAC))
-    h = activation_exact(_linear(np.concatenate([h, o3, o2, o1], axis=1), layers[2], WEIGHT_FRAC))
-    out = _linear(np.concatenate([h, o3, o2, o1, o0], axis=1), layers[3], WEIGHT_FRAC)
+    coords = t(pixel_coordinates(height, width).T)
     peak = (1 << bit_depth) - 1
-    pixels = np.clip(np.floor((out + _ONE) * peak * (0.5 ** (SYNTH_FRAC + 1)) + 0.5), 0, peak)
+    out = torch.empty(layers[3].shape[0], pixels, dtype=torch.float64)
+    for tile in tiles:
+        o0 = _act_(_linear(features[:, tile], w0, mf, b0))  # recomputed: cheaper than keeping 48 rows
+        rewind = torch.cat([o3[:, tile], o2[:, tile], o1[:, tile], o0], dim=0)  # layers 2..4 read 6, 9, all rows
+        h = _act_(_linear(coords[:, tile], layers[0], WEIGHT_FRAC))
+        h = _act_(_rewound(layers[1], h, rewind, WEIGHT_FRAC))
+        h = _act_(_rewound(layers[2], h, rewind, WEIGHT_FRAC))
+        out[:, tile] = _rewound(layers[3], h, rewind, WEIGHT_FRAC)
+    out.add_(_ONE).mul_(peak * 0.5 ** (SYNTH_FRAC + 1)).add_(0.5).floor_().clamp_(0, peak)
     dtype = np.uint8 if bit_depth <= 8 else np.uint16
-    return np.ascontiguousarray(pixels.T.reshape(-1, height, width)).astype(dtype)
+    return out.view(-1, height, width).numpy().astype(dtype)

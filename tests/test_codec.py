@@ -188,3 +188,21 @@ def test_decoding_is_identical_across_threads_and_simd_paths(encoded, tmp_path: 
             [sys.executable, "-c", DECODE_SCRIPT, str(path), threads], env=env, capture_output=True, text=True, check=True
         )
         assert out.stdout.strip() == expected, extra_env
+
+
+def test_polyphase_upsampler_equals_the_transposed_convolution_of_the_spec():
+    """reconstruct evaluates the 2x upsampler as four interleaved 4x4 filters; FORMAT.md defines it
+    as a stride-2 transposed convolution with edge padding 2 and padding 7."""
+    import torch.nn.functional as F
+
+    from lotto_media import reconstruct
+    from lotto_media.latents import UPSAMPLE_CROP, UPSAMPLE_PAD
+
+    g = torch.Generator().manual_seed(0)
+    for h, w, out_h, out_w in [(5, 7, 10, 14), (5, 7, 9, 13), (1, 1, 1, 2), (3, 2, 6, 3)]:
+        u = torch.randint(-5000, 5000, (3, h, w), generator=g).double()
+        kernel = torch.randint(-300, 300, (8, 8), generator=g).double()
+        padded = reconstruct._edge_pad(u, UPSAMPLE_PAD).unsqueeze(1)
+        direct = F.conv_transpose2d(padded, kernel.view(1, 1, 8, 8), stride=2, padding=UPSAMPLE_CROP)
+        expected = torch.floor(direct[:, 0, :out_h, :out_w] * 2.0**-8 + 0.5)
+        assert torch.equal(reconstruct._upsample(u, kernel, 8, (out_h, out_w)), expected)
