@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .exact import rescale
 
 #: (dy, dx) of the causal neighbours, in the order the ARM's first layer expects them.
 CONTEXT_OFFSETS: tuple[tuple[int, int], ...] = (
@@ -92,15 +91,36 @@ class IntegerArm:
     b3: np.ndarray
     frac: int
 
+    def __post_init__(self) -> None:
+        # Fold each layer's power-of-two rescaling (and the +1/2 of rounding where it commutes) into
+        # its weights: the values stay dyadic with few bits, so products and sums remain exact and
+        # the results are bit-identical to rescaling after each layer, with fewer array passes.
+        up = 2.0 ** (ARM_FRAC - self.frac)
+        down = 2.0 ** (-self.frac)
+        object.__setattr__(self, "_w1", np.ascontiguousarray((self.w1 * up).T))
+        object.__setattr__(self, "_b1", self.b1 * up)
+        object.__setattr__(self, "_w2", np.ascontiguousarray((self.w2 * down).T))
+        object.__setattr__(self, "_b2", self.b2 * up)
+        object.__setattr__(self, "_w3", np.ascontiguousarray((self.w3 * down).T))
+        object.__setattr__(self, "_b3", self.b3 * up + 0.5)
+
     def __call__(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """context: (n, 24) integer latents -> (mu, log_scale) with ARM_FRAC fractional bits."""
-        x = context.astype(np.float64)
-        h1 = np.maximum(x @ self.w1.T + self.b1, 0.0)
-        h1 = rescale(h1, self.frac, ARM_FRAC)
-        a2 = h1 @ self.w2.T + self.b2 * float(1 << ARM_FRAC)
-        h2 = h1 + rescale(np.maximum(a2, 0.0), self.frac + ARM_FRAC, ARM_FRAC)
-        out = h2 @ self.w3.T + self.b3 * float(1 << ARM_FRAC)
-        out = rescale(out, self.frac + ARM_FRAC, ARM_FRAC)
+        """context: (n, 24) integer latents -> (mu, log_scale) with ARM_FRAC fractional bits:
+        h1 = rshift(relu(W1 x + b1), frac - 8); h2 = h1 + rshift(relu(W2 h1 + b2 2^8), frac);
+        out = rshift(W3 h2 + b3 2^8, frac)  (docs/FORMAT.md 3.3)."""
+        h1 = context.astype(np.float64) @ self._w1
+        h1 += self._b1
+        np.maximum(h1, 0.0, out=h1)
+        np.floor(h1 + 0.5, out=h1)
+        a2 = h1 @ self._w2
+        a2 += self._b2
+        np.maximum(a2, 0.0, out=a2)
+        a2 += 0.5
+        np.floor(a2, out=a2)
+        a2 += h1
+        out = a2 @ self._w3
+        out += self._b3
+        np.floor(out, out=out)
         return out[:, 0], out[:, 1]
 
     def macs_per_latent(self) -> int:

@@ -151,15 +151,18 @@ def decode_latents(data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm) 
     buf = np.zeros(layout.size, dtype=np.int64)
     fronts = layout.wavefronts()
     order = np.concatenate(fronts)
-    # in wavefront order, so that each wavefront reads a contiguous slice
-    context_indices = layout.all_context_indices()[order]
+    # Positions and levels in wavefront order, so that each wavefront is a contiguous slice; the
+    # (n, 24) neighbour indices are built per wavefront to keep memory at a few bytes per latent.
     positions = layout.all_positions()[order]
+    levels = np.concatenate([np.full(h * w, i, dtype=np.int64) for i, (h, w) in enumerate(shapes)])[order]
+    offsets = np.stack([layout.neighbour_offsets(i) for i in range(len(shapes))])
     bounds = np.cumsum([0] + [f.size for f in fronts])
     table = laplace_tables()
     model = _model()
     try:
         for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-            mu, log_scale = arm(buf[context_indices[start:stop]])
+            front = positions[start:stop]
+            mu, log_scale = arm(buf[front[:, None] + offsets[levels[start:stop]]])
             centre, rows = table_index(mu, log_scale)
             values = np.asarray(main.decode(model, table[rows]), dtype=np.int64)
             escaped = values == ESCAPE
@@ -167,7 +170,7 @@ def decode_latents(data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm) 
             if escaped.any():
                 n_escaped = int(escaped.sum())
                 values[escaped] = np.asarray(escape.decode(uniform, n_escaped), dtype=np.int64) + LATENT_MIN
-            buf[positions[start:stop]] = values
+            buf[front] = values
     except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports exhausted/invalid data
         raise FormatError(f"latent stream: cannot be decoded ({exc})") from None
     return layout.gather(buf)
