@@ -6,7 +6,6 @@ import io
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
@@ -24,7 +23,7 @@ from .model import count_kmac_per_pixel
 from .random_weights import random_synthesis_weights
 from .reconstruct import reconstruct
 from .options import EncodeOptions
-from .reports import Progress, StreamInfo
+from .reports import EncodeResult, Progress, StreamInfo
 from .train import ProgressCallback, search
 
 log = logging.getLogger(__name__)
@@ -36,18 +35,6 @@ __all__ = [
     "EncodeOptions", "EncodeResult", "Progress", "StreamInfo",
     "encode_frame", "decode_frame", "inspect", "encode_image", "decode_image",
 ]
-
-
-@dataclass
-class EncodeResult:
-    data: bytes
-    reconstruction: Frame
-    info: StreamInfo
-    steps: int
-    search_seconds: float
-    encode_seconds: float
-    latent_bytes: int = 0
-    estimated_latent_bits: float = 0.0
 
 
 def resolve_device(name: str) -> torch.device:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from .config import ModelConfig
 from .exact import ACT_LIMIT_BITS
-from .latents import UPSAMPLE_CROP, UPSAMPLE_PAD
+from .latents import UPSAMPLE_PAD
 from .model import SYNTH_FRAC, pixel_coordinates
 from .params import QuantizedNetworks
 from .random_weights import WEIGHT_FRAC

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from .frame import Frame
+
 
 @dataclass
 class Progress:
@@ -47,3 +49,17 @@ class StreamInfo:
         d = asdict(self)
         d["synth_widths"] = list(self.synth_widths)
         return d
+
+
+@dataclass
+class EncodeResult:
+    """A coded picture with what the encoder knows about it."""
+
+    data: bytes
+    reconstruction: Frame
+    info: StreamInfo
+    steps: int
+    search_seconds: float
+    encode_seconds: float
+    latent_bytes: int = 0
+    estimated_latent_bits: float = 0.0

@@ -18,7 +18,7 @@ import pytest
 from lotto_media.errors import FormatError
 from lotto_media.frame import Frame
 from lotto_media.options import EncodeOptions
-from lotto_media.reports import Progress, StreamInfo
+from lotto_media.reports import EncodeResult, Progress, StreamInfo
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = REPO_DIR / "samples"
@@ -89,16 +89,6 @@ _FAKE_MAGIC = b"FAKELOTTO\n"
 
 
 @dataclass
-class FakeEncodeResult:
-    data: bytes
-    reconstruction: Frame
-    info: StreamInfo
-    steps: int
-    search_seconds: float
-    encode_seconds: float
-
-
-@dataclass
 class FakeCodec:
     """A stand-in for ``lotto_media.codec`` with the same API: it "codes" a frame by keeping the
     top 4 bits of every sample. Streams are ``magic, header length, JSON header, samples, CRC32``
@@ -111,7 +101,7 @@ class FakeCodec:
     def module(self) -> types.ModuleType:
         module = types.ModuleType("lotto_media.codec")
         module.EncodeOptions = EncodeOptions
-        module.EncodeResult = FakeEncodeResult
+        module.EncodeResult = EncodeResult
         module.Progress = Progress
         module.StreamInfo = StreamInfo
         module.encode_frame = self.encode_frame
@@ -119,7 +109,7 @@ class FakeCodec:
         module.inspect = self.inspect
         return module
 
-    def encode_frame(self, frame: Frame, options: EncodeOptions, progress=None) -> FakeEncodeResult:
+    def encode_frame(self, frame: Frame, options: EncodeOptions, progress=None) -> EncodeResult:
         self.calls.append(("encode_frame", options))
         if progress is not None:
             for step in (0, 1, 2):
@@ -133,7 +123,7 @@ class FakeCodec:
                   "lmbda": options.lmbda or 0.001, "mask_ratio": options.mask_ratio,
                   "psnr": 10 * np.log10(255**2 / mse)}
         data = self._pack(header, planes)
-        return FakeEncodeResult(data, recon, self._info(header, len(data), None), 3, 0.01, 0.02)
+        return EncodeResult(data, recon, self._info(header, len(data), None), 3, 0.01, 0.02)
 
     def decode_frame(self, data: bytes, name: str = "<stream>") -> Frame:
         self.calls.append(("decode_frame", name))
