@@ -6,8 +6,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-import numpy as np
-
 from . import params
 from .config import ModelConfig
 from .errors import FormatError, UnsupportedError
@@ -51,7 +49,3 @@ def unpack_frame(payload: bytes) -> FramePayload:
     if mask_len > len(payload) - 5:
         raise FormatError("frame packet: mask length exceeds the packet")
     return FramePayload(bytes(payload[5 : 5 + mask_len]), bytes(payload[5 + mask_len :]))
-
-
-def mask_words(mask: np.ndarray) -> int:
-    return int(np.asarray(mask).size)

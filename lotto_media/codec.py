@@ -11,7 +11,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import bitstream, entropy
+from . import __version__, bitstream, entropy
 from .config import ModelConfig
 from .container import ContainerWriter, SequenceHeader, read_container
 from .errors import FormatError, InputError, UnsupportedError
@@ -101,7 +101,7 @@ def encode_frame(frame: Frame, options: EncodeOptions, progress: ProgressCallbac
         writer.write_frame(bitstream.pack_frame(entropy.encode_mask(result.mask), latent_code), group, pts=frame.pts or 0)
         writer.write_metadata(
             {
-                "encoder": f"lotto-media {FORMAT_VERSION}",
+                "encoder": f"lotto-media {__version__}",
                 "frames": [{"psnr": psnr_all, "psnr_planes": quality_by_plane}],
                 "steps": result.steps,
             }
@@ -133,6 +133,8 @@ def decode_frame(data: bytes, name: str = "<stream>") -> Frame:
         raise UnsupportedError(f"{name}: pixel format {header.pix_fmt} is not supported by this build")
     packet = container.frames[0]
     config = header.model
+    if config.out_channels != (1 if header.pix_fmt == "gray" else 3):
+        raise FormatError(f"{name}: {config.out_channels} synthesis outputs cannot make {header.pix_fmt} pictures")
     try:
         nets = bitstream.unpack_group(container.groups[packet.group], config)
         payload = bitstream.unpack_frame(packet.payload)
