@@ -34,6 +34,8 @@ SCALE_BINS = 73
 PROB_BITS = 31
 #: round(e^5 * 2^20): lets exp_neg_fixed (x >= 0 only) produce 1/scale = e^5 * e^-(ln scale + 5)
 E5_Q20 = 155622629
+#: probability precision (bits) of constriction's default range coder
+CODER_PRECISION = 24
 #: latents per constriction call when encoding (bounds the probability array's memory)
 ENCODE_BATCH = 16384
 
@@ -118,7 +120,8 @@ def estimate_latent_bits(latents: list[np.ndarray], arm: IntegerArm) -> float:
     """Ideal code length of the latents under the coder's own tables (escapes included)."""
     s = latent_symbols(latents, arm)
     table = laplace_tables()
-    p = table[s.rows, s.symbols] / table[s.rows].sum(axis=1)
+    # constriction gives every symbol at least one unit of its 24-bit precision
+    p = np.maximum(table[s.rows, s.symbols] / table[s.rows].sum(axis=1), 2.0**-CODER_PRECISION)
     return float(-np.log2(p).sum() + s.escapes.size * np.log2(_LATENT_RANGE))
 
 
