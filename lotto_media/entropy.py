@@ -68,15 +68,20 @@ def laplace_tables() -> np.ndarray:
 
 
 def table_index(mu: np.ndarray, log_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Integer ARM outputs (ARM_FRAC bits) -> (centre latent, probability-table row)."""
+    """Integer ARM outputs (ARM_FRAC bits) -> (centre latent, probability-table row).
+
+    centre = round(mu), mean_bin = the 1/32 bin of mu - centre in [-1/2, 1/2), scale_bin = the
+    nearest 1/8 step of ln(scale) from LOG_SCALE_MIN_8THS / 8 (docs/FORMAT.md 3.3); the
+    arithmetic below is the same, folded into few exact float64 operations.
+    """
     one = float(1 << ARM_FRAC)
-    centre = np.floor((mu + one / 2) / one)
-    offset = mu - centre * one  # in [-1/2, 1/2) of a latent, ARM_FRAC bits
-    mean_bin = np.floor((offset + one / 2) * (MEAN_BINS / one))
-    scale_bin = np.floor((log_scale - LOG_SCALE_MIN_8THS * one / 8) * (8 / one) + 0.5)
-    scale_bin = np.clip(scale_bin, 0, SCALE_BINS - 1)
-    centre = np.clip(centre, LATENT_MIN, LATENT_MAX)
-    return centre.astype(np.int64), (mean_bin * SCALE_BINS + scale_bin).astype(np.int64)
+    t = np.floor(mu * (MEAN_BINS / one) + MEAN_BINS / 2)  # floor((mu + one/2) * 32 / one)
+    centre = np.floor(t * (1.0 / MEAN_BINS))
+    mean_bin = t - MEAN_BINS * centre
+    scale_bin = np.floor(log_scale * (8 / one) + (0.5 - LOG_SCALE_MIN_8THS))
+    np.clip(scale_bin, 0, SCALE_BINS - 1, out=scale_bin)
+    rows = (mean_bin * SCALE_BINS + scale_bin).astype(np.int64)
+    return np.clip(centre, LATENT_MIN, LATENT_MAX).astype(np.int64), rows
 
 
 def _model() -> constriction.stream.model.Categorical:
