@@ -112,7 +112,7 @@ def search(
                     total=total,
                     phase="soft" if soft else "hard",
                     loss=float(loss.detach()),
-                    psnr=_psnr(float(mse)),
+                    psnr=_psnr(float(mse.detach())),
                     bpp=float(bits.detach()) / pixels,
                     elapsed_s=elapsed,
                     eta_s=elapsed / (step + 1) * (total - step - 1),
