@@ -123,8 +123,6 @@ class IntegerArm:
         np.floor(out, out=out)
         return out[:, 0], out[:, 1]
 
-    def macs_per_latent(self) -> int:
-        return int(self.w1.size + self.w2.size + self.w3.size)
 
 
 @dataclass(frozen=True)

@@ -84,7 +84,7 @@ def encode_frame(frame: Frame, options: EncodeOptions, progress: ProgressCallbac
     with torch_threads(options.threads):
         result = search(target, config, schedule, lmbda, device, progress)
         weights = random_synthesis_weights(config)
-        planes = reconstruct(result.latents, result.nets, weights, result.mask, config, frame.height, frame.width)
+        planes = reconstruct(result.latents, result.nets, weights, result.mask, frame.height, frame.width)
         arm = result.nets.integer_arm()
         latent_code = entropy.encode_latents(result.latents, arm)
         estimated = entropy.estimate_latent_bits(result.latents, arm)
@@ -143,7 +143,7 @@ def decode_frame(data: bytes, name: str = "<stream>") -> Frame:
         latents = entropy.decode_latents(payload.latents, shapes, nets.integer_arm())
     except FormatError as exc:
         raise FormatError(f"{name}: {exc}") from None
-    planes = reconstruct(latents, nets, random_synthesis_weights(config), mask, config, header.height, header.width)
+    planes = reconstruct(latents, nets, random_synthesis_weights(config), mask, header.height, header.width)
     return Frame(list(planes), header.pix_fmt, pts=packet.pts, time_base=header.time_base, color=header.color)
 
 

@@ -179,9 +179,3 @@ def count_kmac_per_pixel(config: ModelConfig, height: int, width: int) -> float:
     up = sum(16 * (config.n_levels - 1 - k) * shapes[k][0] * shapes[k][1] for k in range(config.n_levels - 1))
     arm = (24 * config.arm_hidden + config.arm_hidden**2 + 2 * config.arm_hidden) * sum(h * w for h, w in shapes)
     return (pixels * (synth + mod) + up + arm) / pixels / 1000.0
-
-
-def latent_count(height: int, width: int, n_levels: int) -> int:
-    return sum(h * w for h, w in level_shapes(height, width, n_levels))
-
-

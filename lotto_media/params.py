@@ -50,9 +50,6 @@ class QuantizedNetworks:
         w1, b1, w2, b2, w3, b3 = self.arm.exact()
         return IntegerArm(w1, b1, w2, b2, w3, b3, self.arm.frac)
 
-    def n_params(self) -> int:
-        return sum(t.size for name in MODULES for t in self.module(name).tensors)
-
 
 def module_shapes(config: ModelConfig, name: str) -> list[tuple[int, ...]]:
     a, m, n = config.arm_hidden, config.mod_hidden, config.n_levels

@@ -1,8 +1,8 @@
 """The decoder's picture: latents -> pixels in exact integer (fixed-point) arithmetic.
 
 Encoder and decoder both call ``reconstruct``; because every intermediate value is an integer
-below 2^53 held in float64 (see ``exact``), the result is bit-identical on any machine, thread
-count or SIMD path, and equals what the encoder reports. Tensors are channels-first (C, H*W) torch
+below 2^53 held in float64, each operation is exact whatever the summation order, so the result
+is bit-identical on any machine, thread count or SIMD path, and equals what the encoder reports. Tensors are channels-first (C, H*W) torch
 float64 and updated in place where possible: the decoder's cost is mostly memory traffic.
 """
 
@@ -12,13 +12,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .config import ModelConfig
-from .exact import ACT_LIMIT_BITS
-from .latents import UPSAMPLE_PAD
+from .latents import UPSAMPLE_PAD, replicate_pad
 from .model import SYNTH_FRAC, pixel_coordinates
 from .params import QuantizedNetworks
 from .random_weights import WEIGHT_FRAC
 
+#: stored activations are clamped to +-2^ACT_LIMIT_BITS: with weights below 2^16 and fan-ins
+#: below 2^11, every product and partial sum stays below 2^53
+ACT_LIMIT_BITS = 26
 _ONE = float(1 << SYNTH_FRAC)
 _LIMIT = float(1 << ACT_LIMIT_BITS)
 
@@ -63,16 +64,9 @@ def _rewound(weight: torch.Tensor, hidden: torch.Tensor, rewind: torch.Tensor, w
     return _rshift_(acc, weight_frac)
 
 
-def _edge_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    rows = torch.arange(-pad, h + pad).clamp_(0, h - 1)
-    cols = torch.arange(-pad, w + pad).clamp_(0, w - 1)
-    return x.index_select(-2, rows).index_select(-1, cols)
-
-
 def _conv3x3(img: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, frac: int) -> torch.Tensor:
     """(C, H, W) -> (C, H, W), repeated-edge padding, as in training."""
-    x = _edge_pad(img, 1).unsqueeze(0)
+    x = replicate_pad(img, 1).unsqueeze(0)
     acc = F.conv2d(x, weight, bias * _ONE)[0]
     return _rshift_(acc, frac)
 
@@ -81,7 +75,7 @@ def _upsample(u: torch.Tensor, kernel: torch.Tensor, frac: int, out_hw: tuple[in
     """2x transposed convolution as four 4x4 polyphase filters evaluated with one matmul: PyTorch
     has no fast float64 convolution on CPU, BLAS has a fast float64 matmul."""
     c, h, w = u.shape
-    x = _edge_pad(u, UPSAMPLE_PAD)  # (c, h+4, w+4)
+    x = replicate_pad(u, UPSAMPLE_PAD)  # (c, h+4, w+4)
     # Each output parity (a, b) is a 4x4 correlation of the padded grid with taps K[a+6-2m, b+6-2n];
     # the four phases interleave into the output shifted by one sample. A test checks this equals
     # the transposed convolution of docs/FORMAT.md.
@@ -100,13 +94,11 @@ def reconstruct(
     nets: QuantizedNetworks,
     random_weights: list[np.ndarray],
     mask: np.ndarray,
-    config: ModelConfig,
     height: int,
     width: int,
     bit_depth: int = 8,
 ) -> np.ndarray:
     """Integer latents -> (C, H, W) uint8 (or uint16) planes."""
-    del config  # the shapes are carried by the arrays themselves
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
     (kernel,) = [t(a) for a in nets.upsampler.exact()]
     u = t(latents[-1])[None] * _ONE

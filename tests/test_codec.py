@@ -196,13 +196,13 @@ def test_polyphase_upsampler_equals_the_transposed_convolution_of_the_spec():
     import torch.nn.functional as F
 
     from lotto_media import reconstruct
-    from lotto_media.latents import UPSAMPLE_CROP, UPSAMPLE_PAD
+    from lotto_media.latents import UPSAMPLE_CROP, UPSAMPLE_PAD, replicate_pad
 
     g = torch.Generator().manual_seed(0)
     for h, w, out_h, out_w in [(5, 7, 10, 14), (5, 7, 9, 13), (1, 1, 1, 2), (3, 2, 6, 3)]:
         u = torch.randint(-5000, 5000, (3, h, w), generator=g).double()
         kernel = torch.randint(-300, 300, (8, 8), generator=g).double()
-        padded = reconstruct._edge_pad(u, UPSAMPLE_PAD).unsqueeze(1)
+        padded = replicate_pad(u, UPSAMPLE_PAD).unsqueeze(1)
         direct = F.conv_transpose2d(padded, kernel.view(1, 1, 8, 8), stride=2, padding=UPSAMPLE_CROP)
         expected = torch.floor(direct[:, 0, :out_h, :out_w] * 2.0**-8 + 0.5)
         assert torch.equal(reconstruct._upsample(u, kernel, 8, (out_h, out_w)), expected)
