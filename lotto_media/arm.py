@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .shifts import shifted_windows
 
 #: (dy, dx) of the causal neighbours, in the order the ARM's first layer expects them.
 CONTEXT_OFFSETS: tuple[tuple[int, int], ...] = (
@@ -30,6 +31,8 @@ PAD = 4  # rows above / columns either side needed by the window
 WAVEFRONT_SLOPE = 4
 #: fractional bits of the integer ARM's hidden activations and outputs
 ARM_FRAC = 8
+
+_PADDED_OFFSETS = tuple((PAD + dy, PAD + dx) for dy, dx in CONTEXT_OFFSETS)
 
 assert N_CONTEXT == 24
 assert all(dx + WAVEFRONT_SLOPE * dy < 0 for dy, dx in CONTEXT_OFFSETS)
@@ -49,20 +52,27 @@ class Arm(nn.Module):
             self.fc3.bias.zero_()
 
     def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """latent: (h, w) -> mean and log-scale, each (h, w).
+        """latent: (h, w) -> mean and log-scale, each (h, w)."""
+        mu, log_scale = self.predict(causal_context(latent))
+        return mu.view(latent.shape), log_scale.view(latent.shape)
 
-        The context is stacked from 24 shifted views of the zero-padded grid; on CPU this is about
-        twice as fast (forward + backward) as a 9x9 convolution masked to the causal taps.
-        """
-        hgt, wid = latent.shape
-        padded = F.pad(latent, (PAD, PAD, PAD, 0))
-        context = torch.stack(
-            [padded[PAD + dy : PAD + dy + hgt, PAD + dx : PAD + dx + wid] for dy, dx in CONTEXT_OFFSETS], dim=-1
-        ).reshape(-1, N_CONTEXT)
-        h1 = F.relu(self.fc1(context))
-        h2 = h1 + F.relu(self.fc2(h1))
-        out = self.fc3(h2)
-        return out[:, 0].reshape(hgt, wid), out[:, 1].reshape(hgt, wid)
+    def predict(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """context: (24, n) channels-first -> mean and log-scale, each (n,).
+
+        Channels-first keeps every matmul a wide GEMM and lets the contexts of all levels be
+        concatenated into one pass."""
+        h1 = F.relu(torch.addmm(self.fc1.bias.unsqueeze(1), self.fc1.weight, context))
+        h2 = h1 + F.relu(torch.addmm(self.fc2.bias.unsqueeze(1), self.fc2.weight, h1))
+        out = torch.addmm(self.fc3.bias.unsqueeze(1), self.fc3.weight, h2)
+        return out[0], out[1]
+
+
+def causal_context(latent: torch.Tensor) -> torch.Tensor:
+    """(h, w) -> (24, h*w): each latent's causal neighbours in CONTEXT_OFFSETS order, zero beyond
+    the edges."""
+    hgt, wid = latent.shape
+    padded = F.pad(latent, (PAD, PAD, PAD, 0))
+    return shifted_windows(padded, _PADDED_OFFSETS, (hgt, wid)).view(N_CONTEXT, hgt * wid)
 
 
 def float_arm_from_integers(weights: list[np.ndarray], frac: int) -> Arm:
@@ -135,7 +145,7 @@ class ContextLayout:
     size: int
 
     @classmethod
-    def for_shapes(cls, shapes: list[tuple[int, int]]) -> "ContextLayout":
+    def for_shapes(cls, shapes: list[tuple[int, int]]) -> ContextLayout:
         bases, size = [], 0
         for h, w in shapes:
             bases.append(size)

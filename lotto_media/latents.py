@@ -6,7 +6,8 @@ import math
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+from .shifts import shifted_windows
 
 #: latents are integers in this range (inclusive)
 LATENT_MIN, LATENT_MAX = -64, 63
@@ -37,11 +38,29 @@ def replicate_pad(x: torch.Tensor, pad: int) -> torch.Tensor:
     return x.index_select(-2, rows).index_select(-1, cols)
 
 
+#: polyphase form of the stride-2 transposed convolution: output parity (a, b) is a 4x4 correlation
+#: of the padded grid with taps K[a + 6 - 2m, b + 6 - 2n]; phases interleave one sample shifted
+_PHASE_TAPS = tuple(6 - 2 * m for m in range(4))
+_WINDOW_OFFSETS = tuple((i, j) for i in range(4) for j in range(4))
+
+
+def polyphase_taps(kernel: torch.Tensor) -> torch.Tensor:
+    """8x8 transposed-conv kernel -> (4 phases, 16 taps) in _WINDOW_OFFSETS order."""
+    idx = torch.tensor(_PHASE_TAPS, device=kernel.device)
+    return torch.stack([kernel[a + idx][:, b + idx].reshape(16) for a in (0, 1) for b in (0, 1)])
+
+
 def upsample2x(x: torch.Tensor, kernel: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
-    """(c, h, w) -> (c, H, W) with H <= 2h, W <= 2w, one shared 8x8 kernel for every channel."""
-    padded = replicate_pad(x.unsqueeze(1), UPSAMPLE_PAD)
-    up = F.conv_transpose2d(padded, kernel.view(1, 1, *kernel.shape), stride=2, padding=UPSAMPLE_CROP)
-    return up[:, 0, : out_hw[0], : out_hw[1]]
+    """(c, h, w) -> (c, H, W) with H <= 2h, W <= 2w, one shared 8x8 kernel for every channel.
+
+    The transposed convolution of docs/FORMAT.md computed as four 4x4 polyphase filters over 16
+    shifted windows and one matmul: on a CPU about twice as fast (forward and backward) as
+    ``conv_transpose2d`` with its single input channel."""
+    c, h, w = x.shape
+    windows = shifted_windows(replicate_pad(x, UPSAMPLE_PAD), _WINDOW_OFFSETS, (h + 1, w + 1))
+    phases = (polyphase_taps(kernel) @ windows.view(16, -1)).view(2, 2, c, h + 1, w + 1)
+    up = phases.permute(2, 3, 0, 4, 1).reshape(c, 2 * h + 2, 2 * w + 2)
+    return up[:, 1 : 1 + out_hw[0], 1 : 1 + out_hw[1]]
 
 
 def upsample_pyramid(levels: list[torch.Tensor], kernel: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arm import Arm
+from .arm import Arm, causal_context
 from .config import ModelConfig
 from .latents import bicubic_kernel, level_shapes, replicate_pad, upsample_pyramid
 from .random_weights import WEIGHT_FRAC, random_synthesis_weights
@@ -23,25 +23,18 @@ SYNTH_FRAC = 12
 LOG_SCALE_MIN, LOG_SCALE_MAX = -4.5, 4.5
 
 
-class _Activation(torch.autograd.Function):
-    """x * clamp(x + 2, 0, 4) / 4 with a hand-written backward that keeps only x: autograd's
-    version stores and recomputes several full-size temporaries, a third of a CPU step."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
-        return x * torch.clamp(x + 2.0, 0.0, 4.0) * 0.25
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (x,) = ctx.saved_tensors
-        slope = torch.where(x.abs() < 2.0, (x + 1.0) * 0.5, (x >= 2.0).to(x.dtype))
-        return grad * slope
+#: The activation x * clamp(x + 2, 0, 4) / 4 equals hardswish(1.5 x) / 1.5, and PyTorch has fused
+#: forward and backward kernels for hardswish. Training therefore carries every activation output
+#: multiplied by ACT_SCALE: a layer fed only by such outputs gets its pre-activation already
+#: scaled (1.5 W a = W a_scaled), so only biases, the coordinates, the first modulation layer and
+#: the output layer see the factor -- on small tensors, never an extra pass over the picture.
+ACT_SCALE = 1.5
 
 
 def activation(x: torch.Tensor) -> torch.Tensor:
-    """A GELU-like curve that is exact in fixed point: x * clamp(x + 2, 0, 4) / 4."""
-    return _Activation.apply(x)
+    """x * clamp(x + 2, 0, 4) / 4, a GELU-like curve that is exact in fixed point (unscaled form,
+    for reference and tests; the training graph uses ``F.hardswish`` on scaled values)."""
+    return F.hardswish(ACT_SCALE * x) / ACT_SCALE
 
 
 def pixel_coordinates(height: int, width: int) -> np.ndarray:
@@ -70,29 +63,28 @@ class Modulation(nn.Module):
                 conv.bias.zero_()
 
     def forward(self, features: torch.Tensor, height: int, width: int) -> list[torch.Tensor]:
-        """features (P, in) -> [o0 (P, hidden), o1, o2, o3 (P, 3)]."""
-        o0 = activation(self.fc0(features))
-        o1 = activation(self.fc1(o0))
-        img = o1.t().contiguous().reshape(1, 3, height, width)
-        img2 = img + activation(F.conv2d(replicate_pad(img, 1), self.res2.weight, self.res2.bias))
-        img3 = img2 + activation(F.conv2d(replicate_pad(img2, 1), self.res3.weight, self.res3.bias))
-        o2 = img2.reshape(3, -1).t()
-        o3 = img3.reshape(3, -1).t()
-        return [o0, o1, o2, o3]
+        """features (in, P) channels-first -> [o3, o2, o1 (3, P), o0 (hidden, P)], in the order the
+        synthesis reads them (the rewind), each multiplied by ACT_SCALE (see ``ACT_SCALE``)."""
+        s = ACT_SCALE
+        o0 = F.hardswish(torch.addmm(s * self.fc0.bias.unsqueeze(1), s * self.fc0.weight, features))
+        o1 = F.hardswish(torch.addmm(s * self.fc1.bias.unsqueeze(1), self.fc1.weight, o0))
+        img1 = o1.view(1, 3, height, width)
+        img2 = img1 + F.hardswish(F.conv2d(replicate_pad(img1, 1), self.res2.weight, s * self.res2.bias))
+        img3 = img2 + F.hardswish(F.conv2d(replicate_pad(img2, 1), self.res3.weight, s * self.res3.bias))
+        return [img3.view(3, -1), img2.view(3, -1), o1, o0]
 
 
-def rewind_modulations(mods: list[torch.Tensor]) -> torch.Tensor:
-    """[o3, o2, o1, o0]: synthesis layers 2, 3 and 4 read its first 6, 9 and all columns, so the
-    deepest modulations feed the earliest layers (the rewind)."""
-    o0, o1, o2, o3 = mods
-    return torch.cat([o3, o2, o1, o0], dim=1)
-
-
-def _rewound_layer(hidden: torch.Tensor, rewind: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """weight @ [hidden, rewind[:, :k]] without materialising the concatenation."""
-    n_hidden = hidden.shape[1]
-    n_mod = weight.shape[1] - n_hidden
-    return hidden @ weight[:, :n_hidden].t() + rewind[:, :n_mod] @ weight[:, n_hidden:].t()
+def _rewound_layer(hidden: torch.Tensor, rewind: list[torch.Tensor], weight: torch.Tensor) -> torch.Tensor:
+    """weight @ [hidden; o3; o2; ...]: the modulations this layer reads follow its hidden input
+    (layers 2, 3 and 4 read [o3, o2], [o3, o2, o1] and all four: the deepest modulations feed the
+    earliest layers). One concatenation and one matmul: slicing a shared stack instead would make
+    autograd zero-fill a full-size gradient per slice."""
+    n_mod = weight.shape[1] - hidden.shape[0]
+    taken, k = [], 0
+    while k < n_mod:
+        taken.append(rewind[len(taken)])
+        k += taken[-1].shape[0]
+    return weight @ torch.cat([hidden, *taken], dim=0)
 
 
 class FrameModel(nn.Module):
@@ -116,8 +108,8 @@ class FrameModel(nn.Module):
         self.register_buffer("random_weights", torch.tensor(flat, dtype=torch.float32))
         scores = torch.rand(flat.size, generator=generator)
         self.scores = nn.Parameter(scores)
-        coords = pixel_coordinates(height, width).astype(np.float32) / (1 << SYNTH_FRAC)
-        self.register_buffer("coords", torch.from_numpy(coords))
+        coords = pixel_coordinates(height, width).T.astype(np.float64) * (ACT_SCALE / (1 << SYNTH_FRAC))
+        self.register_buffer("coords", torch.from_numpy(coords.astype(np.float32)))  # (2, P), scaled
 
     # --- pieces -------------------------------------------------------------------------------
     def mask(self, straight_through: bool = True) -> torch.Tensor:
@@ -137,23 +129,22 @@ class FrameModel(nn.Module):
     def synthesise(self, levels: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """Quantised (or proxy) latents -> (C, H, W) picture in [0, 1] before clamping."""
         u = upsample_pyramid(levels, self.up_kernel)
-        features = u.reshape(u.shape[0], -1).t()
-        mods = self.modulation(features, self.height, self.width)
-        rewind = rewind_modulations(mods)
+        rewind = self.modulation(u.reshape(u.shape[0], -1), self.height, self.width)
         w1, w2, w3, w4 = self.masked_layers(mask)
-        h = activation(self.coords @ w1.t())
-        h = activation(_rewound_layer(h, rewind, w2))
-        h = activation(_rewound_layer(h, rewind, w3))
-        out = _rewound_layer(h, rewind, w4)
-        return (0.5 * out + 0.5).t().reshape(-1, self.height, self.width)
+        h = F.hardswish(w1 @ self.coords)
+        h = F.hardswish(_rewound_layer(h, rewind, w2))
+        h = F.hardswish(_rewound_layer(h, rewind, w3))
+        # out = w4 [h; rewind] on unscaled values; the picture is 0.5 * out + 0.5
+        out = _rewound_layer(h, rewind, w4 * (0.5 / ACT_SCALE))
+        return (out + 0.5).view(-1, self.height, self.width)
 
     def rate_bits(self, levels: list[torch.Tensor]) -> torch.Tensor:
-        """Estimated bits of the (proxy-)quantised latents under the ARM's Laplace model."""
-        total = levels[0].new_zeros(())
-        for q in levels:
-            mu, log_scale = self.arm(q)
-            total = total + laplace_bits(q, mu, log_scale).sum()
-        return total
+        """Estimated bits of the (proxy-)quantised latents under the ARM's Laplace model, all
+        levels in one pass."""
+        context = torch.cat([causal_context(q) for q in levels], dim=1)
+        values = torch.cat([q.reshape(-1) for q in levels])
+        mu, log_scale = self.arm.predict(context)
+        return laplace_bits(values, mu, log_scale).sum()
 
 
 def laplace_bits(q: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:

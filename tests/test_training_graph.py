@@ -1,0 +1,111 @@
+"""The search's float graph computes the functions the decoder's integer arithmetic defines.
+
+The training path is written for speed (hand-written backward passes, channels-first layout, the
+activation evaluated as a scaled hardswish); these tests hold it to the plain definitions.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from lotto_media.arm import CONTEXT_OFFSETS, Arm, causal_context
+from lotto_media.config import ModelConfig
+from lotto_media.latents import UPSAMPLE_CROP, UPSAMPLE_PAD, replicate_pad, upsample2x
+from lotto_media.model import ACT_SCALE, FrameModel, activation
+from lotto_media.shifts import shifted_windows
+
+
+def test_shifted_windows_forward_and_backward_equal_plain_slicing():
+    g = torch.Generator().manual_seed(1)
+    grid = torch.randn(2, 9, 11, generator=g, dtype=torch.float64, requires_grad=True)
+    offsets = ((0, 0), (1, 3), (2, 1), (0, 2), (2, 3))
+    size = (7, 8)
+    weights = torch.randn(len(offsets), 2, *size, generator=g, dtype=torch.float64)
+
+    ours = shifted_windows(grid, offsets, size)
+    (grad_ours,) = torch.autograd.grad((ours * weights).sum(), grid)
+    plain = torch.stack([grid[..., dy : dy + size[0], dx : dx + size[1]] for dy, dx in offsets])
+    (grad_plain,) = torch.autograd.grad((plain * weights).sum(), grid)
+    assert torch.equal(ours, plain)
+    assert torch.allclose(grad_ours, grad_plain, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x: shifted_windows(x, offsets, size), (grid,))
+
+
+def test_training_upsampler_is_the_transposed_convolution_of_the_spec():
+    g = torch.Generator().manual_seed(2)
+    for h, w, out_h, out_w in [(5, 7, 10, 14), (5, 7, 9, 13), (1, 1, 1, 2), (3, 2, 6, 3)]:
+        u = torch.randn(3, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+        kernel = torch.randn(8, 8, generator=g, dtype=torch.float64, requires_grad=True)
+        padded = replicate_pad(u, UPSAMPLE_PAD).unsqueeze(1)
+        direct = F.conv_transpose2d(padded, kernel.view(1, 1, 8, 8), stride=2, padding=UPSAMPLE_CROP)[:, 0, :out_h, :out_w]
+        ours = upsample2x(u, kernel, (out_h, out_w))
+        assert torch.allclose(ours, direct, atol=1e-12)
+        probe = torch.randn(ours.shape, generator=g, dtype=torch.float64)
+        grads_ours = torch.autograd.grad((ours * probe).sum(), (u, kernel))
+        grads_direct = torch.autograd.grad((direct * probe).sum(), (u, kernel))
+        for a, b in zip(grads_ours, grads_direct):
+            assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_activation_is_the_fixed_point_curve_and_scaled_hardswish_matches_it():
+    x = torch.linspace(-5, 5, 2001, dtype=torch.float64)
+    expected = x * torch.clamp(x + 2, 0, 4) / 4
+    assert torch.allclose(activation(x), expected, atol=1e-12)
+    assert torch.allclose(F.hardswish(ACT_SCALE * x), ACT_SCALE * expected, atol=1e-12)
+
+
+def test_arm_context_is_the_causal_neighbourhood_with_zeros_outside():
+    g = torch.Generator().manual_seed(3)
+    latent = torch.randint(-9, 9, (6, 10), generator=g).double()
+    context = causal_context(latent).view(len(CONTEXT_OFFSETS), 6, 10)
+    for k, (dy, dx) in enumerate(CONTEXT_OFFSETS):
+        for r, c in [(0, 0), (5, 9), (3, 2), (4, 8), (1, 5)]:
+            rr, cc = r + dy, c + dx
+            inside = 0 <= rr < 6 and 0 <= cc < 10
+            assert context[k, r, c] == (latent[rr, cc] if inside else 0)
+
+
+def test_arm_channels_first_prediction_equals_a_per_latent_mlp():
+    torch.manual_seed(4)
+    arm = Arm(8).double()
+    latent = torch.randint(-9, 9, (5, 7)).double()
+    mu, log_scale = arm(latent)
+    context = causal_context(latent).t()  # (n, 24)
+    h1 = F.relu(arm.fc1(context))
+    out = arm.fc3(h1 + F.relu(arm.fc2(h1)))
+    assert torch.allclose(mu.reshape(-1), out[:, 0]) and torch.allclose(log_scale.reshape(-1), out[:, 1])
+
+
+def test_synthesis_equals_the_unscaled_reference_network():
+    """FrameModel.synthesise (scaled hardswish, channels-first, concatenated rewind) against the
+    network of DESIGN section 3 written out plainly."""
+    config = ModelConfig(seed=5, mask_ratio=0.3)
+    model = FrameModel(config, 9, 13, generator=torch.Generator().manual_seed(5)).double()
+    g = torch.Generator().manual_seed(6)
+    levels = [torch.randn(s, generator=g, dtype=torch.float64) * 3 for s in model.shapes]
+    with torch.no_grad():
+        for p in model.modulation.parameters():
+            p.normal_(0, 0.3, generator=g)
+        mask = model.mask(straight_through=False)
+        ours = model.synthesise(levels, mask)
+
+        from lotto_media.latents import upsample_pyramid
+        from lotto_media.model import pixel_coordinates
+
+        mod = model.modulation
+        u = upsample_pyramid(levels, model.up_kernel).reshape(config.n_levels, -1).t()  # (P, 7)
+        o0 = activation(mod.fc0(u))
+        o1 = activation(mod.fc1(o0))
+        img1 = o1.t().reshape(1, 3, 9, 13)
+        img2 = img1 + activation(F.conv2d(replicate_pad(img1, 1), mod.res2.weight, mod.res2.bias))
+        img3 = img2 + activation(F.conv2d(replicate_pad(img2, 1), mod.res3.weight, mod.res3.bias))
+        o2, o3 = img2.reshape(3, -1).t(), img3.reshape(3, -1).t()
+        w1, w2, w3, w4 = model.masked_layers(mask)
+        xy = torch.from_numpy(pixel_coordinates(9, 13)).double() / 4096
+        h = activation(xy @ w1.t())
+        h = activation(torch.cat([h, o3, o2], 1) @ w2.t())
+        h = activation(torch.cat([h, o3, o2, o1], 1) @ w3.t())
+        out = torch.cat([h, o3, o2, o1, o0], 1) @ w4.t()
+        reference = (0.5 * out + 0.5).t().reshape(3, 9, 13)
+    assert torch.allclose(ours, reference, atol=1e-5)
