@@ -8,7 +8,7 @@ the float or the integer form). This module holds the three forms of that one id
 - the float reduction and the plane-weighted distortion the search minimises;
 - the target layout the search receives (a (3, H, W) tensor, see ``pack_target``);
 - the exact integer reduction the decoder applies to the fixed-point synthesis output
-  (docs/FORMAT.md, Part 3 §3.4 step 5).
+  (docs/FORMAT.md, Part 3 §3.4 step 4).
 """
 
 from __future__ import annotations
