@@ -11,14 +11,14 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from . import __version__, bitstream, entropy
+from . import __version__, bitstream, chroma, entropy
 from .config import ModelConfig
 from .container import ContainerWriter, SequenceHeader, read_container
 from .errors import FormatError, InputError, UnsupportedError
-from .frame import Frame
+from .frame import PIXEL_FORMATS, Frame
 from .latents import level_shapes
 from .metrics import bpp as bits_per_pixel
-from .metrics import psnr_planes, psnr_rgb
+from .metrics import psnr_planes, psnr_rgb, psnr_yuv
 from .model import count_kmac_per_pixel
 from .random_weights import random_synthesis_weights
 from .reconstruct import reconstruct
@@ -29,7 +29,7 @@ from .train import ProgressCallback, search
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-SUPPORTED_PIX_FMTS = ("rgb24", "gray")
+SUPPORTED_PIX_FMTS = ("rgb24", "gray", "yuv420p", "yuv420p10le")
 
 __all__ = [
     "EncodeOptions", "EncodeResult", "Progress", "StreamInfo",
@@ -70,27 +70,62 @@ def _model_config(frame: Frame, options: EncodeOptions) -> ModelConfig:
     )
 
 
+def _is_420(pix_fmt: str) -> bool:
+    return PIXEL_FORMATS[pix_fmt][2]
+
+
+def _check_samples(frame: Frame) -> None:
+    """Refuse planes whose integers do not fit the format (e.g. 16-bit samples labelled 10-bit)."""
+    for plane in frame.planes:
+        if plane.dtype.kind not in "ui":
+            raise InputError(f"{frame.pix_fmt} planes must hold integers, got {plane.dtype}")
+        low, high = int(plane.min()), int(plane.max())
+        if low < 0 or high > frame.max_value:
+            value = low if low < 0 else high
+            raise InputError(f"{frame.pix_fmt} sample value {value} outside 0..{frame.max_value}")
+
+
+def _target(frame: Frame) -> torch.Tensor:
+    """The search's (C, H, W) target on [0, 1]; 4:2:0 chroma in chroma.pack_target's layout."""
+    if _is_420(frame.pix_fmt):
+        return chroma.pack_target(frame.planes, frame.max_value)
+    return torch.from_numpy(np.stack(frame.planes).astype(np.float32) / float(frame.max_value))
+
+
+def _frame_psnr(source: Frame, reconstruction: Frame) -> tuple[float, dict[str, float]]:
+    """The headline PSNR (RGB pooled, PSNR-YUV 6:1:1, or gray's) and the per-plane PSNRs."""
+    by_plane = psnr_planes(source, reconstruction)
+    if source.pix_fmt == "rgb24":
+        return psnr_rgb(source, reconstruction), by_plane
+    if _is_420(source.pix_fmt):
+        return psnr_yuv(by_plane), by_plane
+    return by_plane["y"], by_plane
+
+
 def encode_frame(frame: Frame, options: EncodeOptions, progress: ProgressCallback | None = None) -> EncodeResult:
     """Search, quantise and entropy-code one picture into a complete .lotto file."""
     start = time.perf_counter()
     if frame.pix_fmt not in SUPPORTED_PIX_FMTS:
-        raise UnsupportedError(f"pixel format {frame.pix_fmt} is not supported yet (supported: rgb24, gray)")
+        raise UnsupportedError(
+            f"pixel format {frame.pix_fmt} is not supported yet (supported: {', '.join(SUPPORTED_PIX_FMTS)})"
+        )
+    _check_samples(frame)
     lmbda = options.resolved_lmbda()
     schedule = options.schedule()
     config = _model_config(frame, options)
     device = resolve_device(options.device)
-    peak = float(frame.max_value)
-    target = torch.from_numpy(np.stack(frame.planes).astype(np.float32) / peak)
+    target = _target(frame)
+    distortion = chroma.distortion if _is_420(frame.pix_fmt) else None
     with torch_threads(options.threads):
-        result = search(target, config, schedule, lmbda, device, progress)
+        result = search(target, config, schedule, lmbda, device, progress, distortion=distortion)
         weights = random_synthesis_weights(config)
-        planes = reconstruct(result.latents, result.nets, weights, result.mask, frame.height, frame.width)
+        planes = reconstruct(result.latents, result.nets, weights, result.mask, frame.height, frame.width,
+                             bit_depth=frame.bit_depth, chroma_420=_is_420(frame.pix_fmt))
         arm = result.nets.integer_arm()
         latent_code = entropy.encode_latents(result.latents, arm)
         estimated = entropy.estimate_latent_bits(result.latents, arm)
     reconstruction = Frame(list(planes), frame.pix_fmt, pts=frame.pts, time_base=frame.time_base, color=frame.color)
-    quality_by_plane = psnr_planes(frame, reconstruction)
-    psnr_all = psnr_rgb(frame, reconstruction) if frame.pix_fmt == "rgb24" else quality_by_plane["y"]
+    psnr_all, quality_by_plane = _frame_psnr(frame, reconstruction)
     header = SequenceHeader(
         width=frame.width, height=frame.height, pix_fmt=frame.pix_fmt, model=config,
         color=frame.color, preset=options.preset, lmbda=lmbda, quality=options.quality, n_frames=1,
@@ -143,7 +178,8 @@ def decode_frame(data: bytes, name: str = "<stream>") -> Frame:
         latents = entropy.decode_latents(payload.latents, shapes, nets.integer_arm())
     except FormatError as exc:
         raise FormatError(f"{name}: {exc}") from None
-    planes = reconstruct(latents, nets, random_synthesis_weights(config), mask, header.height, header.width)
+    planes = reconstruct(latents, nets, random_synthesis_weights(config), mask, header.height, header.width,
+                         bit_depth=PIXEL_FORMATS[header.pix_fmt][1], chroma_420=_is_420(header.pix_fmt))
     return Frame(list(planes), header.pix_fmt, pts=packet.pts, time_base=header.time_base, color=header.color)
 
 

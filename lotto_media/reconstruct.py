@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import chroma
 from .latents import UPSAMPLE_PAD, replicate_pad
 from .model import SYNTH_FRAC, pixel_coordinates
 from .params import QuantizedNetworks
@@ -97,8 +98,10 @@ def reconstruct(
     height: int,
     width: int,
     bit_depth: int = 8,
-) -> np.ndarray:
-    """Integer latents -> (C, H, W) uint8 (or uint16) planes."""
+    chroma_420: bool = False,
+) -> list[np.ndarray]:
+    """Integer latents -> C planes, uint8 (or uint16 above 8 bits). With ``chroma_420`` channels 1
+    and 2 become ceil(H/2) x ceil(W/2) chroma planes (2x2 integer average, see lotto_media.chroma)."""
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
     (kernel,) = [t(a) for a in nets.upsampler.exact()]
     u = t(latents[-1])[None] * _ONE
@@ -132,6 +135,15 @@ def reconstruct(
         h = _act_(_rewound(layers[1], h, rewind, WEIGHT_FRAC))
         h = _act_(_rewound(layers[2], h, rewind, WEIGHT_FRAC))
         out[:, tile] = _rewound(layers[3], h, rewind, WEIGHT_FRAC)
-    out.add_(_ONE).mul_(peak * 0.5 ** (SYNTH_FRAC + 1)).add_(0.5).floor_().clamp_(0, peak)
+    planes = list(out.view(-1, height, width))
+    if chroma_420:
+        # Averaging the fixed-point outputs (S fraction bits), not the samples, leaves the rounding
+        # to the bit depth as chroma's only coarse rounding, as for luma.
+        planes[1:] = list(chroma.integer_downsample(out.view(-1, height, width)[1:]))
     dtype = np.uint8 if bit_depth <= 8 else np.uint16
-    return out.view(-1, height, width).numpy().astype(dtype)
+    return [_to_samples_(plane, peak).numpy().astype(dtype) for plane in planes]
+
+
+def _to_samples_(x: torch.Tensor, peak: int) -> torch.Tensor:
+    """In place: fixed-point synthesis output -> clamp(floor((x + 2^S) * peak / 2^(S+1) + 1/2), 0, peak)."""
+    return x.add_(_ONE).mul_(peak * 0.5 ** (SYNTH_FRAC + 1)).add_(0.5).floor_().clamp_(0, peak)

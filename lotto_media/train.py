@@ -1,6 +1,7 @@
 """The search: fit latents, small networks and the supermask to one frame, then quantise.
 
-Objective D + lambda * R with D the MSE on [0, 1] pixels and R the ARM's estimate of the latent
+Objective D + lambda * R with D the MSE on [0, 1] pixels (plane-weighted for YUV 4:2:0, see
+lotto_media/chroma.py) and R the ARM's estimate of the latent
 bits per pixel. Phase 1 uses soft rounding with annealed Kumaraswamy noise; phase 2 fine-tunes
 with hard rounding (straight-through). The small networks are then quantised with a per-module
 step 2^-frac picked by minimising the same objective with their coded size included.
@@ -18,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .chroma import Distortion
 from .config import ModelConfig, TrainConfig
 from .latents import LATENT_MAX, LATENT_MIN, kumaraswamy_noise, quantise_ste, soft_round, to_integers
 from .model import FrameModel
@@ -54,8 +56,11 @@ def search(
     lmbda: float,
     device: torch.device,
     progress: ProgressCallback | None = None,
+    distortion: Distortion | None = None,
 ) -> SearchResult:
-    """target: (C, H, W) float in [0, 1]."""
+    """target: (C, H, W) float in [0, 1]. ``distortion(recon, target)`` is D (default: the MSE);
+    YUV 4:2:0 passes lotto_media.chroma's plane-weighted one with a chroma.pack_target target."""
+    distortion = distortion or _mse
     start = time.perf_counter()
     channels, height, width = target.shape
     pixels = height * width
@@ -95,7 +100,7 @@ def search(
                     group["lr"] = schedule.lr_hard
             levels = [quantise_ste(z) for z in model.latents]
         recon = model.synthesise(levels, model.mask())
-        mse = torch.mean((recon - target) ** 2)
+        mse = distortion(recon, target)
         bits = model.rate_bits(levels)
         loss = mse + lmbda * bits / pixels
         optimiser.zero_grad(set_to_none=True)
@@ -122,7 +127,7 @@ def search(
     latents = to_integers(list(model.latents))
     with torch.no_grad():
         mask = model.mask(straight_through=False)
-    nets, estimated_bits = quantise_networks(model, latents, mask, target, lmbda)
+    nets, estimated_bits = quantise_networks(model, latents, mask, target, lmbda, distortion)
     if progress is not None:
         elapsed = time.perf_counter() - start
         progress(Progress(total, total, "quantise", 0.0, 0.0, estimated_bits / pixels, elapsed, 0.0))
@@ -136,12 +141,18 @@ def search(
     )
 
 
+def _mse(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return torch.mean((recon - target) ** 2)
+
+
 @torch.no_grad()
 def quantise_networks(
-    model: FrameModel, latents: list[np.ndarray], mask: torch.Tensor, target: torch.Tensor, lmbda: float
+    model: FrameModel, latents: list[np.ndarray], mask: torch.Tensor, target: torch.Tensor, lmbda: float,
+    distortion: Distortion | None = None,
 ) -> tuple[QuantizedNetworks, float]:
     """Coordinate descent over each module's step, minimising D + lambda * (latent + parameter bits)."""
     pixels = model.height * model.width
+    distortion = distortion or _mse
     device = target.device
     levels = [torch.from_numpy(q).to(device=device, dtype=torch.float32) for q in latents]
     float_state = copy.deepcopy(model.state_dict())
@@ -157,7 +168,7 @@ def quantise_networks(
                 module = quantize_module(module_parameters(model, name), fracs[name])
                 load_module(model, name, module)
                 param_bits += module_bits(module)
-            mse = float(torch.mean((model.synthesise(levels, mask).clamp(0, 1) - target) ** 2))
+            mse = float(distortion(model.synthesise(levels, mask).clamp(0, 1), target))
             bits = float(model.rate_bits(levels)) + param_bits
             cache[key] = (mse + lmbda * bits / pixels, bits)
         return cache[key]

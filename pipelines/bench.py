@@ -609,13 +609,15 @@ def measure_video_point(task: VideoTask) -> Record:
 
 
 def _lotto_video_point(task: VideoTask) -> Record:
-    """Every frame coded independently (all-intra). The core refuses YUV today: the first frame's
-    UnsupportedError turns the point into status "unsupported" without coding the others."""
+    """Every frame coded independently (all-intra) as its own complete .lotto file, on native 4:2:0
+    planes; the bytes are those files' sizes, container overhead included (a sequence container with
+    shared group headers is later work, DESIGN section 4). A format the core refuses raises
+    UnsupportedError on the first frame, which turns the point into status "unsupported"."""
     codec = _lotto_codec()
     clip = task.clip
     options = codec.EncodeOptions(quality=task.setting, preset=task.preset or DEFAULT_PRESET,
                                   steps=task.steps, threads=task.threads)
-    total_bytes, encode_s, decode_s, decoded = 0, 0.0, 0.0, []
+    total_bytes, encode_s, decode_s, decoded, bit_exact = 0, 0.0, 0.0, [], True
     for index, planes in enumerate(clip.frames):
         frame = Frame(list(planes), clip.pix_fmt, pts=index)
         start = time.perf_counter()
@@ -626,7 +628,9 @@ def _lotto_video_point(task: VideoTask) -> Record:
         decode_s += time.perf_counter() - start
         total_bytes += len(result.data)
         decoded.append(out.planes)
-    return {"bytes": total_bytes, "encode_s": encode_s, "decode_s": decode_s, **_video_quality(clip, decoded)}
+        bit_exact = bit_exact and _same_pixels(out, result.reconstruction)
+    return {"bytes": total_bytes, "encode_s": encode_s, "decode_s": decode_s, "bit_exact": bit_exact,
+            "steps": int(result.steps), **_video_quality(clip, decoded)}
 
 
 def _describe_video(record: Record) -> str:

@@ -245,7 +245,7 @@ def format_info_table(name: str, info: object) -> str:
         ("pixel format", info.pix_fmt),
         ("frames", str(info.frames)),
         ("size", f"{info.bytes} bytes ({info.bpp:.4f} bpp)"),
-        ("PSNR", _describe_psnr(info.psnr, planes)),
+        ("PSNR", _describe_psnr(info.psnr, planes, yuv=info.pix_fmt.startswith("yuv"))),
         ("preset", info.preset),
         ("lambda", f"{info.lmbda:.6g}"),
         ("quality", quality),
@@ -265,10 +265,12 @@ def _plane_order(plane: str) -> tuple[int, str]:
     return (canonical.index(plane) if plane in canonical else len(canonical), plane)
 
 
-def _describe_psnr(psnr: float, planes: str) -> str:
+def _describe_psnr(psnr: float, planes: str, yuv: bool = False) -> str:
     if not math.isfinite(psnr):
         return "unknown (not recorded in the file)"
-    return f"{psnr:.2f} dB" + (f" ({planes})" if planes else "") + ", measured by the encoder"
+    # For YUV the headline is the weighted PSNR-YUV, not a pooled MSE: say so.
+    kind = " PSNR-YUV (6Y+U+V)/8" if yuv else ""
+    return f"{psnr:.2f} dB{kind}" + (f" ({planes})" if planes else "") + ", measured by the encoder"
 
 
 # --------------------------------------------------------------------------- helpers

@@ -1,6 +1,6 @@
 """``lotto-media bench``: the files it writes, the fields of every point, failure isolation, and the
 report plumbing. Most tests use the stand-in codec (tests/conftest.py); ``test_images_with_the_real_codec``
-and ``test_video_reports_lotto_unsupported_with_the_real_codec`` go through the real one."""
+and ``test_video_lotto_rows_*`` go through the real one."""
 
 from __future__ import annotations
 
@@ -212,14 +212,37 @@ def test_video_anchors_and_unsupported_lotto_rows(tmp_path, capsys, fake_codec, 
     assert_png(out / "rd_video_clip.png")
 
 
-def test_video_reports_lotto_unsupported_with_the_real_codec(tmp_path, capsys):
-    clip = write_y4m(tmp_path / "c.y4m", tiny_clip(2))
-    code, _, stderr = run(capsys, "bench", "video", clip, "--qp", "34", "--quality", "50", "--anchors", "x264",
-                          "--out", tmp_path / "v", "--preset", "ultrafast", "--steps", "2")
+def test_video_lotto_rows_with_the_real_codec(tmp_path, capsys):
+    """Native yuv420p through the real search (ultrafast, 2 steps), one .lotto per frame."""
+    clip = write_y4m(tmp_path / "c.y4m", tiny_clip(3, height=15, width=21))  # odd sizes
+    code, _, stderr = run(capsys, "bench", "video", clip, "--frames", "2", "--qp", "34", "--quality", "50",
+                          "--anchors", "x264", "--out", tmp_path / "v", "--preset", "ultrafast", "--steps", "2")
     assert code == 0, stderr
     points = read_points(tmp_path / "v" / "video_points.jsonl")
     statuses = {p["codec"]: p["status"] for p in points}
-    assert statuses == {"lotto-ultrafast": "unsupported", "x264-intra": "ok", "x264-inter": "ok"}
+    assert statuses == {"lotto-ultrafast": "ok", "x264-intra": "ok", "x264-inter": "ok"}
+    (lotto,) = [p for p in points if p["codec"] == "lotto-ultrafast"]
+    assert VIDEO_FIELDS <= set(lotto) and lotto["frames"] == 2 and lotto["pix_fmt"] == "yuv420p"
+    assert lotto["bit_exact"] is True and lotto["steps"] == 2 and lotto["bytes"] > 0
+    for key in ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv"):
+        assert isinstance(lotto[key], float) and 5 < lotto[key] < 100, (key, lotto[key])
+    assert lotto["psnr_yuv"] == pytest.approx((6 * lotto["psnr_y"] + lotto["psnr_u"] + lotto["psnr_v"]) / 8)
+    assert "lotto-ultrafast" in (tmp_path / "v" / "video_summary.md").read_text()
+
+
+def test_video_lotto_rows_stay_10_bit(tmp_path, capsys):
+    """A hand-written 10-bit y4m (C420p10, little-endian 16-bit samples) is coded at 10 bits."""
+    clip = [[(p.astype(np.uint16) * 4 + 1) for p in planes] for planes in tiny_clip(1)]
+    path = tmp_path / "c10.y4m"
+    with path.open("wb") as f:
+        f.write(b"YUV4MPEG2 W24 H16 F25:1 Ip A1:1 C420p10\n")
+        f.write(b"FRAME\n" + b"".join(p.astype("<u2").tobytes() for p in clip[0]))
+    code, _, stderr = run(capsys, "bench", "video", path, "--quality", "50", "--anchors", "x264", "--qp", "34",
+                          "--out", tmp_path / "v", "--preset", "ultrafast", "--steps", "2", "-q")
+    assert code == 0, stderr
+    (lotto,) = [p for p in read_points(tmp_path / "v" / "video_points.jsonl") if p["codec"].startswith("lotto")]
+    assert lotto["status"] == "ok" and lotto["pix_fmt"] == "yuv420p10le" and lotto["bit_exact"] is True
+    assert 5 < lotto["psnr_yuv"] < 100
 
 
 def test_video_keeps_10_bit_clips_10_bit(tmp_path, capsys):

@@ -480,3 +480,25 @@ def test_real_failed_encode_leaves_nothing(capsys, tmp_path, tiny_png):
     assert_one_error_line(err)
     assert files_in(tmp_path) == {"tiny.png"}
 
+
+
+def test_real_yuv_stream_info_and_decode(capsys, tmp_path):
+    """info shows PSNR-YUV and the y, u, v PSNRs; decode refuses a yuv stream in one line (PNG only)."""
+    from lotto_media import Frame
+    from lotto_media.codec import EncodeOptions, encode_frame
+
+    rgb = synthetic_rgb(16, 24)
+    frame = Frame([rgb[:, :, 1], rgb[::2, ::2, 0].copy(), rgb[::2, ::2, 2].copy()], "yuv420p")
+    result = encode_frame(frame, EncodeOptions(preset="ultrafast", steps=2, seed=0, threads=1))
+    stream = tmp_path / "yuv.lotto"
+    stream.write_bytes(result.data)
+    code, out, _ = run(capsys, "info", stream)
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.splitlines())
+    planes = result.info.psnr_planes
+    assert code == 0 and rows["pixel format"] == "yuv420p"
+    assert rows["PSNR"].startswith(f"{result.info.psnr:.2f} dB PSNR-YUV")
+    assert f"(y {planes['y']:.2f}, u {planes['u']:.2f}, v {planes['v']:.2f})" in rows["PSNR"]
+    code, out, err = run(capsys, "decode", stream, "-o", tmp_path / "out.png")
+    assert code == 1 and out == "" and "yuv420p" in err
+    assert_one_error_line(err)
+    assert files_in(tmp_path) == {"yuv.lotto"}
