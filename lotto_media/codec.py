@@ -137,7 +137,8 @@ def encode_frame(frame: Frame, options: EncodeOptions, progress: ProgressCallbac
         writer.write_metadata(
             {
                 "encoder": f"lotto-media {__version__}",
-                "frames": [{"psnr": psnr_all, "psnr_planes": quality_by_plane}],
+                # 1/1000 dB is more than any PSNR means; full doubles would cost ~50 bytes
+                "frames": [{"psnr": round(psnr_all, 3), "psnr_planes": {k: round(v, 3) for k, v in quality_by_plane.items()}}],
                 "steps": result.steps,
             }
         )

@@ -420,7 +420,9 @@ class ContainerWriter:
     reader reports the file as incomplete instead of trusting it.
     """
 
-    def __init__(self, stream: BinaryIO, header: SequenceHeader) -> None:
+    def __init__(self, stream: BinaryIO, header: SequenceHeader, index: bool | None = None) -> None:
+        """``index``: write the indx chunk; by default only when the file holds more than one
+        frame (a single picture has nothing to seek, and the index would cost it 52 bytes)."""
         if isinstance(stream, io.TextIOBase):
             raise InputError("cannot write a .lotto stream to a text-mode stream (open it with 'wb')")
         if not isinstance(header, SequenceHeader):
@@ -432,6 +434,7 @@ class ContainerWriter:
         self._audio: bytes | None = None
         self._metadata: bytes | None = None
         self._closed = False
+        self._write_index = index
         self._write_bytes(SIGNATURE)
         self._write_chunk(SHDR, header.to_bytes())
 
@@ -494,7 +497,8 @@ class ContainerWriter:
             self._write_chunk(AUDIO, self._audio)
         if self._metadata is not None:
             self._write_chunk(META, self._metadata)
-        self._write_chunk(INDEX, self._checked_length(self._index.to_bytes(), "index"))
+        if self._write_index or (self._write_index is None and self.n_frames > 1):
+            self._write_chunk(INDEX, self._checked_length(self._index.to_bytes(), "index"))
         self._write_chunk(SEND, b"")
         self._flush()
 

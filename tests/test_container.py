@@ -505,6 +505,21 @@ def test_index_offsets_point_at_the_chunks() -> None:
         assert chunk_type == "FRME" and FramePacket.from_bytes(payload) == expected
 
 
+@pytest.mark.parametrize("frames, index, expected", [(1, None, False), (2, None, True), (1, True, True), (3, False, False)])
+def test_the_index_is_written_for_several_frames_or_on_request(frames: int, index: bool | None, expected: bool) -> None:
+    buffer = io.BytesIO()
+    with ContainerWriter(buffer, full_header(), index=index) as writer:
+        group = writer.write_group(b"nets")
+        for pts in range(frames):
+            writer.write_frame(b"frame", group, pts=pts)
+    container = read_container(buffer.getvalue())
+    assert len(container.frames) == frames and not container.damage
+    assert (container.index is not None) == expected
+    if not expected:
+        with pytest.raises(FormatError):
+            read_index(buffer.getvalue())
+
+
 def test_read_index_refuses_an_incomplete_file() -> None:
     with pytest.raises(FormatError, match="end marker"):
         read_index(sample_bytes()[:-1])
