@@ -108,9 +108,9 @@ class IntegerArm:
         up = 2.0 ** (ARM_FRAC - self.frac)
         down = 2.0 ** (-self.frac)
         object.__setattr__(self, "_w1", np.ascontiguousarray((self.w1 * up).T))
-        object.__setattr__(self, "_b1", self.b1 * up)
+        object.__setattr__(self, "_b1_half", self.b1 * up + 0.5)
         object.__setattr__(self, "_w2", np.ascontiguousarray((self.w2 * down).T))
-        object.__setattr__(self, "_b2", self.b2 * up)
+        object.__setattr__(self, "_b2_half", self.b2 * up + 0.5)
         object.__setattr__(self, "_w3", np.ascontiguousarray((self.w3 * down).T))
         object.__setattr__(self, "_b3", self.b3 * up + 0.5)
 
@@ -118,21 +118,31 @@ class IntegerArm:
         """context: (n, 24) integer latents -> (mu, log_scale) with ARM_FRAC fractional bits:
         h1 = rshift(relu(W1 x + b1), frac - 8); h2 = h1 + rshift(relu(W2 h1 + b2 2^8), frac);
         out = rshift(W3 h2 + b3 2^8, frac)  (docs/FORMAT.md 3.3)."""
-        h1 = context.astype(np.float64) @ self._w1
-        h1 += self._b1
-        np.maximum(h1, 0.0, out=h1)
-        np.floor(h1 + 0.5, out=h1)
-        a2 = h1 @ self._w2
-        a2 += self._b2
-        np.maximum(a2, 0.0, out=a2)
-        a2 += 0.5
-        np.floor(a2, out=a2)
-        a2 += h1
-        out = a2 @ self._w3
-        out += self._b3
+        weight, bias = self.output_layer()
+        out = self.hidden(context) @ weight
+        out += bias
         np.floor(out, out=out)
         return out[:, 0], out[:, 1]
 
+    def hidden(self, context: np.ndarray) -> np.ndarray:
+        """(n, 24) integer latents (any dtype; float64 avoids a conversion) -> h2 (n, hidden).
+
+        The +1/2 of each rounding shift sits in the bias: floor(max(x, 0) + 1/2) equals
+        max(x + 1/2, 0) floored, one array pass fewer."""
+        h1 = np.asarray(context, dtype=np.float64) @ self._w1
+        h1 += self._b1_half
+        np.maximum(h1, 0.0, out=h1)
+        np.floor(h1, out=h1)
+        a2 = h1 @ self._w2
+        a2 += self._b2_half
+        np.maximum(a2, 0.0, out=a2)
+        np.floor(a2, out=a2)
+        a2 += h1
+        return a2
+
+    def output_layer(self) -> tuple[np.ndarray, np.ndarray]:
+        """(weight (hidden, 2), bias (2,)) with (mu, log_scale) = floor(h2 @ weight + bias)."""
+        return self._w3, self._b3
 
 
 @dataclass(frozen=True)
