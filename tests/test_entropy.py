@@ -89,3 +89,19 @@ def test_exp_golomb_round_trip(k: int):
     assert np.array_equal(decoded, values) and used == len(code)
     with pytest.raises(FormatError):
         exp_golomb_decode(code[:-2], values.size, k, "test")
+
+
+@pytest.mark.parametrize("frac", [3, 8, 12])
+def test_coder_head_gives_the_table_index_of_the_arm_outputs(frac: int):
+    """The decoder's folded output layer equals FORMAT.md's table index of the ARM's (mu, s),
+    including centres and scales beyond the clipping limits."""
+    from lotto_media.entropy import CoderHead, table_index
+
+    rng = np.random.default_rng(frac)
+    for scale in (0.0, 5.0, -6.0):
+        arm = random_arm(frac, hidden=12, frac=frac, scale=scale)
+        context = rng.integers(-64, 64, (5000, 24)) * rng.integers(0, 2, (5000, 1))
+        expected = table_index(*arm(context))
+        got = CoderHead.for_arm(arm).table_index(arm, context)
+        assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+        assert len(np.unique(expected[1])) > 20  # many table rows exercised
