@@ -42,34 +42,58 @@ def _bound_(x: torch.Tensor) -> torch.Tensor:
     return x.clamp_(-_LIMIT, _LIMIT)
 
 
+_ACT_SCALE = 0.5 ** (SYNTH_FRAC + 2)
+_HALF = torch.tensor(0.5, dtype=torch.float64)
+
+
 def _act_(a: torch.Tensor) -> torch.Tensor:
-    """In place: x * clamp(x + 2, 0, 4) / 4 on SYNTH_FRAC fixed point, rounded half up, bounded."""
+    """x * clamp(x + 2, 0, 4) / 4 on SYNTH_FRAC fixed point, rounded half up, bounded.
+
+    floor(1/2 + 2^-(S+2) * x * t) in one addcmul: the product is an integer below 2^53 and the
+    scaling a power of two, so this is exact (and equal to scaling, adding and flooring apart)."""
     t = (a + 2 * _ONE).clamp_(0.0, 4 * _ONE)
-    a.mul_(t)
-    return _bound_(_rshift_(a, SYNTH_FRAC + 2))
+    return _bound_(torch.addcmul(_HALF, a, t, value=_ACT_SCALE, out=t).floor_())
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, weight_frac: int, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """(in, P) -> (out, P): rshift(W x + b * 2^S, weight_frac)."""
-    acc = weight @ x
-    if bias is not None:
-        acc.add_(bias.view(-1, 1) * _ONE)
-    return _rshift_(acc, weight_frac)
+class _Affine:
+    """rshift(W [x; extra] + b * 2^S, frac) for (in, P) inputs.
+
+    Evaluated as floor((W / 2^frac) x + (b * 2^S / 2^frac + 1/2)): the power-of-two scaling and the
+    rounding half are folded into the weights and bias, so one addmm and one floor replace a
+    matmul and four array passes. Exact: only the exponents of the operands change."""
+
+    def __init__(self, weight: torch.Tensor, frac: int, bias: torch.Tensor | None = None, n_first: int | None = None) -> None:
+        scale = 0.5**frac
+        scaled = weight.reshape(weight.shape[0], -1) * scale
+        n_first = scaled.shape[1] if n_first is None else n_first
+        self.first, self.rest = scaled[:, :n_first].contiguous(), scaled[:, n_first:].contiguous()
+        base = bias * (_ONE * scale) if bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
+        self.bias = (base + 0.5).view(-1, 1)
+
+    def __call__(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        acc = torch.addmm(self.bias, self.first, x)
+        if extra is not None:
+            acc.addmm_(self.rest, extra[: self.rest.shape[1]])
+        return acc.floor_()
 
 
-def _rewound(weight: torch.Tensor, hidden: torch.Tensor, rewind: torch.Tensor, weight_frac: int) -> torch.Tensor:
-    """weight @ [hidden; rewind[:k]] without building the concatenation (exact either way)."""
-    n_hidden = hidden.shape[0]
-    acc = weight[:, :n_hidden] @ hidden
-    acc.addmm_(weight[:, n_hidden:], rewind[: weight.shape[1] - n_hidden])
-    return _rshift_(acc, weight_frac)
+#: (dy, dx) of the 3x3 taps in the row order of the convolution's unrolled weights
+_TAPS_3X3 = tuple((dy, dx) for dy in range(3) for dx in range(3))
 
 
-def _conv3x3(img: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, frac: int) -> torch.Tensor:
-    """(C, H, W) -> (C, H, W), repeated-edge padding, as in training."""
-    x = replicate_pad(img, 1).unsqueeze(0)
-    acc = F.conv2d(x, weight, bias * _ONE)[0]
-    return _rshift_(acc, frac)
+def _conv3x3(img: torch.Tensor, layer: _Affine) -> torch.Tensor:
+    """(C, H, W) -> (C, H*W) with repeated-edge padding, as in training. PyTorch's float64
+    convolution on CPU is a slow reference loop; nine shifted windows and a matmul are BLAS. Row
+    bands bound the unrolled windows to about TILE pixels."""
+    c, h, w = img.shape
+    padded = replicate_pad(img, 1)
+    out = torch.empty(layer.first.shape[0], h * w, dtype=torch.float64)
+    band = max(1, TILE // w)
+    for r0 in range(0, h, band):
+        r1 = min(h, r0 + band)
+        windows = torch.stack([padded[:, r0 + dy : r1 + dy, dx : dx + w] for dy, dx in _TAPS_3X3])
+        out[:, r0 * w : r1 * w] = layer(windows.reshape(9 * c, -1))
+    return out
 
 
 def _upsample(u: torch.Tensor, kernel: torch.Tensor, frac: int, out_hw: tuple[int, int]) -> torch.Tensor:
@@ -114,27 +138,33 @@ def reconstruct(
 
     w0, b0, w1, b1, wr2, br2, wr3, br3 = [t(a) for a in nets.modulation.exact()]
     mf = nets.modulation.frac
+    fc0, fc1 = _Affine(w0, mf, b0), _Affine(w1, mf, b1)
+    # the 3x3 weights (out, in, ky, kx) unrolled as (out, tap, in) to match the stacked windows
+    res2, res3 = (_Affine(wr.permute(0, 2, 3, 1), mf, br) for wr, br in ((wr2, br2), (wr3, br3)))
     o1 = torch.empty(3, pixels, dtype=torch.float64)
     for tile in tiles:
-        o1[:, tile] = _act_(_linear(_act_(_linear(features[:, tile], w0, mf, b0)), w1, mf, b1))
-    o2 = _bound_(o1 + _act_(_conv3x3(o1.view(3, height, width), wr2, br2, mf)).view(3, pixels))
-    o3 = _bound_(o2 + _act_(_conv3x3(o2.view(3, height, width), wr3, br3, mf)).view(3, pixels))
+        o1[:, tile] = _act_(fc1(_act_(fc0(features[:, tile]))))
+    o2 = _bound_(o1 + _act_(_conv3x3(o1.view(3, height, width), res2)))
+    o3 = _bound_(o2 + _act_(_conv3x3(o2.view(3, height, width), res3)))
 
     layers, start = [], 0
     flat_mask = np.asarray(mask, dtype=bool)
     for w in random_weights:
         layers.append(t(np.where(flat_mask[start : start + w.size].reshape(w.shape), w, 0)))
         start += w.size
+    first = _Affine(layers[0], WEIGHT_FRAC)
+    # layers 2..4 read [hidden; o3, o2, ...]: their weights split after the hidden columns
+    rewound = [_Affine(w, WEIGHT_FRAC, n_first=width_in) for w, width_in in zip(layers[1:], _hidden_widths(layers))]
     coords = t(pixel_coordinates(height, width).T)
     peak = (1 << bit_depth) - 1
     out = torch.empty(layers[3].shape[0], pixels, dtype=torch.float64)
     for tile in tiles:
-        o0 = _act_(_linear(features[:, tile], w0, mf, b0))  # recomputed: cheaper than keeping 48 rows
+        o0 = _act_(fc0(features[:, tile]))  # recomputed: cheaper than keeping 48 rows
         rewind = torch.cat([o3[:, tile], o2[:, tile], o1[:, tile], o0], dim=0)  # layers 2..4 read 6, 9, all rows
-        h = _act_(_linear(coords[:, tile], layers[0], WEIGHT_FRAC))
-        h = _act_(_rewound(layers[1], h, rewind, WEIGHT_FRAC))
-        h = _act_(_rewound(layers[2], h, rewind, WEIGHT_FRAC))
-        out[:, tile] = _rewound(layers[3], h, rewind, WEIGHT_FRAC)
+        h = _act_(first(coords[:, tile]))
+        h = _act_(rewound[0](h, rewind))
+        h = _act_(rewound[1](h, rewind))
+        out[:, tile] = rewound[2](h, rewind)
     planes = list(out.view(-1, height, width))
     if chroma_420:
         # Averaging the fixed-point outputs (S fraction bits), not the samples, leaves the rounding
@@ -142,6 +172,11 @@ def reconstruct(
         planes[1:] = list(chroma.integer_downsample(out.view(-1, height, width)[1:]))
     dtype = np.uint8 if bit_depth <= 8 else np.uint16
     return [_to_samples_(plane, peak).numpy().astype(dtype) for plane in planes]
+
+
+def _hidden_widths(layers: list[torch.Tensor]) -> list[int]:
+    """Hidden inputs of synthesis layers 2..4: the outputs of the layer before each."""
+    return [layer.shape[0] for layer in layers[:-1]]
 
 
 def _to_samples_(x: torch.Tensor, peak: int) -> torch.Tensor:

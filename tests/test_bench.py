@@ -178,7 +178,7 @@ def test_images_with_the_real_codec(tmp_path, capsys):
     (lotto,) = [p for p in points if p["codec"] == "lotto-ultrafast"]
     assert LOTTO_FIELDS <= set(lotto)
     assert lotto["bit_exact"] is True and lotto["steps"] == 2
-    assert lotto["psnr_rgb"] == pytest.approx(lotto["psnr_reported"], abs=1e-6)
+    assert lotto["psnr_rgb"] == pytest.approx(lotto["psnr_reported"], abs=5e-4)  # the file stores 1/1000 dB
     assert (out / "summary.md").exists() and (out / "rd_mean.png").exists()
 
 

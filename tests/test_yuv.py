@@ -69,8 +69,8 @@ def test_inspect_reports_the_psnr_of_the_decoded_planes(encoded):
     assert info.pix_fmt == source.pix_fmt
     assert set(info.psnr_planes) == {"y", "u", "v"}
     for name in "yuv":
-        assert info.psnr_planes[name] == pytest.approx(measured[name], abs=1e-9)
-    assert info.psnr == pytest.approx(psnr_yuv(measured), abs=1e-9)
+        assert info.psnr_planes[name] == pytest.approx(measured[name], abs=5e-4)  # stored to 1/1000 dB
+    assert info.psnr == pytest.approx(psnr_yuv(measured), abs=5e-4)  # stored to 1/1000 dB
     assert info.psnr > 15  # a broken synthesis gives noise far below this
 
 
