@@ -65,7 +65,8 @@ class TrainConfig:
     soft_steps: int
     hard_steps: int
     lr: float = 3e-2  # small networks
-    lr_latents: float = 6e-2
+    #: latent learning rate at low and at high rate (see ``latent_lr``)
+    lr_latents: tuple[float, float] = (6e-2, 2e-1)
     lr_scores: float = 5e-2
     lr_hard: float = 1e-3
     temperature: tuple[float, float] = (0.3, 0.1)
@@ -75,12 +76,27 @@ class TrainConfig:
     def total_steps(self) -> int:
         return self.soft_steps + self.hard_steps
 
+    def latent_lr(self, lmbda: float) -> float:
+        """Learning rate of the latents for a rate-distortion trade-off.
+
+        At high rates the latents carry finer detail in larger values and must travel further in
+        the same number of steps, so the rate grows from ``lr_latents[0]`` at lambda
+        LATENT_LR_LMBDAS[0] (quality 50) to ``lr_latents[1]`` at LATENT_LR_LMBDAS[1] (quality 80),
+        log-linearly in lambda and constant beyond. Measured at 1000 steps, 384x256 (one run
+        each): at quality 80, 0.2 instead of 0.06 lowers D + lambda R by 35 % (kodim05) and 0.2
+        instead of 0.12 by 11 % (kodim01); 0.12 instead of 0.06 raises it by 14 % at quality 50
+        (kodim05) and by 1 % at quality 20 (kodim01).
+        """
+        low, high = (math.log(x) for x in LATENT_LR_LMBDAS)
+        t = min(1.0, max(0.0, (low - math.log(lmbda)) / (low - high)))
+        return math.exp((1 - t) * math.log(self.lr_latents[0]) + t * math.log(self.lr_latents[1]))
+
 
 PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10),
-    "fast": TrainConfig(soft_steps=200, hard_steps=25),
-    "medium": TrainConfig(soft_steps=450, hard_steps=50),
-    "slow": TrainConfig(soft_steps=1800, hard_steps=200),
+    "fast": TrainConfig(soft_steps=270, hard_steps=30),
+    "medium": TrainConfig(soft_steps=900, hard_steps=100),
+    "slow": TrainConfig(soft_steps=3600, hard_steps=400),
     "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000),
 }
 PRESET_NAMES = list(PRESETS)
@@ -104,3 +120,7 @@ def quality_to_lmbda(quality: float) -> float:
         raise InputError(f"quality must be in 0..100, got {quality}")
     t = quality / 100.0
     return math.exp((1 - t) * math.log(LMBDA_AT_0) + t * math.log(LMBDA_AT_100))
+
+
+#: lambdas of quality 50 and 80, where ``TrainConfig.latent_lr`` takes its two values
+LATENT_LR_LMBDAS = (quality_to_lmbda(50), quality_to_lmbda(80))

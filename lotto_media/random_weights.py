@@ -130,6 +130,11 @@ def random_synthesis_weights(config: ModelConfig) -> list[np.ndarray]:
     return list(_synthesis_weights(config.seed, tuple(config.synth_layer_shapes())))
 
 
+def clear_weight_cache() -> None:
+    """Forget the generated networks (for measuring a decoder's cold start)."""
+    _synthesis_weights.cache_clear()
+
+
 @lru_cache(maxsize=4)
 def _synthesis_weights(seed: int, shapes: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, ...]:
     layers = tuple(random_layer(seed, index, fan_out, fan_in) for index, (fan_out, fan_in) in enumerate(shapes))

@@ -72,7 +72,7 @@ def search(
     net_params = [p for name in MODULES for p in module_parameters(model, name)]
     optimiser = torch.optim.Adam(
         [
-            {"params": list(model.latents), "lr": schedule.lr_latents},
+            {"params": list(model.latents), "lr": schedule.latent_lr(lmbda)},
             {"params": net_params, "lr": schedule.lr},
             {"params": [model.scores], "lr": schedule.lr_scores},
         ]

@@ -272,7 +272,7 @@ def test_speed_records_every_figure(tmp_path, capsys, fake_codec):
         assert p["s_per_step"] == pytest.approx(0.01)
         assert p["pixel_steps_per_s"] == pytest.approx(48 * 32 / 0.01)
         assert p["s_per_frame"] == pytest.approx(p["fixed_s"] + p["preset_steps"] * 0.01)
-        assert p["decode_ns_per_pixel"] > 0 and p["kmac_per_pixel"] == 4.9 and p["peak_rss_mb"] > 10
+        assert p["decode_ns_per_pixel"] > 0 and p["decode_cold_ns_per_pixel"] > 0 and p["kmac_per_pixel"] == 4.9 and p["peak_rss_mb"] > 10
     requested = [arg.steps for name, arg in fake_codec.calls if name == "encode_frame"]
     assert requested == [5, 5]
     assert "pixel-steps/s" in (tmp_path / "s" / "speed.md").read_text()

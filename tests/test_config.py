@@ -1,0 +1,28 @@
+"""Search settings: the quality scale and the learning rates that depend on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from lotto_media.config import LATENT_LR_LMBDAS, PRESETS, quality_to_lmbda
+from lotto_media.errors import InputError
+
+
+def test_quality_maps_monotonically_to_lambda():
+    lmbdas = [quality_to_lmbda(q) for q in range(0, 101, 5)]
+    assert lmbdas == sorted(lmbdas, reverse=True) and len(set(lmbdas)) == len(lmbdas)
+    assert quality_to_lmbda(0) == pytest.approx(0.02) and quality_to_lmbda(100) == pytest.approx(1e-5)
+    for bad in (-1, 100.5):
+        with pytest.raises(InputError):
+            quality_to_lmbda(bad)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_latent_learning_rate_grows_with_the_rate_and_is_clamped(name: str):
+    schedule = PRESETS[name]
+    low, high = schedule.lr_latents
+    rates = [schedule.latent_lr(quality_to_lmbda(q)) for q in range(0, 101, 10)]
+    assert rates == sorted(rates) and low < high
+    assert schedule.latent_lr(LATENT_LR_LMBDAS[0]) == pytest.approx(low)
+    assert schedule.latent_lr(LATENT_LR_LMBDAS[1]) == pytest.approx(high)
+    assert schedule.latent_lr(1.0) == pytest.approx(low) and schedule.latent_lr(1e-9) == pytest.approx(high)
