@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from . import chroma
-from .latents import UPSAMPLE_PAD, replicate_pad
+from .latents import UPSAMPLE_PAD, polyphase_taps, replicate_pad
 from .model import SYNTH_FRAC, pixel_coordinates
 from .params import QuantizedNetworks
 from .random_weights import WEIGHT_FRAC
@@ -105,9 +105,7 @@ def _upsample(u: torch.Tensor, kernel: torch.Tensor, frac: int, out_hw: tuple[in
     # the four phases interleave into the output shifted by one sample. A test checks this equals
     # the transposed convolution of docs/FORMAT.md.
     windows = F.unfold(x.unsqueeze(1), kernel_size=4)  # (c, 16, (h+1)*(w+1))
-    taps = torch.stack(
-        [kernel[a + 6 - 2 * torch.arange(4)][:, b + 6 - 2 * torch.arange(4)].reshape(16) for a in (0, 1) for b in (0, 1)]
-    )  # (4 phases, 16)
+    taps = polyphase_taps(kernel)  # (4 phases, 16), shared with training
     phases = taps @ windows  # (c, 4, (h+1)*(w+1))
     phases = phases.view(c, 2, 2, h + 1, w + 1).permute(0, 3, 1, 4, 2).reshape(c, 2 * h + 2, 2 * w + 2)
     out = phases[:, 1 : 1 + out_hw[0], 1 : 1 + out_hw[1]].contiguous()
@@ -154,7 +152,7 @@ def reconstruct(
         start += w.size
     first = _Affine(layers[0], WEIGHT_FRAC)
     # layers 2..4 read [hidden; o3, o2, ...]: their weights split after the hidden columns
-    rewound = [_Affine(w, WEIGHT_FRAC, n_first=width_in) for w, width_in in zip(layers[1:], _hidden_widths(layers))]
+    rewound = [_Affine(w, WEIGHT_FRAC, n_first=width_in) for w, width_in in zip(layers[1:], (w.shape[0] for w in layers[:-1]))]
     coords = t(pixel_coordinates(height, width).T)
     peak = (1 << bit_depth) - 1
     out = torch.empty(layers[3].shape[0], pixels, dtype=torch.float64)
@@ -172,11 +170,6 @@ def reconstruct(
         planes[1:] = list(chroma.integer_downsample(out.view(-1, height, width)[1:]))
     dtype = np.uint8 if bit_depth <= 8 else np.uint16
     return [_to_samples_(plane, peak).numpy().astype(dtype) for plane in planes]
-
-
-def _hidden_widths(layers: list[torch.Tensor]) -> list[int]:
-    """Hidden inputs of synthesis layers 2..4: the outputs of the layer before each."""
-    return [layer.shape[0] for layer in layers[:-1]]
 
 
 def _to_samples_(x: torch.Tensor, peak: int) -> torch.Tensor:
