@@ -3,6 +3,7 @@ bundled samples, and a stand-in for ``lotto_media.codec`` to test the CLI withou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import struct
@@ -107,6 +108,7 @@ class FakeCodec:
         module.encode_frame = self.encode_frame
         module.decode_frame = self.decode_frame
         module.inspect = self.inspect
+        module.torch_threads = lambda threads: contextlib.nullcontext()
         return module
 
     def encode_frame(self, frame: Frame, options: EncodeOptions, progress=None) -> EncodeResult:
