@@ -21,6 +21,7 @@ import math
 import os
 import shlex
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -229,7 +230,8 @@ def _run_all(tasks: Sequence[object], worker: Callable[[object], Record], jobs: 
             on_result(worker(task))
         return
     # spawn, not fork: forking a process in which torch already started its thread pools can hang.
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
+                             initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
         futures = {pool.submit(worker, task): task for task in tasks}
         for future in as_completed(futures):
             try:
@@ -237,6 +239,18 @@ def _run_all(tasks: Sequence[object], worker: Callable[[object], Record], jobs: 
             except BrokenProcessPool as exc:
                 record = {**futures[future].base_record(), "status": "error", "error": f"worker died: {exc}"}
             on_result(record)
+
+
+def _exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """Pool initializer: a worker whose bench process was killed (SIGTERM, SIGKILL: no chance to
+    shut the pool down) exits instead of searching on for minutes or hours as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _error_record(base: Record, exc: BaseException) -> Record:

@@ -163,6 +163,44 @@ def test_jobs_run_points_in_a_process_pool(tmp_path, capsys):
     assert "jobs: 2" in (tmp_path / "o" / "summary.md").read_text()
 
 
+_ORPHAN_PARENT = """
+import os, sys, time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from lotto_media.pipelines import bench
+pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=bench._exit_with_parent,
+                           initargs=(os.getpid(),))
+print(pool.submit(os.getpid).result(), flush=True)
+pool.submit(time.sleep, 120)
+time.sleep(0.5)
+os._exit(0)  # as if killed: the pool is never shut down
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to watch the worker")
+def test_pool_workers_exit_when_the_bench_process_dies(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    # output through a file, not a pipe: the worker inherits it and a pipe would stay open
+    with open(tmp_path / "out.txt", "w") as out:
+        subprocess.run([sys.executable, "-c", _ORPHAN_PARENT], stdout=out, timeout=120, check=True)
+    worker = int((tmp_path / "out.txt").read_text().split()[0])
+    deadline = time.monotonic() + 15
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _running(worker), "an orphaned bench worker kept running"
+
+
 def test_images_with_the_real_codec(tmp_path, capsys):
     """End to end with the real search: one tiny image, ultrafast (2 steps), two anchors."""
     png = save_png(synthetic_rgb(16, 24), tmp_path / "tiny.png")
