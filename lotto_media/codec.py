@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import __version__, bitstream, chroma, entropy
-from .config import ModelConfig
+from .config import ModelConfig, arm_hidden_for
 from .container import ContainerWriter, SequenceHeader, read_container
 from .errors import FormatError, InputError, UnsupportedError
 from .frame import PIXEL_FORMATS, Frame
@@ -62,9 +62,10 @@ def torch_threads(threads: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _model_config(frame: Frame, options: EncodeOptions) -> ModelConfig:
+def _model_config(frame: Frame, options: EncodeOptions, lmbda: float) -> ModelConfig:
     return ModelConfig(
         seed=int(options.seed),
+        arm_hidden=arm_hidden_for(lmbda),
         out_channels=1 if frame.pix_fmt == "gray" else 3,
         mask_ratio=float(options.mask_ratio),
     )
@@ -112,7 +113,7 @@ def encode_frame(frame: Frame, options: EncodeOptions, progress: ProgressCallbac
     _check_samples(frame)
     lmbda = options.resolved_lmbda()
     schedule = options.schedule()
-    config = _model_config(frame, options)
+    config = _model_config(frame, options, lmbda)
     device = resolve_device(options.device)
     target = _target(frame)
     distortion = chroma.distortion if _is_420(frame.pix_fmt) else None

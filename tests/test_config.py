@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from lotto_media.config import LATENT_LR_LMBDAS, PRESETS, quality_to_lmbda
+from lotto_media.config import (
+    ARM_HIDDEN_NARROW,
+    ARM_HIDDEN_WIDE,
+    LATENT_LR_LMBDAS,
+    PRESETS,
+    ModelConfig,
+    arm_hidden_for,
+    quality_to_lmbda,
+)
 from lotto_media.errors import InputError
 
 
@@ -26,3 +34,11 @@ def test_latent_learning_rate_grows_with_the_rate_and_is_clamped(name: str):
     assert schedule.latent_lr(LATENT_LR_LMBDAS[0]) == pytest.approx(low)
     assert schedule.latent_lr(LATENT_LR_LMBDAS[1]) == pytest.approx(high)
     assert schedule.latent_lr(1.0) == pytest.approx(low) and schedule.latent_lr(1e-9) == pytest.approx(high)
+
+
+def test_arm_is_narrow_at_low_rates_and_wide_at_high_rates():
+    widths = [arm_hidden_for(quality_to_lmbda(q)) for q in range(0, 101, 5)]
+    assert widths == sorted(widths)  # never narrower at a higher rate
+    assert arm_hidden_for(quality_to_lmbda(20)) == arm_hidden_for(quality_to_lmbda(50)) == ARM_HIDDEN_NARROW
+    assert arm_hidden_for(quality_to_lmbda(60)) == arm_hidden_for(quality_to_lmbda(90)) == ARM_HIDDEN_WIDE
+    assert ModelConfig().arm_hidden == ARM_HIDDEN_WIDE < 256
