@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import __version__, bitstream, chroma, entropy
-from .config import ModelConfig, arm_hidden_for
+from .config import ENCODER_MOD_HIDDEN, ModelConfig, arm_hidden_for
 from .container import ContainerWriter, SequenceHeader, read_container
 from .errors import FormatError, InputError, UnsupportedError
 from .frame import PIXEL_FORMATS, Frame
@@ -66,6 +66,7 @@ def _model_config(frame: Frame, options: EncodeOptions, lmbda: float) -> ModelCo
     return ModelConfig(
         seed=int(options.seed),
         arm_hidden=arm_hidden_for(lmbda),
+        mod_hidden=ENCODER_MOD_HIDDEN,
         out_channels=1 if frame.pix_fmt == "gray" else 3,
         mask_ratio=float(options.mask_ratio),
     )

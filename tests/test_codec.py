@@ -19,7 +19,7 @@ from conftest import SAMPLES_DIR, synthetic_rgb
 from lotto_media import Frame, FormatError, InputError
 from lotto_media.arm import float_arm_from_integers
 from lotto_media.codec import EncodeOptions, decode_frame, decode_image, encode_frame, encode_image, inspect
-from lotto_media.config import arm_hidden_for, quality_to_lmbda
+from lotto_media.config import ENCODER_MOD_HIDDEN, ModelConfig, arm_hidden_for, quality_to_lmbda
 from lotto_media.container import read_container
 from lotto_media.metrics import psnr_rgb
 from lotto_media.model import laplace_bits
@@ -155,8 +155,10 @@ def test_higher_quality_gives_more_bytes_and_higher_psnr():
     for quality in (10, 50, 90):
         result = encode_frame(source, EncodeOptions(preset="ultrafast", steps=60, quality=quality))
         points.append((len(result.data), result.info.psnr))
-        # the ARM's width follows the rate and travels in the file
-        assert read_container(result.data).header.model.arm_hidden == arm_hidden_for(quality_to_lmbda(quality))
+        # the ARM's width follows the rate and, like the encoder's modulation width, travels in the file
+        model = read_container(result.data).header.model
+        assert model.arm_hidden == arm_hidden_for(quality_to_lmbda(quality))
+        assert model.mod_hidden == ENCODER_MOD_HIDDEN != ModelConfig().mod_hidden
         assert np.array_equal(decode_frame(result.data).planes[0], result.reconstruction.planes[0])
     sizes, psnrs = zip(*points)
     assert list(sizes) == sorted(sizes) and len(set(sizes)) == 3
