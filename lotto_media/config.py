@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from .errors import InputError
 
 
-#: ARM hidden width at high and at low rates (``arm_hidden_for``)
-ARM_HIDDEN_WIDE, ARM_HIDDEN_NARROW = 24, 16
+#: ARM hidden widths at high, middle and low rates (``arm_hidden_for``)
+ARM_HIDDEN_WIDE, ARM_HIDDEN_NARROW, ARM_HIDDEN_NARROWEST = 24, 16, 8
 
 #: Hidden width (o0's channels) of the modulation network the encoder uses. ModelConfig keeps the
 #: reference width 48 of DESIGN section 3 as its default; the decoder reads the width from the file.
@@ -104,11 +104,14 @@ class TrainConfig:
         return math.exp((1 - t) * math.log(self.lr_latents[0]) + t * math.log(self.lr_latents[1]))
 
 
+#: Step budgets sized for a 2-core CPU at 384x256: medium costs about as many seconds as the
+#: 1000-step medium did before the modulation network was narrowed (a step costs ~20 % less), so
+#: the saving went into steps; see README's preset table for measured seconds.
 PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10),
-    "fast": TrainConfig(soft_steps=270, hard_steps=30),
-    "medium": TrainConfig(soft_steps=900, hard_steps=100),
-    "slow": TrainConfig(soft_steps=3600, hard_steps=400),
+    "fast": TrainConfig(soft_steps=324, hard_steps=36),
+    "medium": TrainConfig(soft_steps=1080, hard_steps=120),
+    "slow": TrainConfig(soft_steps=4320, hard_steps=480),
     "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000),
 }
 PRESET_NAMES = list(PRESETS)
@@ -137,17 +140,25 @@ def quality_to_lmbda(quality: float) -> float:
 #: lambdas of quality 50 and 80, where ``TrainConfig.latent_lr`` takes its two values
 LATENT_LR_LMBDAS = (quality_to_lmbda(50), quality_to_lmbda(80))
 
-#: the narrow ARM is used from the lambda of quality 50 up (lower qualities)
+#: the narrow ARM is used from the lambda of quality 50 up (lower qualities), the narrowest from
+#: that of quality 30 up
 ARM_NARROW_FROM_LMBDA = quality_to_lmbda(50)
+ARM_NARROWEST_FROM_LMBDA = quality_to_lmbda(30)
 
 
 def arm_hidden_for(lmbda: float) -> int:
     """The ARM's hidden width for a rate-distortion trade-off (the decoder reads it from the file).
 
     The ARM's parameters are sent with every picture: at width 24 they are ~1250 numbers, about
-    0.8 KB, a sixth of a quality-20 file; at width 16, ~700. Measured at 1000 steps, 384x256 (one
-    run each, J = MSE + lambda * bpp): width 16 instead of 24 gives -5.7 % bytes / -0.18 dB
-    (kodim01, quality 20), -5.0 % / -0.04 dB (kodim05, q20), -4.0 % / +0.07 dB (J -3 %, kodim01,
-    q40), but -1.7 % / -0.27 dB (J +2.4 %, kodim05, q60), where the latents are most of the file.
+    0.8 KB, a sixth of a quality-20 file; at width 16, ~700; at width 8, ~300. Measured at 1000
+    steps, 384x256 (one run each, J = MSE + lambda * bpp): width 16 instead of 24 gives -5.7 %
+    bytes / -0.18 dB (kodim01, quality 20), -5.0 % / -0.04 dB (kodim05, q20), -4.0 % / +0.07 dB
+    (J -3 %, kodim01, q40), but -1.7 % / -0.27 dB (J +2.4 %, kodim05, q60), where the latents are
+    most of the file. At 600 steps with the 24-wide modulation network, width 8 instead of 16
+    gives J -2.4 % (kodim03, q20: networks 456 B instead of 769), -2.9 % (kodim01, q20: -4.6 %
+    bytes and +0.07 dB), but +2.1 % at quality 40 (kodim07).
     """
-    return ARM_HIDDEN_NARROW if lmbda >= ARM_NARROW_FROM_LMBDA * (1 - 1e-12) else ARM_HIDDEN_WIDE
+    tolerance = 1 - 1e-12  # the thresholds are themselves lambdas of whole qualities
+    if lmbda >= ARM_NARROWEST_FROM_LMBDA * tolerance:
+        return ARM_HIDDEN_NARROWEST
+    return ARM_HIDDEN_NARROW if lmbda >= ARM_NARROW_FROM_LMBDA * tolerance else ARM_HIDDEN_WIDE

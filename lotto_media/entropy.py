@@ -110,11 +110,15 @@ class CoderHead:
         np.floor(out, out=out)
         t = out[:, 0].astype(np.int64)
         scale_bin = out[:, 1]
-        np.clip(scale_bin, 0, SCALE_BINS - 1, out=scale_bin)
+        # np.maximum/np.minimum rather than np.clip: clip's Python-level checks cost ~9 us a call,
+        # more than the arithmetic on a wavefront's few dozen latents
+        np.maximum(scale_bin, 0, out=scale_bin)
+        np.minimum(scale_bin, SCALE_BINS - 1, out=scale_bin)
         rows = (t & (MEAN_BINS - 1)) * SCALE_BINS
         rows += scale_bin.astype(np.int64)
         centre = t >> 5  # floor(t / MEAN_BINS)
-        np.clip(centre, LATENT_MIN, LATENT_MAX, out=centre)
+        np.maximum(centre, LATENT_MIN, out=centre)
+        np.minimum(centre, LATENT_MAX, out=centre)
         return centre, rows
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from lotto_media.config import (
     ARM_HIDDEN_NARROW,
+    ARM_HIDDEN_NARROWEST,
     ARM_HIDDEN_WIDE,
     LATENT_LR_LMBDAS,
     PRESETS,
@@ -39,6 +40,7 @@ def test_latent_learning_rate_grows_with_the_rate_and_is_clamped(name: str):
 def test_arm_is_narrow_at_low_rates_and_wide_at_high_rates():
     widths = [arm_hidden_for(quality_to_lmbda(q)) for q in range(0, 101, 5)]
     assert widths == sorted(widths)  # never narrower at a higher rate
-    assert arm_hidden_for(quality_to_lmbda(20)) == arm_hidden_for(quality_to_lmbda(50)) == ARM_HIDDEN_NARROW
+    assert arm_hidden_for(quality_to_lmbda(0)) == arm_hidden_for(quality_to_lmbda(30)) == ARM_HIDDEN_NARROWEST
+    assert arm_hidden_for(quality_to_lmbda(35)) == arm_hidden_for(quality_to_lmbda(50)) == ARM_HIDDEN_NARROW
     assert arm_hidden_for(quality_to_lmbda(60)) == arm_hidden_for(quality_to_lmbda(90)) == ARM_HIDDEN_WIDE
     assert ModelConfig().arm_hidden == ARM_HIDDEN_WIDE < 256
