@@ -209,6 +209,8 @@ def inspect(data: bytes, name: str = "<stream>") -> StreamInfo:
         seed=h.model.seed,
         kmac_per_pixel=round(count_kmac_per_pixel(h.model, h.height, h.width), 3),
         synth_widths=tuple(h.model.synth_widths),
+        mod_hidden=h.model.mod_hidden,
+        arm_hidden=h.model.arm_hidden,
         format_version=FORMAT_VERSION,
         damage=container.damage,
     )

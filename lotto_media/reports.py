@@ -43,6 +43,9 @@ class StreamInfo:
     synth_widths: tuple[int, int, int]
     format_version: int
     damage: str | None = None
+    #: hidden widths of the modulation network and of the ARM (both chosen by the encoder)
+    mod_hidden: int | None = None
+    arm_hidden: int | None = None
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:

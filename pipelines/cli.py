@@ -253,11 +253,17 @@ def format_info_table(name: str, info: object) -> str:
         ("seed", str(info.seed)),
         ("kMAC/pixel", f"{info.kmac_per_pixel:.2f}"),
         ("synthesis widths", "-".join(str(w) for w in info.synth_widths)),
+        ("hidden widths", _describe_hidden(info)),
         ("format version", str(info.format_version)),
         ("damage", info.damage or "none"),
     ]
     width = max(len(label) for label, _ in rows)
     return "".join(f"{label:<{width}}  {value}\n" for label, value in rows)
+
+
+def _describe_hidden(info: object) -> str:
+    mod, arm = getattr(info, "mod_hidden", None), getattr(info, "arm_hidden", None)
+    return "-" if mod is None or arm is None else f"modulation {mod}, ARM {arm}"
 
 
 def _plane_order(plane: str) -> tuple[int, str]:

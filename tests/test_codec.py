@@ -159,6 +159,7 @@ def test_higher_quality_gives_more_bytes_and_higher_psnr():
         model = read_container(result.data).header.model
         assert model.arm_hidden == arm_hidden_for(quality_to_lmbda(quality))
         assert model.mod_hidden == ENCODER_MOD_HIDDEN != ModelConfig().mod_hidden
+        assert (result.info.mod_hidden, result.info.arm_hidden) == (model.mod_hidden, model.arm_hidden)
         assert np.array_equal(decode_frame(result.data).planes[0], result.reconstruction.planes[0])
     sizes, psnrs = zip(*points)
     assert list(sizes) == sorted(sizes) and len(set(sizes)) == 3
