@@ -8,6 +8,7 @@ from lotto_media.config import (
     ARM_HIDDEN_NARROW,
     ARM_HIDDEN_NARROWEST,
     ARM_HIDDEN_WIDE,
+    LATENT_LR_CAP_LMBDA,
     LATENT_LR_LMBDAS,
     PRESETS,
     ModelConfig,
@@ -27,14 +28,20 @@ def test_quality_maps_monotonically_to_lambda():
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
-def test_latent_learning_rate_grows_with_the_rate_and_is_clamped(name: str):
+def test_latent_learning_rate_grows_with_the_rate_and_is_capped(name: str):
     schedule = PRESETS[name]
     low, high = schedule.lr_latents
     rates = [schedule.latent_lr(quality_to_lmbda(q)) for q in range(0, 101, 10)]
     assert rates == sorted(rates) and low < high
     assert schedule.latent_lr(LATENT_LR_LMBDAS[0]) == pytest.approx(low)
-    assert schedule.latent_lr(LATENT_LR_LMBDAS[1]) == pytest.approx(high)
-    assert schedule.latent_lr(1.0) == pytest.approx(low) and schedule.latent_lr(1e-9) == pytest.approx(high)
+    assert schedule.latent_lr(1.0) == pytest.approx(low)
+    capped = schedule.latent_lr(LATENT_LR_CAP_LMBDA)
+    assert low < capped < high
+    # the cap sits on the log-linear ramp from quality 50 toward quality 80 (a third of the way)
+    assert capped == pytest.approx(low * (high / low) ** (1 / 3))
+    for q in (60, 61, 80, 100):
+        assert schedule.latent_lr(quality_to_lmbda(q)) == pytest.approx(capped)
+    assert schedule.latent_lr(1e-9) == capped
 
 
 def test_arm_is_narrow_at_low_rates_and_wide_at_high_rates():
