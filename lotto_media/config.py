@@ -149,10 +149,9 @@ LATENT_LR_LMBDAS = (quality_to_lmbda(50), quality_to_lmbda(80))
 #: the latent learning rate stops rising at the lambda of quality 60
 LATENT_LR_CAP_LMBDA = quality_to_lmbda(60)
 
-#: the narrow ARM is used from the lambda of quality 50 up (lower qualities), the narrowest from
-#: that of quality 30 up
-ARM_NARROW_FROM_LMBDA = quality_to_lmbda(50)
-ARM_NARROWEST_FROM_LMBDA = quality_to_lmbda(30)
+#: (lambda from which it is used, width), narrowest first: the ARM narrows as lambda grows
+#: (lower qualities), to 16 from the lambda of quality 50 and to 8 from that of quality 30
+ARM_WIDTHS_FROM_LMBDA = ((quality_to_lmbda(30), ARM_HIDDEN_NARROWEST), (quality_to_lmbda(50), ARM_HIDDEN_NARROW))
 
 
 def arm_hidden_for(lmbda: float) -> int:
@@ -167,7 +166,7 @@ def arm_hidden_for(lmbda: float) -> int:
     gives J -2.4 % (kodim03, q20: networks 456 B instead of 769), -2.9 % (kodim01, q20: -4.6 %
     bytes and +0.07 dB), but +2.1 % at quality 40 (kodim07).
     """
-    tolerance = 1 - 1e-12  # the thresholds are themselves lambdas of whole qualities
-    if lmbda >= ARM_NARROWEST_FROM_LMBDA * tolerance:
-        return ARM_HIDDEN_NARROWEST
-    return ARM_HIDDEN_NARROW if lmbda >= ARM_NARROW_FROM_LMBDA * tolerance else ARM_HIDDEN_WIDE
+    for threshold, width in ARM_WIDTHS_FROM_LMBDA:
+        if lmbda >= threshold * (1 - 1e-12):  # the thresholds are themselves lambdas of whole qualities
+            return width
+    return ARM_HIDDEN_WIDE

@@ -262,8 +262,9 @@ def format_info_table(name: str, info: object) -> str:
 
 
 def _describe_hidden(info: object) -> str:
-    mod, arm = getattr(info, "mod_hidden", None), getattr(info, "arm_hidden", None)
-    return "-" if mod is None or arm is None else f"modulation {mod}, ARM {arm}"
+    if info.mod_hidden is None or info.arm_hidden is None:
+        return "-"
+    return f"modulation {info.mod_hidden}, ARM {info.arm_hidden}"
 
 
 def _plane_order(plane: str) -> tuple[int, str]:
