@@ -62,6 +62,10 @@ class ModelConfig:
         m1, m2, m3 = self.modulation_widths
         return [(w1, 2), (w2, w1 + m1), (w3, w2 + m2), (self.out_channels, w3 + m3)]
 
+    def with_arm_hidden(self, arm_hidden: int) -> "ModelConfig":
+        """The same network with the ARM width of a group (format version 2 sends it per group)."""
+        return self if arm_hidden == self.arm_hidden else replace(self, arm_hidden=arm_hidden)
+
     def n_random_weights(self) -> int:
         return sum(o * i for o, i in self.synth_layer_shapes())
 
@@ -77,6 +81,10 @@ class TrainConfig:
 
     soft_steps: int
     hard_steps: int
+    #: soft-rounding steps of a frame warm-started from the previous frame of its group
+    warm_soft_steps: int = 0
+    #: learning rates of a warm-started frame, relative to the first frame's
+    warm_lr_scale: float = 0.5
     lr: float = 3e-2  # small networks
     #: latent learning rate at low and at high rate (see ``latent_lr``)
     lr_latents: tuple[float, float] = (6e-2, 2e-1)
@@ -115,11 +123,11 @@ class TrainConfig:
 #: 1000-step medium did before the modulation network was narrowed (a step costs ~20 % less), so
 #: the saving went into steps; see README's preset table for measured seconds.
 PRESETS: dict[str, TrainConfig] = {
-    "ultrafast": TrainConfig(soft_steps=40, hard_steps=10),
-    "fast": TrainConfig(soft_steps=324, hard_steps=36),
-    "medium": TrainConfig(soft_steps=1080, hard_steps=120),
-    "slow": TrainConfig(soft_steps=4320, hard_steps=480),
-    "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000),
+    "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=10),
+    "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=81),
+    "medium": TrainConfig(soft_steps=1080, hard_steps=120, warm_soft_steps=270),
+    "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=1080),
+    "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000, warm_soft_steps=25_000),
 }
 PRESET_NAMES = list(PRESETS)
 DEFAULT_PRESET = "medium"

@@ -23,10 +23,11 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import BinaryIO
+from typing import BinaryIO, Iterator
 
 from .config import ModelConfig
 from .errors import FormatError, InputError, LottoError, UnsupportedError
+from .audio import AudioPacket, AudioParams
 from .frame import PIXEL_FORMATS, ColorTags
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,8 @@ log = logging.getLogger(__name__)
 #: ``\x8b`` (non-ASCII: catches 7-bit channels and text sniffing), ``LOTTO`` (recognisable in a hex
 #: dump), ``\r\n`` (a text-mode copy in either direction changes these bytes).
 SIGNATURE = b"\x8bLOTTO\r\n"
-FORMAT_VERSION = 1
+#: the version this build writes; it reads every version from 1 up to it
+FORMAT_VERSION = 2
 
 MAX_CHUNK_LENGTH = 1 << 30
 MAX_DIMENSION = 16384
@@ -43,7 +45,9 @@ MAX_PIXELS = 1 << 26
 READ_PIECE = 1 << 20
 
 SHDR, GHDR, FRME, AUDIO, META, INDEX, SEND = b"SHDR", b"GHDR", b"FRME", b"audi", b"meta", b"indx", b"SEND"
-#: Chunks that may only appear after every GHDR/FRME.
+#: version 2 audio: the codec parameters once, then batches of coded packets, anywhere among the frames
+AUDIO_HEADER, AUDIO_PACKETS = b"audh", b"audp"
+#: Chunks that may only appear after every GHDR/FRME (``audi`` is version 1's only).
 TRAILER_TYPES = (AUDIO, META, INDEX)
 
 #: pixel format codes stored in the sequence header; the names are those of ``frame.PIXEL_FORMATS``.
@@ -61,10 +65,18 @@ _CRC = struct.Struct(">I")
 # version, flags, width, height, pix_fmt, time base (2), frame rate (2), colour (5), seed,
 # synth widths (3), n_levels, mod_hidden, arm_hidden, out_channels, mask_ratio, lmbda, quality,
 # n_frames, preset length; the preset name follows.
-_SHDR_FIXED = struct.Struct(">BHIIBIIII5BQ3HBHHBdddIB")
-SHDR_MIN_LENGTH = _SHDR_FIXED.size
-SHDR_MAX_LENGTH = _SHDR_FIXED.size + 255
-_FRAME_PREFIX = struct.Struct(">Iq")
+_SHDR_FIXED_V1 = struct.Struct(">BHIIBIIII5BQ3HBHHBdddIB")
+# version 2: version, flags, width, height, pix_fmt, time base (2), frame rate (2), colour (5),
+# rotation, seed, synth widths (3), n_levels, mod_hidden, out_channels, mask_ratio, lmbda,
+# quality, n_frames, gop, preset length, source length; the preset name and the source name
+# follow. The ARM width moved to the group header.
+_SHDR_FIXED = struct.Struct(">BHIIBIIII5BhQ3HBHBdddIIBH")
+SHDR_MIN_LENGTH = min(_SHDR_FIXED_V1.size, _SHDR_FIXED.size)
+MAX_SOURCE_NAME = 1024
+SHDR_MAX_LENGTH = _SHDR_FIXED.size + 255 + MAX_SOURCE_NAME
+_FRAME_PREFIX_V1 = struct.Struct(">Iq")
+#: version 2: group, pts, duration (0 = unknown)
+_FRAME_PREFIX = struct.Struct(">IqI")
 _INDEX_COUNTS = struct.Struct(">II")
 _INDEX_GROUP = struct.Struct(">Q")
 _INDEX_FRAME = struct.Struct(">QIq")
@@ -107,7 +119,15 @@ class SequenceHeader:
 
     ``frame_rate`` None means unknown (variable-frame-rate sources carry pts per frame instead);
     ``quality`` None means the encoder was given lambda directly; ``n_frames`` 0 means unknown (a
-    hint only: readers never rely on it). Bit depth is implied by ``pix_fmt``.
+    hint only: readers never rely on it); ``gop`` is the longest group the encoder makes (0
+    unknown, a hint). Bit depth is implied by ``pix_fmt``. ``rotation`` is the display rotation
+    (degrees counter-clockwise) and ``source`` the name of the file the frames came from.
+
+    ``model`` is the stream's network: one random synthesis network for the whole stream (its
+    shape includes the modulation width, since the synthesis' last layer reads o0). In format
+    version 2 each group header carries the ARM width, so ``model.arm_hidden`` of a version-2
+    header is only the default and the groups' own widths apply. ``format_version`` is the
+    version read (1 or 2); the writer always writes FORMAT_VERSION.
     """
 
     width: int
@@ -121,11 +141,15 @@ class SequenceHeader:
     lmbda: float = 0.0
     quality: float | None = None
     n_frames: int = 0
+    gop: int = 0
+    rotation: int = 0
+    source: str = ""
+    format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
         # Normalise the numeric types once so that equality after a round trip is plain equality
         # (numpy integers and Fractions given as ints are welcome).
-        for name in ("width", "height", "n_frames"):
+        for name in ("width", "height", "n_frames", "gop", "rotation"):
             value = getattr(self, name)
             if not isinstance(value, int) and hasattr(value, "__index__"):
                 object.__setattr__(self, name, operator.index(value))
@@ -173,8 +197,16 @@ class SequenceHeader:
             return f"lmbda {self.lmbda} must be finite and >= 0"
         if self.quality is not None and not 0.0 <= self.quality <= 100.0:
             return f"quality {self.quality} out of range 0..100"
-        if not isinstance(self.n_frames, int) or not 0 <= self.n_frames <= _U32_MAX:
-            return f"n_frames {self.n_frames} out of range 0..{_U32_MAX}"
+        for name in ("n_frames", "gop"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 0 <= value <= _U32_MAX:
+                return f"{name} {value} out of range 0..{_U32_MAX}"
+        if not isinstance(self.rotation, int) or not -360 < self.rotation < 360:
+            return f"rotation {self.rotation} out of range -359..359"
+        if not isinstance(self.source, str) or len(self.source.encode("utf-8", "surrogatepass")) > MAX_SOURCE_NAME:
+            return f"source name must be a string of at most {MAX_SOURCE_NAME} UTF-8 bytes"
+        if self.format_version not in (1, FORMAT_VERSION):
+            return f"format_version {self.format_version} unknown"
         return None
 
     @property
@@ -182,12 +214,15 @@ class SequenceHeader:
         return PIXEL_FORMATS[self.pix_fmt][1]
 
     def to_bytes(self) -> bytes:
-        """The SHDR payload (layout in docs/FORMAT.md, Part 1)."""
+        """The SHDR payload of format version 2 (layout in docs/FORMAT.md, Part 1)."""
+        if self.format_version != FORMAT_VERSION:
+            raise InputError(f"this build writes format version {FORMAT_VERSION} only")
         model, color = self.model, self.color
         frame_rate = (0, 0) if self.frame_rate is None else (self.frame_rate.numerator, self.frame_rate.denominator)
+        source = self.source.encode("utf-8", "replace")
         fixed = _SHDR_FIXED.pack(
             FORMAT_VERSION,
-            0,  # flags: none defined in version 1
+            0,  # flags: none defined in version 2
             self.width,
             self.height,
             PIX_FMT_CODES[self.pix_fmt],
@@ -199,39 +234,52 @@ class SequenceHeader:
             color.primaries,
             color.transfer,
             color.chroma_location,
+            self.rotation,
             model.seed,
             *model.synth_widths,
             model.n_levels,
             model.mod_hidden,
-            model.arm_hidden,
             model.out_channels,
             model.mask_ratio,  # float64 bits: every Python float round-trips exactly
             self.lmbda,
             math.nan if self.quality is None else self.quality,
             self.n_frames,
+            self.gop,
             len(self.preset),
+            len(source),
         )
-        return fixed + self.preset.encode("ascii")
+        return fixed + self.preset.encode("ascii") + source
 
     @classmethod
     def from_bytes(cls, payload: bytes) -> "SequenceHeader":
-        """Parse and validate an SHDR payload; FormatError (UnsupportedError for a newer version)."""
+        """Parse and validate an SHDR payload of version 1 or 2; FormatError (UnsupportedError for
+        a newer version)."""
         if not SHDR_MIN_LENGTH <= len(payload) <= SHDR_MAX_LENGTH:
             raise FormatError(
                 f"sequence header: length {len(payload)} out of range {SHDR_MIN_LENGTH}..{SHDR_MAX_LENGTH}"
             )
-        fields = _SHDR_FIXED.unpack_from(payload)
-        (version, flags, width, height, pix_code, tb_num, tb_den, fr_num, fr_den) = fields[:9]
-        color_values = fields[9:14]
-        seed, w1, w2, w3, n_levels, mod_hidden, arm_hidden, out_channels = fields[14:22]
-        mask_ratio, lmbda, quality, n_frames, preset_length = fields[22:]
-
+        version = payload[0]
         if version == 0:
             raise FormatError("sequence header: format_version 0 is invalid")
         if version > FORMAT_VERSION:
             raise UnsupportedError(
                 f"sequence header: format_version {version} is newer than this reader ({FORMAT_VERSION})"
             )
+        layout = _SHDR_FIXED_V1 if version == 1 else _SHDR_FIXED
+        if len(payload) < layout.size:
+            raise FormatError(f"sequence header: length {len(payload)} is shorter than version {version}'s {layout.size}")
+        fields = list(layout.unpack_from(payload))
+        (version, flags, width, height, pix_code, tb_num, tb_den, fr_num, fr_den) = fields[:9]
+        color_values = fields[9:14]
+        if version == 1:
+            rotation, gop, source_length = 0, 0, 0
+            seed, w1, w2, w3, n_levels, mod_hidden, arm_hidden, out_channels = fields[14:22]
+            mask_ratio, lmbda, quality, n_frames, preset_length = fields[22:]
+        else:
+            rotation = fields[14]
+            seed, w1, w2, w3, n_levels, mod_hidden, out_channels = fields[15:22]
+            arm_hidden = ModelConfig.arm_hidden
+            mask_ratio, lmbda, quality, n_frames, gop, preset_length, source_length = fields[22:]
         if flags:
             raise UnsupportedError(f"sequence header: flags 0x{flags:04x} use features this reader lacks")
         if pix_code not in PIX_FMT_NAMES:
@@ -240,15 +288,19 @@ class SequenceHeader:
             raise FormatError(f"sequence header: time_base {tb_num}/{tb_den} must have non-zero terms")
         if (fr_num == 0) != (fr_den == 0):
             raise FormatError(f"sequence header: frame_rate {fr_num}/{fr_den} must be 0/0 (unknown) or positive")
-        if len(payload) != SHDR_MIN_LENGTH + preset_length:
+        if len(payload) != layout.size + preset_length + source_length:
             raise FormatError(
-                f"sequence header: preset length {preset_length} does not match the "
-                f"{len(payload) - SHDR_MIN_LENGTH} bytes present"
+                f"sequence header: preset length {preset_length} and source length {source_length} do not "
+                f"match the {len(payload) - layout.size} bytes present"
             )
         try:
-            preset = payload[SHDR_MIN_LENGTH:].decode("ascii")
+            preset = payload[layout.size : layout.size + preset_length].decode("ascii")
         except UnicodeDecodeError:
             raise FormatError("sequence header: preset name is not ASCII") from None
+        try:
+            source = payload[layout.size + preset_length :].decode("utf-8")
+        except UnicodeDecodeError:
+            raise FormatError("sequence header: source name is not UTF-8") from None
         try:
             model = ModelConfig(
                 seed=seed,
@@ -271,6 +323,10 @@ class SequenceHeader:
                 lmbda=lmbda,
                 quality=None if math.isnan(quality) else quality,
                 n_frames=n_frames,
+                gop=gop,
+                rotation=rotation,
+                source=source,
+                format_version=version,
             )
         except InputError as error:
             # The same checks that stop a user building a bad header reject a bad stream.
@@ -286,24 +342,26 @@ class SequenceHeader:
 
 @dataclass
 class FramePacket:
-    """One coded frame: the group whose header it needs, its timestamp, the codec's opaque bytes."""
+    """One coded frame: the group whose header it needs, its timestamp and duration (in the
+    stream's time base; duration 0 = unknown), the codec's opaque bytes."""
 
     group: int
     pts: int
     payload: bytes
+    duration: int = 0
 
     def to_bytes(self) -> bytes:
-        """The FRME payload: group u32, pts i64, then the codec bytes."""
-        return _FRAME_PREFIX.pack(self.group, self.pts) + self.payload
+        """The version-2 FRME payload: group u32, pts i64, duration u32, then the codec bytes."""
+        return _FRAME_PREFIX.pack(self.group, self.pts, self.duration) + self.payload
 
     @classmethod
-    def from_bytes(cls, payload: bytes) -> "FramePacket":
-        if len(payload) < _FRAME_PREFIX.size:
-            raise FormatError(
-                f"frame packet of {len(payload)} bytes is shorter than its {_FRAME_PREFIX.size}-byte prefix"
-            )
-        group, pts = _FRAME_PREFIX.unpack_from(payload)
-        return cls(group=group, pts=pts, payload=bytes(payload[_FRAME_PREFIX.size :]))
+    def from_bytes(cls, payload: bytes | memoryview, format_version: int = FORMAT_VERSION) -> "FramePacket":
+        prefix = _FRAME_PREFIX_V1 if format_version == 1 else _FRAME_PREFIX
+        if len(payload) < prefix.size:
+            raise FormatError(f"frame packet of {len(payload)} bytes is shorter than its {prefix.size}-byte prefix")
+        values = prefix.unpack_from(payload)
+        duration = values[2] if format_version >= 2 else 0
+        return cls(group=values[0], pts=values[1], payload=bytes(payload[prefix.size :]), duration=duration)
 
 
 @dataclass(frozen=True)
@@ -359,17 +417,21 @@ class Container:
     groups: list[bytes]
     frames: list[FramePacket]
     metadata: dict
-    audio: tuple[str, bytes] | None
+    #: the source's audio (format version 2): codec parameters and every packet, in order
+    audio: AudioParams | None
+    audio_packets: list[AudioPacket]
     #: None when the file was complete and intact; otherwise one line saying what was lost and where.
     damage: str | None
     #: Bytes read from the source (the file size for an intact file).
     total_bytes: int
     #: The verified indx chunk, or None when the file had none (or reading stopped before it).
     index: ContainerIndex | None = None
+    #: a version-1 ``audi`` chunk: (codec name, bytes as the encoder stored them)
+    legacy_audio: tuple[str, bytes] | None = None
 
 
 def encode_audio_payload(codec: str, data: bytes) -> bytes:
-    """The audi payload: codec name length u8, codec name (ASCII), then the audio bytes as-is."""
+    """The version-1 audi payload: codec name length u8, codec name (ASCII), then the bytes as-is."""
     if not isinstance(codec, str) or not 1 <= len(codec) <= 255 or not _is_printable_ascii(codec):
         raise InputError(f"audio codec name {codec!r} must be 1..255 printable ASCII characters")
     return bytes([len(codec)]) + codec.encode("ascii") + bytes(data)
@@ -383,6 +445,110 @@ def decode_audio_payload(payload: bytes | memoryview) -> tuple[str, bytes]:
     if not _is_printable_ascii(codec):
         raise FormatError("audio chunk: codec name is not printable ASCII")
     return codec, bytes(payload[name_end:])
+
+
+_AUDIO_NUMBERS = struct.Struct(">IHIIQI")
+_AUDIO_PACKET_HEAD = struct.Struct(">BqqqI")
+_AUDIO_KEY, _AUDIO_HAS_PTS, _AUDIO_HAS_DTS = 1, 2, 4
+
+
+def _short_text(text: str, what: str) -> bytes:
+    raw = text.encode("ascii", "replace")
+    if len(raw) > 255 or not (raw == b"" or _is_printable_ascii(text)):
+        raise InputError(f"audio {what} {text!r} must be at most 255 printable ASCII characters")
+    return bytes([len(raw)]) + raw
+
+
+def encode_audio_header(params: AudioParams) -> bytes:
+    """The audh payload: codec, layout and sample format names (u8 length + ASCII each), then
+    sample rate u32, channels u16, time base u32/u32, bit rate u64, frame size u32, extradata
+    length u32 and the extradata."""
+    if not params.codec:
+        raise InputError("audio codec name is empty")
+    tb = _as_fraction(params.time_base, "audio time_base")
+    problem = _check_fraction(tb, "audio time_base")
+    if problem:
+        raise InputError(problem)
+    numbers = (params.sample_rate, params.channels, tb.numerator, tb.denominator, params.bit_rate, params.frame_size)
+    limits = (_U32_MAX, 0xFFFF, _U32_MAX, _U32_MAX, 2**64 - 1, _U32_MAX)
+    if any(not 0 <= v <= limit for v, limit in zip(numbers, limits)):
+        raise InputError(f"audio parameters out of range: {params}")
+    return (
+        _short_text(params.codec, "codec")
+        + _short_text(params.layout, "layout")
+        + _short_text(params.sample_format, "sample format")
+        + _AUDIO_NUMBERS.pack(*numbers)
+        + struct.pack(">I", len(params.extradata))
+        + bytes(params.extradata)
+    )
+
+
+def decode_audio_header(payload: bytes | memoryview) -> AudioParams:
+    data, position, texts = bytes(payload), 0, []
+    for what in ("codec", "layout", "sample format"):
+        if position >= len(data) or position + 1 + data[position] > len(data):
+            raise FormatError(f"audio header: {what} name runs past the chunk")
+        raw = data[position + 1 : position + 1 + data[position]]
+        text = raw.decode("ascii", "replace")
+        if raw and not _is_printable_ascii(text):
+            raise FormatError(f"audio header: {what} name is not printable ASCII")
+        texts.append(text)
+        position += 1 + len(raw)
+    if not texts[0]:
+        raise FormatError("audio header: empty codec name")
+    if len(data) < position + _AUDIO_NUMBERS.size + 4:
+        raise FormatError("audio header: truncated")
+    rate, channels, tb_num, tb_den, bit_rate, frame_size = _AUDIO_NUMBERS.unpack_from(data, position)
+    position += _AUDIO_NUMBERS.size
+    (extra_length,) = struct.unpack_from(">I", data, position)
+    position += 4
+    if extra_length != len(data) - position:
+        raise FormatError(f"audio header: extradata length {extra_length} does not match the {len(data) - position} bytes present")
+    if tb_num == 0 or tb_den == 0:
+        raise FormatError(f"audio header: time base {tb_num}/{tb_den} must have non-zero terms")
+    return AudioParams(texts[0], rate, channels, texts[1], texts[2], Fraction(tb_num, tb_den), bit_rate, frame_size,
+                       data[position:])
+
+
+def encode_audio_packets(packets: list[AudioPacket]) -> bytes:
+    """The audp payload: count u32, then per packet flags u8 (1 key, 2 pts present, 4 dts
+    present), pts i64, dts i64, duration i64, size u32 and the packet's bytes unchanged."""
+    parts = [struct.pack(">I", len(packets))]
+    for p in packets:
+        flags = (_AUDIO_KEY if p.keyframe else 0) | (_AUDIO_HAS_PTS if p.pts is not None else 0) | (
+            _AUDIO_HAS_DTS if p.dts is not None else 0)
+        for value in (p.pts, p.dts, p.duration):
+            if value is not None and not _I64_MIN <= value <= _I64_MAX:
+                raise InputError(f"audio packet time {value} does not fit in 64 bits")
+        parts.append(_AUDIO_PACKET_HEAD.pack(flags, p.pts or 0, p.dts or 0, p.duration, len(p.data)))
+        parts.append(bytes(p.data))
+    return b"".join(parts)
+
+
+def decode_audio_packets(payload: bytes | memoryview) -> list[AudioPacket]:
+    data = bytes(payload)
+    if len(data) < 4:
+        raise FormatError("audio packets: truncated")
+    (count,) = struct.unpack_from(">I", data)
+    # every packet needs its head: a count larger than that is damage, not a reason to allocate
+    if count > (len(data) - 4) // _AUDIO_PACKET_HEAD.size:
+        raise FormatError(f"audio packets: count {count} does not fit the {len(data)}-byte chunk")
+    position, packets = 4, []
+    for _ in range(count):
+        if position + _AUDIO_PACKET_HEAD.size > len(data):
+            raise FormatError("audio packets: truncated packet header")
+        flags, pts, dts, duration, size = _AUDIO_PACKET_HEAD.unpack_from(data, position)
+        position += _AUDIO_PACKET_HEAD.size
+        if flags & ~(_AUDIO_KEY | _AUDIO_HAS_PTS | _AUDIO_HAS_DTS):
+            raise FormatError(f"audio packets: unknown flags 0x{flags:02x}")
+        if size > len(data) - position:
+            raise FormatError("audio packets: packet runs past the chunk")
+        packets.append(AudioPacket(data[position : position + size], pts if flags & _AUDIO_HAS_PTS else None,
+                                   dts if flags & _AUDIO_HAS_DTS else None, duration, bool(flags & _AUDIO_KEY)))
+        position += size
+    if position != len(data):
+        raise FormatError(f"audio packets: {len(data) - position} stray bytes")
+    return packets
 
 
 def encode_metadata_payload(meta: dict) -> bytes:
@@ -414,8 +580,9 @@ def decode_metadata_payload(payload: bytes | memoryview) -> dict:
 class ContainerWriter:
     """Writes a .lotto stream to any binary stream, pipes included (offsets are counted, not asked).
 
-    Group headers and frames are written as they come. Audio and metadata may be given at any time;
-    they are written by ``close()`` after the last frame, followed by the index and the end marker.
+    Group headers, frames and audio packets are written as they come (audio interleaved with the
+    frames, so nothing waits in memory). Metadata may be given at any time; it is written by
+    ``close()`` after the last frame, followed by the index and the end marker.
     Used as a context manager, an exception inside the block leaves the end marker out, so that a
     reader reports the file as incomplete instead of trusting it.
     """
@@ -431,7 +598,7 @@ class ContainerWriter:
         self.header = header
         self.bytes_written = 0
         self._index = ContainerIndex()
-        self._audio: bytes | None = None
+        self._audio_header_written = False
         self._metadata: bytes | None = None
         self._closed = False
         self._write_index = index
@@ -463,23 +630,34 @@ class ContainerWriter:
         self._write_chunk(GHDR, payload)
         return self.n_groups - 1
 
-    def write_frame(self, payload: bytes, group: int, pts: int = 0) -> None:
+    def write_frame(self, payload: bytes, group: int, pts: int = 0, duration: int = 0) -> None:
         """Write a frame packet that decodes with the header of ``group`` (already written)."""
         self._check_open()
         if not 0 <= group < self.n_groups:
             raise InputError(f"frame refers to group {group}, but only {self.n_groups} group header(s) were written")
         if not _I64_MIN <= pts <= _I64_MAX:
             raise InputError(f"frame pts {pts} does not fit in 64 bits")
+        if not 0 <= duration <= _U32_MAX:
+            raise InputError(f"frame duration {duration} out of range 0..{_U32_MAX}")
         offset = self.bytes_written
-        self._write_chunk(FRME, FramePacket(group, pts, payload).to_bytes())
+        self._write_chunk(FRME, FramePacket(group, pts, payload, duration).to_bytes())
         self._index.frames.append(IndexEntry(offset, group, pts))
 
-    def write_audio(self, codec: str, payload: bytes) -> None:
-        """Carry the source audio as-is (written at ``close()``); at most once per file."""
+    def write_audio_header(self, params: AudioParams) -> None:
+        """The source's audio codec parameters; once, before any audio packet."""
         self._check_open()
-        if self._audio is not None:
-            raise InputError("audio was already given for this .lotto file")
-        self._audio = self._checked_length(encode_audio_payload(codec, payload), "audio")
+        if self._audio_header_written:
+            raise InputError("the audio header was already written for this .lotto file")
+        self._write_chunk(AUDIO_HEADER, self._checked_length(encode_audio_header(params), "audio header"))
+        self._audio_header_written = True
+
+    def write_audio_packets(self, packets: list[AudioPacket]) -> None:
+        """Coded audio packets, unchanged, written now (call it between frames to interleave)."""
+        self._check_open()
+        if not self._audio_header_written:
+            raise InputError("audio packets need the audio header first (write_audio_header)")
+        if packets:
+            self._write_chunk(AUDIO_PACKETS, self._checked_length(encode_audio_packets(list(packets)), "audio packets"))
 
     def write_metadata(self, meta: dict) -> None:
         """Free-form metadata as a JSON object (written at ``close()``); at most once per file."""
@@ -493,8 +671,6 @@ class ContainerWriter:
         if self._closed:
             return
         self._closed = True
-        if self._audio is not None:
-            self._write_chunk(AUDIO, self._audio)
         if self._metadata is not None:
             self._write_chunk(META, self._metadata)
         if self._write_index or (self._write_index is None and self.n_frames > 1):
@@ -644,44 +820,103 @@ class _Damage(Exception):
         self.unsupported = unsupported
 
 
-class _BodyReader:
-    """Reads the chunks after SHDR, in order, until SEND or the first damage."""
+@dataclass(frozen=True)
+class GroupChunk:
+    """A group header as read: its index (0, 1, ... in file order), the codec bytes, its offset."""
 
-    def __init__(self, source: _Source, header: SequenceHeader) -> None:
-        self.source = source
-        self.header = header
-        self.groups: list[bytes] = []
-        self.frames: list[FramePacket] = []
+    index: int
+    payload: bytes
+    offset: int
+
+
+@dataclass(frozen=True)
+class FrameChunk:
+    """A frame packet as read, with the offset of its chunk."""
+
+    packet: FramePacket
+    offset: int
+
+
+@dataclass(frozen=True)
+class AudioHeaderChunk:
+    params: AudioParams
+
+
+@dataclass(frozen=True)
+class AudioPacketsChunk:
+    packets: list[AudioPacket]
+
+
+StreamChunk = GroupChunk | FrameChunk | AudioHeaderChunk | AudioPacketsChunk
+
+
+class StreamReader:
+    """Reads a .lotto stream incrementally: the sequence header when opened, then one chunk at a
+    time from ``chunks()``, so that a long stream read from a pipe is never held whole in memory.
+
+    Opening raises FormatError for a bad signature or sequence header (UnsupportedError for a
+    newer format version). After ``chunks()`` is exhausted, ``damage`` is None when the stream
+    ended cleanly with its end marker, otherwise one line saying what was lost and where (and
+    ``unsupported`` tells whether the cause is an unknown critical chunk rather than corruption);
+    ``metadata`` and ``index`` hold the trailer chunks that were read.
+    """
+
+    def __init__(self, source: bytes | bytearray | memoryview | BinaryIO, name: str = "<stream>") -> None:
+        self.name = name
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self._source: _Source = _MemorySource(source)
+        else:
+            self._source = _StreamSource(source, name)
+        self.header = _read_sequence_header(self._source, name)
         self.metadata: dict = {}
-        self.audio: tuple[str, bytes] | None = None
         self.index: ContainerIndex | None = None
-        self.observed = ContainerIndex()  # offsets as actually read, to verify the indx chunk
-        self.in_trailer = False
-        self.chunk_counts: dict[bytes, int] = {}
-        self.last_type: bytes | None = None
-        self.damaged_type: bytes | None = None
-        self.unsupported = False  # the damage is an unknown critical chunk, not corruption
+        self.legacy_audio: tuple[str, bytes] | None = None
+        self.damage: str | None = None
+        self.unsupported = False
+        self.n_groups = 0
+        self.n_frames = 0
+        self._observed = ContainerIndex()  # offsets as actually read, to verify the indx chunk
+        self._in_trailer = False
+        self._audio_header_seen = False
+        self._counts: dict[bytes, int] = {}
+        self._last_type: bytes | None = None
+        self._damaged_type: bytes | None = None
+        self._started = False
 
-    def read(self) -> str | None:
-        """Consume chunks; returns None when SEND was reached cleanly, else the damage message."""
+    @property
+    def total_bytes(self) -> int:
+        """Bytes read from the source so far (the file size once an intact file is read)."""
+        return self._source.position
+
+    def chunks(self) -> Iterator[StreamChunk]:
+        """Yield group headers, frames and audio in file order until the end marker or the first
+        damage (then recorded in ``damage``). Can be iterated once."""
+        if self._started:
+            raise InputError(f"{self.name}: the stream was already read")
+        self._started = True
         try:
             while True:
-                start = self.source.position
+                start = self._source.position
                 chunk_type, payload = self._next_chunk(start)
                 if chunk_type == SEND:
-                    return self._finish(start, payload)
-                self._dispatch(chunk_type, payload, start)
-                self.last_type = chunk_type
+                    self.damage = self._finish(start, payload)
+                    break
+                item = self._dispatch(chunk_type, payload, start)
+                self._last_type = chunk_type
+                if item is not None:
+                    yield item
         except _Damage as damage:
             self.unsupported = damage.unsupported
-            return str(damage)
+            self.damage = str(damage)
+        if self.damage is not None:
+            self.damage = f"{self.damage}; {self._frames_note()}"
 
     def _label(self, chunk_type: bytes, start: int) -> str:
-        return f"{chunk_type.decode('ascii')} chunk {self.chunk_counts[chunk_type]} at byte {start}"
+        return f"{chunk_type.decode('ascii')} chunk {self._counts[chunk_type]} at byte {start}"
 
     def _next_chunk(self, start: int) -> tuple[bytes, bytes | memoryview]:
-        self.damaged_type = None
-        head = bytes(self.source.read(_CHUNK_HEAD.size))
+        self._damaged_type = None
+        head = bytes(self._source.read(_CHUNK_HEAD.size))
         if not head:
             raise _Damage(f"missing end marker (SEND): file ends at byte {start}")
         if len(head) < _CHUNK_HEAD.size:
@@ -689,76 +924,86 @@ class _BodyReader:
         chunk_type, length = _CHUNK_HEAD.unpack(head)
         if not chunk_type.isalpha() or not chunk_type.isascii():
             raise _Damage(f"bad chunk type {chunk_type!r} at byte {start}")
-        self.chunk_counts[chunk_type] = self.chunk_counts.get(chunk_type, 0) + 1
-        self.damaged_type = chunk_type
+        self._counts[chunk_type] = self._counts.get(chunk_type, 0) + 1
+        self._damaged_type = chunk_type
         label = self._label(chunk_type, start)
         if length > MAX_CHUNK_LENGTH:
             raise _Damage(f"{label}: length {length} exceeds the limit {MAX_CHUNK_LENGTH}")
-        payload = self.source.read(length)
-        crc = bytes(self.source.read(_CRC.size))
+        payload = self._source.read(length)
+        crc = bytes(self._source.read(_CRC.size))
         if len(payload) < length or len(crc) < _CRC.size:
             raise _Damage(f"truncated in {label}")
         if _CRC.unpack(crc)[0] != _chunk_crc(chunk_type, payload):
             raise _Damage(f"CRC mismatch in {label}")
         return chunk_type, payload
 
-    def _dispatch(self, chunk_type: bytes, payload: bytes | memoryview, start: int) -> None:
+    def _dispatch(self, chunk_type: bytes, payload: bytes | memoryview, start: int) -> StreamChunk | None:
         label = self._label(chunk_type, start)
-        if chunk_type in (GHDR, FRME) and self.in_trailer:
-            raise _Damage(f"{label}: comes after the audio/metadata/index chunks")
-        if self.last_type == INDEX:
+        version = self.header.format_version
+        if chunk_type in (GHDR, FRME, AUDIO_HEADER, AUDIO_PACKETS) and self._in_trailer:
+            raise _Damage(f"{label}: comes after the metadata/index chunks")
+        if self._last_type == INDEX:
             raise _Damage(f"{label}: only SEND may follow the index")
         try:
             if chunk_type == GHDR:
-                self.observed.group_offsets.append(start)
-                self.groups.append(bytes(payload))
-            elif chunk_type == FRME:
-                self._add_frame(payload, start)
-            elif chunk_type == SHDR:
+                self._observed.group_offsets.append(start)
+                self.n_groups += 1
+                return GroupChunk(self.n_groups - 1, bytes(payload), start)
+            if chunk_type == FRME:
+                packet = FramePacket.from_bytes(payload, version)
+                if packet.group >= self.n_groups:
+                    raise FormatError(f"frame refers to group {packet.group}, but only {self.n_groups} group(s) precede it")
+                self._observed.frames.append(IndexEntry(start, packet.group, packet.pts))
+                self.n_frames += 1
+                return FrameChunk(packet, start)
+            if chunk_type == SHDR:
                 raise FormatError("second sequence header")
-            elif chunk_type in TRAILER_TYPES:
-                self.in_trailer = True
+            if version >= 2 and chunk_type == AUDIO_HEADER:
+                if self._audio_header_seen:
+                    raise FormatError("appears twice")
+                self._audio_header_seen = True
+                return AudioHeaderChunk(decode_audio_header(payload))
+            if version >= 2 and chunk_type == AUDIO_PACKETS:
+                if not self._audio_header_seen:
+                    raise FormatError("audio packets before the audio header")
+                return AudioPacketsChunk(decode_audio_packets(payload))
+            if chunk_type in TRAILER_TYPES:
+                self._in_trailer = True
                 self._add_trailer_chunk(chunk_type, payload)
-            elif chunk_type[:1].isupper():
+                return None
+            if chunk_type[:1].isupper():
                 raise _Damage(f"{label}: unknown critical chunk (written by a newer version?)", unsupported=True)
-            else:
-                log.debug("skipping unknown ancillary chunk %s", label)
+            log.debug("skipping unknown ancillary chunk %s", label)
+            return None
         except FormatError as error:
             raise _Damage(f"{label}: {error}") from None
 
-    def _add_frame(self, payload: bytes | memoryview, start: int) -> None:
-        packet = FramePacket.from_bytes(payload)
-        if packet.group >= len(self.groups):
-            raise FormatError(f"frame refers to group {packet.group}, but only {len(self.groups)} group(s) precede it")
-        self.observed.frames.append(IndexEntry(start, packet.group, packet.pts))
-        self.frames.append(packet)
-
     def _add_trailer_chunk(self, chunk_type: bytes, payload: bytes | memoryview) -> None:
-        if self.chunk_counts[chunk_type] > 1:
+        if self._counts[chunk_type] > 1:
             raise FormatError("appears twice")
         if chunk_type == AUDIO:
-            self.audio = decode_audio_payload(payload)
+            self.legacy_audio = decode_audio_payload(payload)
         elif chunk_type == META:
             self.metadata = decode_metadata_payload(payload)
         else:
             index = ContainerIndex.from_bytes(payload)
-            if index != self.observed:
+            if index != self._observed:
                 raise FormatError("index disagrees with the chunks read")
             self.index = index
 
     def _finish(self, start: int, payload: bytes | memoryview) -> str | None:
         if len(payload):
             return f"{self._label(SEND, start)}: end marker is not empty"
-        trailing = self.source.trailing_bytes()
+        trailing = self._source.trailing_bytes()
         if trailing:
-            return f"{trailing} unexpected bytes after the end marker at byte {self.source.position}"
+            return f"{trailing} unexpected bytes after the end marker at byte {self._source.position}"
         return None
 
-    def frames_note(self) -> str:
-        intact = len(self.frames)
+    def _frames_note(self) -> str:
+        intact = self.n_frames
         if self.header.n_frames:
             return f"{intact} of {self.header.n_frames} frames intact"
-        if self.damaged_type == FRME:
+        if self._damaged_type == FRME:
             return f"{intact} of {intact + 1}+ frames intact"
         return f"{intact} frames intact"
 
@@ -769,30 +1014,39 @@ def read_container(source: bytes | BinaryIO, name: str = "<stream>") -> Containe
     A bad signature or sequence header raises FormatError (UnsupportedError for a newer format
     version). Any damage after the header stops reading: every intact frame before it is returned
     with ``damage`` describing what was lost, unless no frame is intact, in which case FormatError
-    (UnsupportedError for an unknown critical chunk) is raised with that description.
+    (UnsupportedError for an unknown critical chunk) is raised with that description. Long
+    streams are better read chunk by chunk with ``StreamReader``.
     """
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        reader_source: _Source = _MemorySource(source)
-    else:
-        reader_source = _StreamSource(source, name)
-    header = _read_sequence_header(reader_source, name)
-    body = _BodyReader(reader_source, header)
-    damage = body.read()
-    if damage is not None:
-        damage = f"{damage}; {body.frames_note()}"
-        if not body.frames:
-            error = UnsupportedError if body.unsupported else FormatError
-            raise error(f"{name}: {damage}")
-        log.warning("%s: %s", name, damage)
+    reader = StreamReader(source, name)
+    groups: list[bytes] = []
+    frames: list[FramePacket] = []
+    audio: AudioParams | None = None
+    audio_packets: list[AudioPacket] = []
+    for item in reader.chunks():
+        if isinstance(item, GroupChunk):
+            groups.append(item.payload)
+        elif isinstance(item, FrameChunk):
+            frames.append(item.packet)
+        elif isinstance(item, AudioHeaderChunk):
+            audio = item.params
+        else:
+            audio_packets.extend(item.packets)
+    if reader.damage is not None:
+        if not frames:
+            error = UnsupportedError if reader.unsupported else FormatError
+            raise error(f"{name}: {reader.damage}")
+        log.warning("%s: %s", name, reader.damage)
     return Container(
-        header=header,
-        groups=body.groups,
-        frames=body.frames,
-        metadata=body.metadata,
-        audio=body.audio,
-        damage=damage,
-        total_bytes=reader_source.position,
-        index=body.index,
+        header=reader.header,
+        groups=groups,
+        frames=frames,
+        metadata=reader.metadata,
+        audio=audio,
+        audio_packets=audio_packets,
+        damage=reader.damage,
+        total_bytes=reader.total_bytes,
+        index=reader.index,
+        legacy_audio=reader.legacy_audio,
     )
 
 

@@ -6,6 +6,17 @@ an index into integer probability tables built once from integer-only arithmetic
 A symbol is the residual ``latent - round(mean)`` inside a window of +-WINDOW, or an escape
 followed by the latent value in a second, uniform stream. Decoding proceeds in wavefronts: all
 latents whose causal context is complete are decoded together with one vectorised call.
+
+Two coding versions (``version=`` keyword, default 2; docs/format_entropy_v2.md):
+
+- version 1 hands the 2^-31 integer tables to constriction's ``Categorical(perfect=False)`` as
+  floats and lets its float quantiser pick the 24-bit frequencies; decoders ignore what follows
+  the last symbol.
+- version 2 derives 24-bit integer frequencies from the same tables with an integer-only rule
+  (``laplace_frequencies``), hands constriction ``frequency - 1`` so that its quantiser is the
+  identity (its scale is then exactly 1.0), and accepts a stream only if it is word for word what
+  the encoder writes for the decoded symbols: running out of data, unused trailing words and any
+  other non-canonical tail raise ``FormatError``.
 """
 
 from __future__ import annotations
@@ -38,6 +49,11 @@ E5_Q20 = 155622629
 CODER_PRECISION = 24
 #: latents per constriction call when encoding (bounds the probability array's memory)
 ENCODE_BATCH = 16384
+#: version 2: every row of integer frequencies sums to exactly 2^FREQ_BITS, each entry >= 1
+FREQ_BITS = CODER_PRECISION
+FREQ_TOTAL = 1 << FREQ_BITS
+#: entropy-coding versions this module reads and writes
+VERSIONS = (1, 2)
 
 _LATENT_RANGE = LATENT_MAX - LATENT_MIN + 1
 
@@ -65,6 +81,99 @@ def laplace_tables() -> np.ndarray:
     table = np.maximum(table, 1).reshape(MEAN_BINS * SCALE_BINS, N_SYMBOLS)
     table.setflags(write=False)
     return table.astype(np.float64)
+
+
+@lru_cache(maxsize=1)
+def laplace_frequencies() -> np.ndarray:
+    """Version 2: (MEAN_BINS * SCALE_BINS, N_SYMBOLS) int64 frequencies in units of 2^-FREQ_BITS.
+
+    Integer-only, from ``laplace_tables()`` (t, units 2^-31), per row: S = sum(t),
+    C_i = t_0 + ... + t_(i-1) (C_0 = 0, C_64 = S), F_i = floor(C_i * (2^24 - 64) / S) + i,
+    frequency_i = F_(i+1) - F_i. Hence every frequency is >= 1 and every row sums to exactly
+    2^24 (F_0 = 0, F_64 = 2^24). Pinned by a test; docs/format_entropy_v2.md section 2.
+    """
+    t = laplace_tables().astype(np.int64)
+    total = t.sum(axis=1, keepdims=True)  # in [2^31, 2^31 + 64)
+    cum = np.concatenate([np.zeros((t.shape[0], 1), dtype=np.int64), np.cumsum(t, axis=1)], axis=1)
+    # cum * (2^24 - 64) < 2^56: exact in int64; // floors (both operands are non-negative)
+    bounds = cum * np.int64(FREQ_TOTAL - N_SYMBOLS) // total + np.arange(N_SYMBOLS + 1, dtype=np.int64)
+    freq = np.diff(bounds, axis=1)
+    freq.setflags(write=False)
+    return freq
+
+
+def coder_weights(frequencies: np.ndarray) -> np.ndarray:
+    """What version 2 hands to ``Categorical(perfect=False)`` for integer ``frequencies`` (rows
+    summing to 2^24, entries >= 1): ``frequency - 1`` as float64.
+
+    constriction's fast quantiser gives symbol i the left cumulative floor(P_i * scale) + i with
+    P_i the float sum of the inputs before i and scale = (2^24 - n) / sum(inputs). With inputs
+    f - 1 the sum is exactly 2^24 - n, so scale is exactly 1.0, every P_i is an exact integer
+    (< 2^24), and the left cumulatives are exactly f_0 + ... + f_(i-1): the coder uses the
+    frequencies unchanged (docs/format_entropy_v2.md section 3; checked against a reference coder
+    by the tests)."""
+    return (np.asarray(frequencies, dtype=np.int64) - 1).astype(np.float64)
+
+
+@lru_cache(maxsize=1)
+def _latent_weights_v2() -> np.ndarray:
+    weights = coder_weights(laplace_frequencies()).astype(np.float32)
+    weights.setflags(write=False)
+    return weights
+
+
+@lru_cache(maxsize=1)
+def _interval_table() -> tuple[np.ndarray, np.ndarray]:
+    """For every (row, symbol) pair, index row * N_SYMBOLS + symbol: a 3-symbol model and the
+    symbol in it that have the same interval (left cumulative, frequency) as the pair in version
+    2's table. The range coder sees only that interval, so coding with these gives the same words
+    at a fraction of the cost (64-entry rows cost a 64-float gather and a 32-float sum a symbol).
+    The end-of-stream check re-encodes the decoded latents with it.
+
+    Frequencies (l, f, 2^24 - l - f) with the symbol at index 1; for the first symbol of a row
+    (l = 0) (f, 1, 2^24 - f - 1) at index 0, for the last (2^24 - l - f = 0) (1, l - 1, f) at
+    index 2. Every frequency is >= 1 because every row has 64 entries >= 1."""
+    freq = laplace_frequencies()
+    left = (np.cumsum(freq, axis=1) - freq).ravel()
+    f = freq.ravel()
+    rest = FREQ_TOTAL - left - f
+    one = np.ones_like(f)
+    first, last = left == 0, rest == 0
+    g = np.where(first[:, None], np.stack([f, one, rest - 1], axis=1), np.stack([left, f, rest], axis=1))
+    g = np.where(last[:, None], np.stack([one, left - 1, f], axis=1), g)
+    index = np.where(first, 0, np.where(last, 2, 1)).astype(np.int32)
+    assert (g >= 1).all() and (g.sum(axis=1) == FREQ_TOTAL).all()
+    weights = coder_weights(g).astype(np.float32)  # integers < 2^24: exact in float32
+    index.setflags(write=False)
+    weights.setflags(write=False)
+    return index, weights
+
+
+def _reencode_latent_symbols(rows: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """The words ``encode_latents(version=2)`` writes for these main-stream symbols."""
+    index, weights = _interval_table()
+    pair = rows * N_SYMBOLS + symbols
+    coder = constriction.stream.queue.RangeEncoder()
+    model = _model()
+    for start in range(0, pair.size, 4 * ENCODE_BATCH):
+        chunk = pair[start : start + 4 * ENCODE_BATCH]
+        coder.encode(index[chunk], model, weights[chunk])
+    return coder.get_compressed()
+
+
+def bernoulli_frequency(n_ones: int, n: int) -> int:
+    """Version-2 frequency (units 2^-24) of symbol 1 in a binary stream of n symbols of which
+    n_ones are 1 (0 < n_ones < n): round(n_ones * 2^24 / n), half up, clamped to [1, 2^24 - 1].
+    Symbol 0 has 2^24 minus that."""
+    if not 0 < n_ones < n:
+        raise ValueError(f"a Bernoulli model needs 0 < n_ones < n, got {n_ones} of {n}")
+    f1 = (2 * n_ones * FREQ_TOTAL + n) // (2 * n)
+    return min(max(f1, 1), FREQ_TOTAL - 1)
+
+
+def _check_version(version: int) -> None:
+    if version not in VERSIONS:
+        raise ValueError(f"entropy coding version must be one of {VERSIONS}, got {version!r}")
 
 
 def table_index(mu: np.ndarray, log_scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +231,10 @@ class CoderHead:
         return centre, rows
 
 
+#: version 2's estimate of a stream termination beyond the ideal code length (it lies in [0, 32))
+_TERMINATION_BITS = 16
+
+
 def _model() -> constriction.stream.model.Categorical:
     return constriction.stream.model.Categorical(perfect=False)
 
@@ -134,6 +247,20 @@ def _to_words(data: bytes, what: str) -> np.ndarray:
     if len(data) % 4:
         raise FormatError(f"{what}: {len(data)} bytes is not a whole number of 32-bit words")
     return np.frombuffer(data, dtype="<u4").astype(np.uint32)
+
+
+def _check_stream_end(words: np.ndarray, expected: np.ndarray, what: str, unit: str) -> None:
+    """Version 2's end-of-stream rule: a stream is valid only if it is word for word what the
+    encoder writes for the symbols decoded from it (docs/format_entropy_v2.md section 5)."""
+    expected = np.asarray(expected, dtype=np.uint32)
+    if words.size < expected.size:
+        raise FormatError(
+            f"{what}: data ends early ({words.size} words; the decoded {unit} take {expected.size})"
+        )
+    if words.size > expected.size:
+        raise FormatError(f"{what}: {words.size - expected.size} unused words after the last {unit[:-1]}")
+    if not np.array_equal(words, expected):
+        raise FormatError(f"{what}: the words are not the encoder's output for the decoded {unit} (corrupt data)")
 
 
 @dataclass(frozen=True)
@@ -158,19 +285,36 @@ def latent_symbols(latents: list[np.ndarray], arm: IntegerArm) -> LatentSymbols:
     return LatentSymbols(symbols, rows, values[escaped])
 
 
-def estimate_latent_bits(latents: list[np.ndarray], arm: IntegerArm) -> float:
-    """Ideal code length of the latents under the coder's own tables (escapes included)."""
+def estimate_latent_bits(latents: list[np.ndarray], arm: IntegerArm, *, version: int = 2) -> float:
+    """Code length of the latents under the coder's own tables (escapes included).
+
+    version 1: the ideal code length under the float tables (no stream overhead).
+    version 2: the ideal code length under the exact integer frequencies the coder uses,
+    -sum log2(f / 2^24) + 7 bits per escape, plus the framing the encoder really writes: the
+    32-bit main-stream length and, per non-empty stream, the 16 bits a termination costs on
+    average (between 0 and 32 beyond the ideal length; docs/format_entropy_v2.md section 6).
+    """
+    _check_version(version)
     s = latent_symbols(latents, arm)
-    table = laplace_tables()
-    # constriction gives every symbol at least one unit of its 24-bit precision
-    p = np.maximum(table[s.rows, s.symbols] / table[s.rows].sum(axis=1), 2.0**-CODER_PRECISION)
-    return float(-np.log2(p).sum() + s.escapes.size * np.log2(_LATENT_RANGE))
+    if version == 1:
+        table = laplace_tables()
+        # constriction gives every symbol at least one unit of its 24-bit precision
+        p = np.maximum(table[s.rows, s.symbols] / table[s.rows].sum(axis=1), 2.0**-CODER_PRECISION)
+        return float(-np.log2(p).sum() + s.escapes.size * np.log2(_LATENT_RANGE))
+    freq = laplace_frequencies()[s.rows, s.symbols]
+    bits = FREQ_BITS * freq.size - float(np.log2(freq.astype(np.float64)).sum())
+    bits += s.escapes.size * np.log2(_LATENT_RANGE)
+    streams = int(freq.size > 0) + int(s.escapes.size > 0)
+    return float(bits + 32 + _TERMINATION_BITS * streams)
 
 
-def encode_latents(latents: list[np.ndarray], arm: IntegerArm) -> bytes:
-    """Two streams: u32 byte length of the main stream, the main stream, the escape stream."""
+def encode_latents(latents: list[np.ndarray], arm: IntegerArm, *, version: int = 2) -> bytes:
+    """Two streams: u32 byte length of the main stream, the main stream, the escape stream.
+
+    version 1 codes with the float tables, version 2 with the integer frequencies."""
+    _check_version(version)
     s = latent_symbols(latents, arm)
-    table = laplace_tables()
+    table = laplace_tables() if version == 1 else _latent_weights_v2()
     model = _model()
     main = constriction.stream.queue.RangeEncoder()
     for start in range(0, s.symbols.size, ENCODE_BATCH):
@@ -183,16 +327,29 @@ def encode_latents(latents: list[np.ndarray], arm: IntegerArm) -> bytes:
     return len(main_bytes).to_bytes(4, "little") + main_bytes + _to_bytes(escape.get_compressed())
 
 
-def decode_latents(data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm) -> list[np.ndarray]:
+def decode_latents(
+    data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm, *, version: int = 2
+) -> list[np.ndarray]:
+    """Inverse of ``encode_latents``. Version 2 also re-encodes what it decoded (after the last
+    wavefront, with ``_interval_table``'s equivalent 3-symbol models) and rejects the packet
+    unless both streams are exactly the encoder's output: data that runs out, unused words after
+    the termination, a corrupt tail (docs/format_entropy_v2.md section 5)."""
+    _check_version(version)
     if len(data) < 4:
         raise FormatError("latent stream: truncated")
     main_len = int.from_bytes(data[:4], "little")
     if main_len > len(data) - 4:
         raise FormatError("latent stream: main stream length exceeds the packet")
-    main = constriction.stream.queue.RangeDecoder(_to_words(data[4 : 4 + main_len], "latent stream"))
-    escape = constriction.stream.queue.RangeDecoder(_to_words(data[4 + main_len :], "escape stream"))
-    uniform = constriction.stream.model.Uniform(_LATENT_RANGE)
+    main_words = _to_words(data[4 : 4 + main_len], "latent stream")
+    check = version >= 2
+    escape_words = _to_words(data[4 + main_len :], "latent stream: escape stream" if check else "escape stream")
     layout = ContextLayout.for_shapes(shapes)
+    n_latents = sum(h * w for h, w in shapes)
+    if check and main_words.size == 0 and n_latents:
+        raise FormatError(f"latent stream: the main stream is empty, but {n_latents} latents are coded")
+    main = constriction.stream.queue.RangeDecoder(main_words)
+    escape = constriction.stream.queue.RangeDecoder(escape_words)
+    uniform = constriction.stream.model.Uniform(_LATENT_RANGE)
     buf = np.zeros(layout.size, dtype=np.int64)
     fronts = layout.wavefronts()
     order = np.concatenate(fronts)
@@ -202,38 +359,64 @@ def decode_latents(data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm) 
     levels = np.concatenate([np.full(h * w, i, dtype=np.int64) for i, (h, w) in enumerate(shapes)])[order]
     offsets = np.stack([layout.neighbour_offsets(i) for i in range(len(shapes))])
     bounds = np.cumsum([0] + [f.size for f in fronts])
-    table = laplace_tables()
+    table = laplace_tables() if version == 1 else _latent_weights_v2()
     model = _model()
     head = CoderHead.for_arm(arm)
+    # version 2: what was decoded, for the end-of-stream check
+    all_rows = np.empty(order.size if check else 0, dtype=np.int64)
+    all_symbols = np.empty(order.size if check else 0, dtype=np.int32)
+    escaped_values: list[np.ndarray] = []
     try:
         for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
             front = positions[start:stop]
             centre, rows = head.table_index(arm, buf[front[:, None] + offsets[levels[start:stop]]])
-            values = np.asarray(main.decode(model, table[rows]), dtype=np.int64)
+            symbols = main.decode(model, table[rows])
+            if check:
+                all_rows[start:stop] = rows
+                all_symbols[start:stop] = symbols
+            values = np.asarray(symbols, dtype=np.int64)
             escaped = values == ESCAPE
             values += centre - WINDOW
             if escaped.any():
                 n_escaped = int(escaped.sum())
-                values[escaped] = np.asarray(escape.decode(uniform, n_escaped), dtype=np.int64) + LATENT_MIN
+                coded = np.asarray(escape.decode(uniform, n_escaped), dtype=np.int64)
+                if check:
+                    escaped_values.append(coded)
+                values[escaped] = coded + LATENT_MIN
             buf[front] = values
     except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports exhausted/invalid data
         raise FormatError(f"latent stream: cannot be decoded ({exc})") from None
+    if check:
+        _check_stream_end(main_words, _reencode_latent_symbols(all_rows, all_symbols), "latent stream", "latents")
+        expected = constriction.stream.queue.RangeEncoder()
+        if escaped_values:
+            expected.encode(np.concatenate(escaped_values).astype(np.int32), uniform)
+        _check_stream_end(escape_words, expected.get_compressed(), "latent stream: escape stream", "escapes")
     return layout.gather(buf)
 
 
 # --- mask -------------------------------------------------------------------------------------
 
 
-def encode_mask(mask: np.ndarray) -> bytes:
-    """Binary mask with a fixed Bernoulli probability n_kept / n (both known to the decoder)."""
+def encode_mask(mask: np.ndarray, *, version: int = 2) -> bytes:
+    """Binary mask with a fixed Bernoulli probability n_kept / n (both known to the decoder).
+
+    version 1: constriction's float quantisation of [n - n_kept, n_kept]. version 2: the integer
+    frequencies of ``bernoulli_frequency``; a mask keeping none or all weights is 0 bytes."""
+    _check_version(version)
     mask = np.asarray(mask, dtype=bool)
+    if version >= 2:
+        return _encode_bits(mask.ravel())
     n_kept = int(mask.sum())
     coder = constriction.stream.queue.RangeEncoder()
     coder.encode(mask.astype(np.int32), constriction.stream.model.Categorical(_mask_probs(mask.size, n_kept), perfect=False))
     return _to_bytes(coder.get_compressed())
 
 
-def decode_mask(data: bytes, n: int, n_kept: int) -> np.ndarray:
+def decode_mask(data: bytes, n: int, n_kept: int, *, version: int = 2) -> np.ndarray:
+    _check_version(version)
+    if version >= 2:
+        return _decode_bits(data, n, n_kept, "mask", "weights kept, header says")
     coder = constriction.stream.queue.RangeDecoder(_to_words(data, "mask"))
     try:
         bits = np.asarray(
@@ -249,6 +432,80 @@ def decode_mask(data: bytes, n: int, n_kept: int) -> np.ndarray:
 
 def _mask_probs(n: int, n_kept: int) -> np.ndarray:
     return np.array([max(n - n_kept, 1), max(n_kept, 1)], dtype=np.float64)
+
+
+def encode_mask_delta(mask: np.ndarray, reference: np.ndarray) -> bytes:
+    """A mask coded relative to a reference mask (e.g. the previous frame's): u32 little-endian
+    count c of the positions where the two differ, then the n XOR bits coded like a version-2
+    mask with c ones (nothing when c is 0 or n). An unchanged mask costs 4 bytes."""
+    mask = np.asarray(mask, dtype=bool)
+    reference = np.asarray(reference, dtype=bool)
+    if mask.shape != reference.shape:
+        raise ValueError(f"mask shape {mask.shape} differs from the reference's {reference.shape}")
+    flips = (mask ^ reference).ravel()
+    n_flips = int(flips.sum())
+    if n_flips >= 1 << 32:
+        raise ValueError(f"{n_flips} flipped positions do not fit the delta's u32 count")
+    return n_flips.to_bytes(4, "little") + _encode_bits(flips)
+
+
+def decode_mask_delta(data: bytes, reference: np.ndarray, n_kept: int) -> np.ndarray:
+    """Inverse of ``encode_mask_delta``; the decoded mask (shape of ``reference``) must keep
+    exactly n_kept weights."""
+    reference = np.asarray(reference, dtype=bool)
+    n = reference.size
+    if len(data) < 4:
+        raise FormatError(f"mask delta: truncated ({len(data)} bytes; the flip count takes 4)")
+    n_flips = int.from_bytes(data[:4], "little")
+    if n_flips > n:
+        raise FormatError(f"mask delta: {n_flips} flipped positions, but the mask has {n} weights")
+    flips = _decode_bits(data[4:], n, n_flips, "mask delta", "positions flipped, its count says")
+    mask = reference.ravel() ^ flips
+    kept = int(mask.sum())
+    if kept != n_kept:
+        raise FormatError(f"mask delta: the decoded mask keeps {kept} weights, header says {n_kept}")
+    return mask.reshape(reference.shape)
+
+
+def _bernoulli_model(n_ones: int, n: int) -> constriction.stream.model.Categorical:
+    f1 = bernoulli_frequency(n_ones, n)
+    return constriction.stream.model.Categorical(coder_weights(np.array([FREQ_TOTAL - f1, f1])), perfect=False)
+
+
+def _encode_bits(bits: np.ndarray) -> bytes:
+    """Version 2: n binary symbols, n_ones of them 1, each coded with ``bernoulli_frequency``;
+    0 bytes when every bit is equal (n_ones in {0, n} is known to the decoder)."""
+    n, n_ones = bits.size, int(bits.sum())
+    if n_ones in (0, n):
+        return b""
+    coder = constriction.stream.queue.RangeEncoder()
+    coder.encode(bits.astype(np.int32), _bernoulli_model(n_ones, n))
+    return _to_bytes(coder.get_compressed())
+
+
+def _decode_bits(data: bytes, n: int, n_ones: int, what: str, count_says: str) -> np.ndarray:
+    if not 0 <= n_ones <= n:
+        raise FormatError(f"{what}: {n_ones} ones among {n} bits")
+    words = _to_words(data, what)
+    if n_ones in (0, n):
+        if words.size:
+            raise FormatError(f"{what}: {words.size} unused words (all {n} bits equal: nothing is coded)")
+        return np.full(n, n_ones == n, dtype=bool)
+    if words.size == 0:
+        raise FormatError(f"{what}: the stream is empty, but {n} bits are coded")
+    model = _bernoulli_model(n_ones, n)
+    try:
+        symbols = constriction.stream.queue.RangeDecoder(words).decode(model, n)
+    except (ValueError, RuntimeError, AssertionError) as exc:
+        raise FormatError(f"{what}: cannot be decoded ({exc})") from None
+    bits = np.asarray(symbols).astype(bool)
+    count = int(bits.sum())
+    if count != n_ones:
+        raise FormatError(f"{what}: {count} {count_says} {n_ones}")
+    shadow = constriction.stream.queue.RangeEncoder()
+    shadow.encode(np.asarray(symbols, dtype=np.int32), model)
+    _check_stream_end(words, shadow.get_compressed(), what, "bits")
+    return bits
 
 
 # --- signed exp-Golomb for network parameters ------------------------------------------------

@@ -44,6 +44,8 @@ class Frame:
     pts: int | None = None
     time_base: Fraction | None = None
     color: ColorTags = field(default_factory=ColorTags)
+    #: display duration in ``time_base`` units; None when unknown
+    duration: int | None = None
 
     def __post_init__(self) -> None:
         if self.pix_fmt not in PIXEL_FORMATS:
@@ -96,3 +98,40 @@ class Frame:
         if self.pix_fmt == "rgb24":
             return np.stack(self.planes, axis=2)
         raise InputError(f"{self.pix_fmt} has no interleaved array form")
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    """What every frame of a stream shares, as a reader found it and a writer needs it.
+
+    ``frame_rate`` None means unknown or variable (the frames' pts are then the only timing);
+    ``rotation`` is the display rotation in degrees, counter-clockwise, as FFmpeg's display
+    matrix gives it (0, 90, 180, -90, ...); ``source`` names the file it came from (informative).
+    """
+
+    width: int
+    height: int
+    pix_fmt: str
+    time_base: Fraction = Fraction(1, 25)
+    frame_rate: Fraction | None = None
+    color: ColorTags = ColorTags()
+    rotation: int = 0
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if self.pix_fmt not in PIXEL_FORMATS:
+            raise InputError(f"unsupported pixel format {self.pix_fmt!r}")
+        if self.width < 1 or self.height < 1:
+            raise InputError(f"empty picture size {self.width}x{self.height}")
+
+    @classmethod
+    def of(cls, frame: Frame, **fields: object) -> "VideoFormat":
+        """The format of ``frame`` (its size, pixel format, time base and colour), plus ``fields``."""
+        values: dict[str, object] = dict(width=frame.width, height=frame.height, pix_fmt=frame.pix_fmt, color=frame.color)
+        if frame.time_base is not None:
+            values["time_base"] = frame.time_base
+        values.update(fields)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def matches(self, frame: Frame) -> bool:
+        return (frame.width, frame.height, frame.pix_fmt) == (self.width, self.height, self.pix_fmt)

@@ -37,4 +37,6 @@ class EncodeOptions:
         if self.steps < 2:
             raise InputError(f"steps must be at least 2, got {self.steps}")
         hard = max(1, round(self.steps * base.hard_steps / base.total_steps))
-        return preset(self.preset, soft_steps=self.steps - hard, hard_steps=hard)
+        soft = self.steps - hard
+        warm = max(1, round(soft * base.warm_soft_steps / base.soft_steps)) if soft else 0
+        return preset(self.preset, soft_steps=soft, hard_steps=hard, warm_soft_steps=warm)

@@ -6,6 +6,7 @@ Plain records with no PyTorch dependency, so that the CLI and tools can use them
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 
 from .frame import Frame
 
@@ -22,6 +23,24 @@ class Progress:
     bpp: float
     elapsed_s: float
     eta_s: float
+    #: the frame being searched (0-based, within its group) and the group's frame count
+    frame: int = 0
+    frames: int = 1
+
+
+@dataclass
+class FrameInfo:
+    """One frame of a stream as ``inspect`` sees it (PSNR as the encoder measured it)."""
+
+    index: int
+    group: int
+    pts: int
+    duration: int
+    frame_type: str
+    bytes: int
+    psnr: float
+    psnr_planes: dict[str, float]
+    steps: int = 0
 
 
 @dataclass
@@ -46,11 +65,21 @@ class StreamInfo:
     #: hidden widths of the modulation network and of the ARM (both chosen by the encoder)
     mod_hidden: int | None = None
     arm_hidden: int | None = None
+    groups: int = 1
+    gop: int = 0
+    time_base: Fraction | None = None
+    frame_rate: Fraction | None = None
+    rotation: int = 0
+    source: str = ""
+    frame_details: list[FrameInfo] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["synth_widths"] = list(self.synth_widths)
+        for key in ("time_base", "frame_rate"):
+            value = getattr(self, key)
+            d[key] = None if value is None else f"{value.numerator}/{value.denominator}"
         return d
 
 

@@ -23,6 +23,7 @@ from .chroma import Distortion
 from .config import ModelConfig, TrainConfig
 from .latents import LATENT_MAX, LATENT_MIN, kumaraswamy_noise, quantise_ste, soft_round, to_integers
 from .model import FrameModel
+from .supermask import straight_through_mask, topk_mask
 from .reports import Progress
 from .params import MAX_FRAC, MODULES, QuantizedNetworks, load_module, module_bits, module_parameters, quantize_module
 
@@ -33,6 +34,26 @@ FRAC_CANDIDATES = tuple(range(3, MAX_FRAC + 1))
 
 
 ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass
+class FrameSolution:
+    """One frame's share of a group's search: its integer latents and its mask."""
+
+    latents: list[np.ndarray]
+    mask: np.ndarray
+    steps: int
+    seconds: float
+
+
+@dataclass
+class GroupSearchResult:
+    """The networks shared by a group of frames and each frame's latents and mask."""
+
+    nets: QuantizedNetworks
+    frames: list[FrameSolution]
+    seconds: float
+    estimated_bits: float
 
 
 @dataclass
@@ -49,6 +70,21 @@ def _psnr(mse: float) -> float:
     return 10 * math.log10(1.0 / mse) if mse > 0 else 100.0
 
 
+class _Annealing:
+    """The soft-rounding phase's schedule: temperature, noise shape and learning-rate decay as a
+    function of the progress ``t`` in [0, 1]."""
+
+    def __init__(self, schedule: TrainConfig) -> None:
+        self.schedule = schedule
+
+    def at(self, t: float) -> tuple[float, float, float]:
+        s = self.schedule
+        temperature = s.temperature[0] + (s.temperature[1] - s.temperature[0]) * t
+        noise_a = s.noise[0] + (s.noise[1] - s.noise[0]) * t
+        decay = 0.5 * (1 + math.cos(math.pi * t)) * 0.98 + 0.02
+        return temperature, noise_a, decay
+
+
 def search(
     target: torch.Tensor,
     config: ModelConfig,
@@ -58,87 +94,152 @@ def search(
     progress: ProgressCallback | None = None,
     distortion: Distortion | None = None,
 ) -> SearchResult:
-    """target: (C, H, W) float in [0, 1]. ``distortion(recon, target)`` is D (default: the MSE);
-    YUV 4:2:0 passes lotto_media.chroma's plane-weighted one with a chroma.pack_target target."""
+    """One picture: ``search_group`` over a group of one frame."""
+    group = search_group([target], config, schedule, lmbda, device, progress, distortion)
+    (frame,) = group.frames
+    return SearchResult(frame.latents, group.nets, frame.mask, frame.steps, group.seconds, group.estimated_bits)
+
+
+def search_group(
+    targets: list[torch.Tensor],
+    config: ModelConfig,
+    schedule: TrainConfig,
+    lmbda: float,
+    device: torch.device,
+    progress: ProgressCallback | None = None,
+    distortion: Distortion | None = None,
+) -> GroupSearchResult:
+    """Fit one set of small networks and, per frame, latents and a supermask to a group of frames.
+
+    targets: (C, H, W) floats in [0, 1], all of one size. ``distortion(recon, target)`` is D
+    (default: the MSE); YUV 4:2:0 passes lotto_media.chroma's plane-weighted one.
+
+    The first frame gets the whole soft-rounding schedule with every parameter free. Each later
+    frame starts from the previous frame's latents and mask scores and from the networks as they
+    are, and runs the shorter ``schedule.warm_soft_steps``, entering the annealing half way (its
+    latents are already near their final values). The hard-rounding phase then runs jointly: each
+    step sums D + lambda R over all frames of the group, so the networks that the group header
+    sends are fitted to every frame. The networks are quantised last, on the whole group.
+    """
     distortion = distortion or _mse
     start = time.perf_counter()
-    channels, height, width = target.shape
+    _, height, width = targets[0].shape
     pixels = height * width
     generator = torch.Generator().manual_seed(config.seed % (2**63))
     model = FrameModel(config, height, width, generator=generator).to(device)
-    target = target.to(device)
+    targets = [t.to(device) for t in targets]
     noise_gen = torch.Generator(device=device).manual_seed(config.seed % (2**63) + 1)
-
     net_params = [p for name in MODULES for p in module_parameters(model, name)]
-    optimiser = torch.optim.Adam(
-        [
-            {"params": list(model.latents), "lr": schedule.latent_lr(lmbda)},
-            {"params": net_params, "lr": schedule.lr},
-            {"params": [model.scores], "lr": schedule.lr_scores},
-        ]
-    )
-    base_lrs = [g["lr"] for g in optimiser.param_groups]
-    total = schedule.total_steps
+    n_frames = len(targets)
+    total = schedule.soft_steps + (n_frames - 1) * schedule.warm_soft_steps + n_frames * schedule.hard_steps
     report_every = max(1, total // 200)
+    done = 0
+    annealing = _Annealing(schedule)
 
-    for step in range(total):
-        soft = step < schedule.soft_steps
-        if soft:
-            t = step / max(schedule.soft_steps - 1, 1)
-            temperature = schedule.temperature[0] + (schedule.temperature[1] - schedule.temperature[0]) * t
-            noise_a = schedule.noise[0] + (schedule.noise[1] - schedule.noise[0]) * t
-            decay = 0.5 * (1 + math.cos(math.pi * t)) * 0.98 + 0.02
-            for group, lr in zip(optimiser.param_groups, base_lrs):
-                group["lr"] = lr * decay
-            levels = [
-                soft_round(soft_round(z, temperature) + kumaraswamy_noise(z.shape, noise_a, noise_gen, device), temperature)
-                for z in model.latents
-            ]
+    def report(frame: int, phase: str, loss: float, mse: float, bits: float) -> None:
+        if progress is None or not (done % report_every == 0 or done == total):
+            return
+        elapsed = time.perf_counter() - start
+        progress(Progress(step=done, total=total, phase=phase, loss=loss, psnr=_psnr(mse), bpp=bits / pixels,
+                          elapsed_s=elapsed, eta_s=elapsed / max(done, 1) * (total - done),
+                          frame=frame, frames=n_frames))
+
+    def proxy_levels(latents: list[torch.Tensor], temperature: float, noise_a: float) -> list[torch.Tensor]:
+        return [
+            soft_round(soft_round(z, temperature) + kumaraswamy_noise(z.shape, noise_a, noise_gen, device), temperature)
+            for z in latents
+        ]
+
+    # One optimiser for the whole group, so that the networks' Adam moments carry from frame to
+    # frame; a frame's parameters join it when its search starts (params without a gradient are
+    # left alone by Adam, so earlier frames rest while a later one is searched).
+    optimiser = torch.optim.Adam([{"params": net_params, "lr": schedule.lr}])
+    frame_latents: list[list[torch.nn.Parameter]] = []
+    frame_scores: list[torch.nn.Parameter] = []
+    frame_seconds: list[float] = []
+    for k in range(n_frames):
+        frame_start = time.perf_counter()
+        if k == 0:
+            latents, scores = list(model.latents), model.scores
+            steps, t_from, lr_scale = schedule.soft_steps, 0.0, 1.0
         else:
-            if step == schedule.soft_steps:
-                for group in optimiser.param_groups:
-                    group["lr"] = schedule.lr_hard
-            levels = [quantise_ste(z) for z in model.latents]
-        recon = model.synthesise(levels, model.mask())
-        mse = distortion(recon, target)
-        bits = model.rate_bits(levels)
-        loss = mse + lmbda * bits / pixels
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        with torch.no_grad():
-            for z in model.latents:
-                z.clamp_(LATENT_MIN, LATENT_MAX)
-        if progress is not None and (step % report_every == 0 or step == total - 1):
-            elapsed = time.perf_counter() - start
-            progress(
-                Progress(
-                    step=step + 1,
-                    total=total,
-                    phase="soft" if soft else "hard",
-                    loss=float(loss.detach()),
-                    psnr=_psnr(float(mse.detach())),
-                    bpp=float(bits.detach()) / pixels,
-                    elapsed_s=elapsed,
-                    eta_s=elapsed / (step + 1) * (total - step - 1),
-                )
-            )
+            latents = [torch.nn.Parameter(z.detach().clone()) for z in frame_latents[-1]]
+            scores = torch.nn.Parameter(frame_scores[-1].detach().clone())
+            steps, t_from, lr_scale = schedule.warm_soft_steps, WARM_ANNEALING_START, schedule.warm_lr_scale
+        frame_latents.append(latents)
+        frame_scores.append(scores)
+        optimiser.add_param_group({"params": latents, "lr": schedule.latent_lr(lmbda)})
+        optimiser.add_param_group({"params": [scores], "lr": schedule.lr_scores})
+        active = [optimiser.param_groups[0], *optimiser.param_groups[-2:]]
+        base_lrs = [schedule.lr * lr_scale, schedule.latent_lr(lmbda) * lr_scale, schedule.lr_scores * lr_scale]
+        target = targets[k]
+        for step in range(steps):
+            t = t_from + (1 - t_from) * step / max(steps - 1, 1)
+            temperature, noise_a, decay = annealing.at(t)
+            for group, lr in zip(active, base_lrs):
+                group["lr"] = lr * decay
+            levels = proxy_levels(latents, temperature, noise_a)
+            recon = model.synthesise(levels, straight_through_mask(scores, config.n_kept()))
+            mse = distortion(recon, target)
+            bits = model.rate_bits(levels)
+            loss = mse + lmbda * bits / pixels
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            _clamp_latents(latents)
+            done += 1
+            report(k, "soft", float(loss.detach()), float(mse.detach()), float(bits.detach()))
+        frame_seconds.append(time.perf_counter() - frame_start)
 
-    latents = to_integers(list(model.latents))
+    # Joint hard-rounding phase: gradients of every frame's loss accumulate before one step.
+    joint_start = time.perf_counter()
+    for group in optimiser.param_groups:
+        group["lr"] = schedule.lr_hard
+    for step in range(schedule.hard_steps):
+        optimiser.zero_grad(set_to_none=True)
+        for k, (latents, scores) in enumerate(zip(frame_latents, frame_scores)):
+            levels = [quantise_ste(z) for z in latents]
+            recon = model.synthesise(levels, straight_through_mask(scores, config.n_kept()))
+            mse = distortion(recon, targets[k])
+            bits = model.rate_bits(levels)
+            loss = mse + lmbda * bits / pixels
+            loss.backward()
+            done += 1
+            report(k, "hard", float(loss.detach()), float(mse.detach()), float(bits.detach()))
+        optimiser.step()
+        for latents in frame_latents:
+            _clamp_latents(latents)
+    joint_share = (time.perf_counter() - joint_start) / n_frames
+
+    integer_latents = [to_integers(list(latents)) for latents in frame_latents]
     with torch.no_grad():
-        mask = model.mask(straight_through=False)
-    nets, estimated_bits = quantise_networks(model, latents, mask, target, lmbda, distortion)
+        masks = [topk_mask(scores.detach(), config.n_kept()) for scores in frame_scores]
+    nets, estimated_bits = quantise_networks(model, integer_latents, masks, targets, lmbda, distortion)
     if progress is not None:
         elapsed = time.perf_counter() - start
-        progress(Progress(total, total, "quantise", 0.0, 0.0, estimated_bits / pixels, elapsed, 0.0))
-    return SearchResult(
-        latents=latents,
-        nets=nets,
-        mask=mask.cpu().numpy().astype(bool),
-        steps=total,
-        seconds=time.perf_counter() - start,
-        estimated_bits=estimated_bits,
-    )
+        progress(Progress(total, total, "quantise", 0.0, 0.0, estimated_bits / pixels / n_frames, elapsed, 0.0,
+                          frame=n_frames - 1, frames=n_frames))
+    frames = [
+        FrameSolution(
+            latents=integer_latents[k],
+            mask=masks[k].cpu().numpy().astype(bool),
+            steps=(schedule.soft_steps if k == 0 else schedule.warm_soft_steps) + schedule.hard_steps,
+            seconds=frame_seconds[k] + joint_share,
+        )
+        for k in range(n_frames)
+    ]
+    return GroupSearchResult(nets=nets, frames=frames, seconds=time.perf_counter() - start,
+                             estimated_bits=estimated_bits)
+
+
+#: a warm-started frame's soft phase enters the annealing schedule at this point (0 = start, 1 = end)
+WARM_ANNEALING_START = 0.5
+
+
+def _clamp_latents(latents: list[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for z in latents:
+            z.clamp_(LATENT_MIN, LATENT_MAX)
 
 
 def _mse(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -147,14 +248,16 @@ def _mse(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def quantise_networks(
-    model: FrameModel, latents: list[np.ndarray], mask: torch.Tensor, target: torch.Tensor, lmbda: float,
-    distortion: Distortion | None = None,
+    model: FrameModel, latents: list[list[np.ndarray]], masks: list[torch.Tensor], targets: list[torch.Tensor],
+    lmbda: float, distortion: Distortion | None = None,
 ) -> tuple[QuantizedNetworks, float]:
-    """Coordinate descent over each module's step, minimising D + lambda * (latent + parameter bits)."""
+    """Coordinate descent over each module's step, minimising the group's D + lambda * (latent +
+    parameter bits): sum over frames of D, latent bits of every frame, parameter bits once.
+    Returns the networks and the group's estimated bits."""
     pixels = model.height * model.width
     distortion = distortion or _mse
-    device = target.device
-    levels = [torch.from_numpy(q).to(device=device, dtype=torch.float32) for q in latents]
+    device = targets[0].device
+    frame_levels = [[torch.from_numpy(q).to(device=device, dtype=torch.float32) for q in frame] for frame in latents]
     float_state = copy.deepcopy(model.state_dict())
     choice = {name: 10 for name in MODULES}
     cache: dict[tuple[int, ...], tuple[float, float]] = {}
@@ -163,13 +266,15 @@ def quantise_networks(
         key = tuple(fracs[n] for n in MODULES)
         if key not in cache:
             model.load_state_dict(float_state)
-            param_bits = 0
+            bits = 0.0
             for name in MODULES:
                 module = quantize_module(module_parameters(model, name), fracs[name])
                 load_module(model, name, module)
-                param_bits += module_bits(module)
-            mse = float(distortion(model.synthesise(levels, mask).clamp(0, 1), target))
-            bits = float(model.rate_bits(levels)) + param_bits
+                bits += module_bits(module)
+            mse = 0.0
+            for levels, mask, target in zip(frame_levels, masks, targets):
+                mse += float(distortion(model.synthesise(levels, mask).clamp(0, 1), target))
+                bits += float(model.rate_bits(levels))
             cache[key] = (mse + lmbda * bits / pixels, bits)
         return cache[key]
 

@@ -58,7 +58,7 @@ Record = dict[str, object]
 # Command line
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
     """Add ``bench images|video|speed`` to the ``lotto-media`` parser."""
     bench = subparsers.add_parser(
         "bench", help="measure rate-distortion and speed against JPEG, WebP, x264, x265, SVT-AV1",

@@ -23,10 +23,10 @@ from types import ModuleType
 from typing import Iterator, Sequence
 
 from lotto_media.config import DEFAULT_PRESET, PRESET_NAMES
-from lotto_media.errors import LottoError
+from lotto_media.errors import FormatError, LottoError
 from lotto_media.plugins.image_io import encode_png_bytes, read_image, read_image_bytes
 
-from .fileio import OutputError, check_output, display_name, is_stdio, read_input, write_output
+from .fileio import OutputError, check_output, display_name, is_stdio, open_output, read_input, write_output
 from .progress import progress_callback
 
 PROG = "lotto-media"
@@ -35,6 +35,8 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_LOG_LEVEL = "warning"
 #: Pipeline modules that add their own sub-command through ``register(subparsers)`` if installed.
 OPTIONAL_COMMAND_MODULES = ("transcode", "batch", "bench")
+#: as lotto_media.stream's (not imported from there: it pulls in torch, which --help does not need)
+DEFAULT_GOP, MAX_GOP = 16, 1024
 
 log = logging.getLogger(__name__)
 
@@ -91,25 +93,41 @@ def build_parser() -> argparse.ArgumentParser:
     _add_decode(commands, common)
     _add_info(commands, common)
     for module in _optional_command_modules():
-        module.register(commands)
+        module.register(commands, common)
     return parser
 
 
 def _add_encode(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     sub = commands.add_parser(
-        "encode", parents=[common], help="encode an image into a .lotto file",
-        description="Encode an image (PNG, JPEG, TIFF, WebP, BMP, ... anything FFmpeg reads) into "
-                    "a .lotto file. Encoding is a search: --preset trades time for quality.")
-    sub.add_argument("input", metavar="IMG", help="input image, or - for stdin")
+        "encode", parents=[common], help="encode a picture or a video into a .lotto file",
+        description="Encode a picture (PNG, JPEG, TIFF, WebP, BMP, ...) or a video (mp4, mkv, webm, mov, y4m, "
+                    "image sequences; y4m or NUT on stdin) into a .lotto file. Encoding is a search: "
+                    "--preset trades time for quality.",
+        epilog="examples: lotto-media encode photo.png --quality 60 | "
+               "ffmpeg -i in.mp4 -f yuv4mpegpipe - | lotto-media encode - -o clip.lotto")
+    sub.add_argument("input", metavar="IN", help="input picture or video, or - for stdin")
     sub.add_argument("-o", "--output", metavar="OUT",
-                     help="output .lotto file, or - for stdout (default: IMG with suffix .lotto)")
+                     help="output .lotto file, or - for stdout (default: IN with suffix .lotto)")
+    add_encoder_options(sub)
+    sub.add_argument("--json", action="store_true",
+                     help="print the stream description as JSON on stdout")
+    sub.set_defaults(func=run_encode, parser=sub)
+
+
+def add_encoder_options(sub: argparse.ArgumentParser) -> None:
+    """The options of every command that encodes (encode, transcode)."""
     rate = sub.add_mutually_exclusive_group()
     rate.add_argument("--quality", type=_number_in(0, 100), metavar="Q",
                       help="quality 0..100, higher is better and bigger (default: 50)")
     rate.add_argument("--lmbda", type=_positive_float, metavar="L",
-                      help="rate-distortion trade-off lambda (smaller: more bits); excludes --quality")
+                      help="rate-distortion trade-off lambda, 0 < L < 10 (smaller: more bits); excludes --quality")
     sub.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET,
                      help=f"encoding effort (default: {DEFAULT_PRESET})")
+    sub.add_argument("--gop", type=_int_in(1, MAX_GOP), default=DEFAULT_GOP, metavar="N",
+                     help=f"frames per group: the group shares its networks, any group decodes alone "
+                          f"(default: {DEFAULT_GOP}; 1 codes every frame on its own)")
+    sub.add_argument("--frames", type=_frame_range, metavar="A:B",
+                     help="code only frames A..B-1 of a video (counted from 0; A: and :B work too)")
     sub.add_argument("--mask-ratio", type=_number_in(0, 1, include_high=False), default=0.2,
                      metavar="R", help="fraction of random weights pruned, 0 <= R < 1 (default: 0.2)")
     sub.add_argument("--seed", type=_int_in(0, 2**64 - 1), default=0, metavar="S",
@@ -118,23 +136,35 @@ def _add_encode(commands: argparse._SubParsersAction, common: argparse.ArgumentP
                      help="where the search runs (default: auto)")
     sub.add_argument("--threads", type=_int_in(1, 4096), metavar="N",
                      help="CPU threads for the search (default: PyTorch's choice)")
-    sub.add_argument("--steps", type=_int_in(1, 10**9), help=argparse.SUPPRESS)  # tests, benchmarks
+    sub.add_argument("--steps", type=_int_in(2, 10**9), help=argparse.SUPPRESS)  # tests, benchmarks
     sub.add_argument("-y", "--overwrite", action="store_true", dest="overwrite",
                      help="replace an existing output file")
     sub.add_argument("-q", "--quiet", action="store_true",
                      help="no progress bar and no summary line")
-    sub.add_argument("--json", action="store_true",
-                     help="print the stream description as JSON on stdout")
-    sub.set_defaults(func=run_encode, parser=sub)
+
+
+def encode_options(args: argparse.Namespace):
+    """The codec's EncodeOptions from the parsed encoder options."""
+    return _codec().EncodeOptions(
+        lmbda=args.lmbda, quality=args.quality, preset=args.preset, mask_ratio=args.mask_ratio,
+        seed=args.seed, device=args.device, threads=args.threads, steps=args.steps)
 
 
 def _add_decode(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     sub = commands.add_parser(
-        "decode", parents=[common], help="decode a .lotto file into a PNG image",
-        description="Decode a .lotto image into a PNG (8-bit gray or RGB).")
+        "decode", parents=[common], help="decode a .lotto file into a picture or a video",
+        description="Decode a .lotto stream. One picture becomes a PNG; a video becomes y4m, NUT, "
+                    "MKV (FFV1, lossless), MP4 (x264) or a PNG sequence (a name with %%04d), chosen by "
+                    "the output's suffix; - writes y4m (NUT for RGB and gray) to stdout. The source's "
+                    "audio is put back where the container can hold it.",
+        epilog="examples: lotto-media decode clip.lotto -o clip.mkv | "
+               "lotto-media decode clip.lotto -o - | ffmpeg -i - out.mp4")
     sub.add_argument("input", metavar="IN", help="input .lotto file, or - for stdin")
     sub.add_argument("-o", "--output", metavar="OUT",
-                     help="output PNG, or - for stdout (default: IN with suffix .png)")
+                     help="output file, pattern or - for stdout (default: IN with suffix .png for a "
+                          "picture, .y4m for a video)")
+    sub.add_argument("--frames", type=_frame_range, metavar="A:B",
+                     help="decode only frames A..B-1 (counted from 0)")
     sub.add_argument("-y", "--overwrite", action="store_true", dest="overwrite",
                      help="replace an existing output file")
     sub.add_argument("-q", "--quiet", action="store_true", help="no summary line")
@@ -171,21 +201,26 @@ def _optional_command_modules() -> list[ModuleType]:
 # --------------------------------------------------------------------------- commands
 
 def run_encode(args: argparse.Namespace) -> int:
-    """``lotto-media encode``: image -> .lotto."""
+    """``lotto-media encode``: picture or video -> .lotto."""
     if args.output is None and is_stdio(args.input):
-        args.parser.error("-o is required when the image comes from stdin")
+        args.parser.error("-o is required when the input comes from stdin")
     if args.json and args.output is not None and is_stdio(args.output):
         args.parser.error("--json prints on stdout, so it cannot be combined with -o -")
     output = args.output if args.output is not None else str(Path(args.input).with_suffix(".lotto"))
+    from .transcode import is_still_image, stdin_holds_video
+
+    video_input = stdin_holds_video() if is_stdio(args.input) else not is_still_image(args.input)
+    if video_input:
+        return _encode_video(args, output)
+    if args.frames is not None:
+        args.parser.error("--frames selects frames of a video; the input is a single picture")
     name = display_name(args.input)
 
     frame = read_image_bytes(read_input(args.input), name) if is_stdio(args.input) else read_image(args.input)
     check_output(output, overwrite=args.overwrite, input_name=args.input)
 
     codec = _codec()
-    options = codec.EncodeOptions(
-        lmbda=args.lmbda, quality=args.quality, preset=args.preset, mask_ratio=args.mask_ratio,
-        seed=args.seed, device=args.device, threads=args.threads, steps=args.steps)
+    options = encode_options(args)
     log.info("%s: encoding %dx%d %s with preset %s", name, frame.width, frame.height,
              frame.pix_fmt, args.preset)
     with progress_callback(name, quiet=args.quiet) as bar:
@@ -194,32 +229,139 @@ def run_encode(args: argparse.Namespace) -> int:
 
     if not args.quiet:
         info = result.info
-        _note(f"{_output_name(output)}: {info.width}x{info.height} {info.pix_fmt}, "
-              f"{len(result.data)} bytes, {info.bpp:.4f} bpp, PSNR {info.psnr:.2f} dB, "
-              f"{result.encode_seconds:.1f} s ({info.preset}, {result.steps} steps)")
+        note(f"{output_name(output)}: {info.width}x{info.height} {info.pix_fmt}, "
+             f"{len(result.data)} bytes, {info.bpp:.4f} bpp, PSNR {info.psnr:.2f} dB, "
+             f"{result.encode_seconds:.1f} s ({info.preset}, {result.steps} steps)")
     if args.json:
         _print_json(result.info.to_dict())
     return EXIT_OK
 
 
+def _encode_video(args: argparse.Namespace, output: str) -> int:
+    from lotto_media.plugins import media_io
+
+    from .transcode import describe_encode, encode_video
+
+    name = display_name(args.input)
+    check_output(output, overwrite=args.overwrite, input_name=args.input)
+    options = encode_options(args)
+    with media_io.open_video(args.input, name=name) as reader:
+        with progress_callback(name, quiet=args.quiet) as bar, open_output(output, overwrite=args.overwrite) as stream:
+            summary = encode_video(reader, stream, options, gop=args.gop, frames=args.frames,
+                                   progress=bar if bar.enabled else None, output_name=output)
+    if not args.quiet:
+        note(describe_encode(summary, output_name(output)))
+    if args.json:
+        psnr, planes = summary.mean_psnr()
+        _print_json({"output": output, "frames": len(summary.frames), "groups": summary.groups,
+                     "bytes": summary.bytes, "kbit_per_s": summary.kbit_per_s, "psnr": psnr, "psnr_planes": planes,
+                     "seconds": summary.seconds, "per_frame": [vars(f) for f in summary.frames]})
+    return EXIT_OK
+
+
 def run_decode(args: argparse.Namespace) -> int:
-    """``lotto-media decode``: .lotto -> PNG."""
+    """``lotto-media decode``: .lotto -> PNG, or a video file / PNG sequence / stdout."""
     if args.output is None and is_stdio(args.input):
         args.parser.error("-o is required when the stream comes from stdin")
-    output = args.output if args.output is not None else str(Path(args.input).with_suffix(".png"))
-    if not is_stdio(output) and Path(output).suffix.lower() != ".png":
-        raise OutputError(f"{output}: decode writes PNG only; give the output a .png name")
     name = display_name(args.input)
+    if args.output is not None:
+        check_output(args.output, overwrite=args.overwrite, input_name=args.input)  # before any work
+    codec = _codec()
+    source = sys.stdin.buffer if is_stdio(args.input) else _open_input(args.input)
+    with source:
+        prefix = _peek(source, codec.HEADER_PREFIX_BYTES)
+        header = codec.stream_header(prefix, name)
+        picture = header.n_frames == 1 and header.pix_fmt in ("gray", "rgb24")
+        output = args.output
+        if output is None:
+            output = str(Path(args.input).with_suffix(".png" if picture else ".y4m"))
+        if picture and not (is_stdio(output) or "%" in output or Path(output).suffix.lower() in _FILE_SUFFIXES):
+            raise OutputError(f"{output}: a picture decodes to PNG; give the output a .png name")
+        if _is_single_png(output) or (is_stdio(output) and picture and args.frames is None):
+            if not picture:
+                kind = f"{header.n_frames}-frame" if header.n_frames > 1 else "video"
+                raise OutputError(f"{output}: {name} holds a {kind} {header.pix_fmt} stream; write a video file "
+                                  f"(.mkv, .y4m, .nut, .mp4) or a PNG sequence (e.g. frames/%04d.png)")
+            check_output(output, overwrite=args.overwrite, input_name=args.input)
+            data = prefix + source.read()
+            # A single picture is either intact or an error. Damage elsewhere in the file (a lost
+            # index or metadata chunk) is reported as a warning by the reader itself, once.
+            frame = codec.decode_frame(data, name)
+            write_output(output, encode_png_bytes(frame), overwrite=args.overwrite)
+            if not args.quiet:
+                note(f"{output_name(output)}: {frame.width}x{frame.height} {frame.pix_fmt}")
+            return EXIT_OK
+        from lotto_media.stream import LottoReader
 
-    data = read_input(args.input)
+        reader = LottoReader(_Rewound(prefix, source), name, frames=args.frames)
+        return _decode_video(args, reader, output, name)
+
+
+#: what decode writes, by suffix (a name with %d is a PNG sequence)
+_FILE_SUFFIXES = (".png", ".y4m", ".nut", ".mkv", ".mp4")
+
+
+class _Rewound:
+    """A binary stream whose first bytes were already read: they are served again first."""
+
+    def __init__(self, prefix: bytes, rest) -> None:
+        self._prefix = memoryview(prefix)
+        self._rest = rest
+
+    def read(self, size: int = -1) -> bytes:
+        if self._prefix:
+            piece = bytes(self._prefix[:size] if size >= 0 else self._prefix)
+            self._prefix = self._prefix[len(piece):]
+            return piece
+        return self._rest.read(size)
+
+    def seekable(self) -> bool:
+        return False
+
+
+def _peek(stream, size: int) -> bytes:
+    """Read up to ``size`` bytes (fewer only at the end of the stream)."""
+    pieces = bytearray()
+    while len(pieces) < size:
+        piece = stream.read(size - len(pieces))
+        if not piece:
+            break
+        pieces += piece
+    return bytes(pieces)
+
+
+def _decode_video(args: argparse.Namespace, reader, output: str, name: str) -> int:
+    from lotto_media.plugins import media_io
+
+    from .transcode import decode_video, video_format_of
+
     check_output(output, overwrite=args.overwrite, input_name=args.input)
-    # A single picture is either intact or an error. Damage elsewhere in the file (a lost index or
-    # metadata chunk) is reported as a warning by the container reader itself, once.
-    frame = _codec().decode_frame(data, name)
-    write_output(output, encode_png_bytes(frame), overwrite=args.overwrite)
+    audio = reader.audio if args.frames is None else None
+    with media_io.open_video_writer(output, video_format_of(reader.header), audio, overwrite=args.overwrite) as writer:
+        summary = decode_video(reader, writer)
+        if summary.frames == 0:
+            raise FormatError(f"{name}: no intact frame" + (f" ({summary.damage})" if summary.damage else ""))
     if not args.quiet:
-        _note(f"{_output_name(output)}: {frame.width}x{frame.height} {frame.pix_fmt}")
+        note(f"{output_name(output)}: {summary.frames} frames {reader.header.width}x{reader.header.height} "
+             f"{reader.header.pix_fmt}, {summary.seconds:.1f} s ({summary.frames / max(summary.seconds, 1e-9):.1f} frames/s)")
+    if summary.damage:
+        # every intact frame was written; the loss is the failure
+        _error(f"{name}: {summary.damage}")
+        return EXIT_FAILURE
     return EXIT_OK
+
+
+def _is_single_png(output: str) -> bool:
+    return not is_stdio(output) and "%" not in output and Path(output).suffix.lower() == ".png"
+
+
+def _open_input(name: str):
+    try:
+        return open(name, "rb")
+    except IsADirectoryError:
+        raise LottoError(f"{name}: is a directory") from None
+    except OSError as exc:
+        raise LottoError(f"{name}: {exc.strerror or exc}") from None
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -243,7 +385,7 @@ def format_info_table(name: str, info: object) -> str:
         ("file", name),
         ("dimensions", f"{info.width}x{info.height}"),
         ("pixel format", info.pix_fmt),
-        ("frames", str(info.frames)),
+        ("frames", _describe_frames(info)),
         ("size", f"{info.bytes} bytes ({info.bpp:.4f} bpp)"),
         ("PSNR", _describe_psnr(info.psnr, planes, yuv=info.pix_fmt.startswith("yuv"))),
         ("preset", info.preset),
@@ -258,7 +400,26 @@ def format_info_table(name: str, info: object) -> str:
         ("damage", info.damage or "none"),
     ]
     width = max(len(label) for label, _ in rows)
-    return "".join(f"{label:<{width}}  {value}\n" for label, value in rows)
+    table = "".join(f"{label:<{width}}  {value}\n" for label, value in rows)
+    if info.frames > 1:
+        table += "\n" + format_frame_table(info)
+    return table
+
+
+def _describe_frames(info: object) -> str:
+    if info.frames == 1:
+        return "1"
+    rate = f", {float(info.frame_rate):.3f} fps" if info.frame_rate else ", variable frame rate"
+    return f"{info.frames} in {info.groups} group(s) of up to {info.gop}{rate}"
+
+
+def format_frame_table(info: object) -> str:
+    """One line per frame: number, group, type, pts, bytes, PSNR the encoder measured."""
+    lines = ["frame  group  type   pts          bytes  PSNR"]
+    for d in info.frame_details:
+        psnr = f"{d.psnr:.2f}" if math.isfinite(d.psnr) else "-"
+        lines.append(f"{d.index:>5}  {d.group:>5}  {d.frame_type[:5]:<5}  {d.pts:<11}  {d.bytes:>5}  {psnr}")
+    return "\n".join(lines) + "\n"
 
 
 def _describe_hidden(info: object) -> str:
@@ -304,11 +465,11 @@ def _json_safe(value: object) -> object:
     return value
 
 
-def _output_name(output: str) -> str:
+def output_name(output: str) -> str:
     return "<stdout>" if is_stdio(output) else output
 
 
-def _note(message: str) -> None:
+def note(message: str) -> None:
     """A status line for the person at the terminal (stderr, never stdout)."""
     print(f"{PROG}: {message}", file=sys.stderr)
 
@@ -364,13 +525,25 @@ def _int_in(low: int, high: int):
     return parse
 
 
+def _frame_range(text: str) -> range:
+    start, sep, stop = text.partition(":")
+    try:
+        first = int(start) if start else 0
+        last = int(stop) if stop else 2**62
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame range A:B (frame numbers from 0)") from None
+    if not sep or first < 0 or last <= first:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a frame range A:B with 0 <= A < B")
+    return range(first, last)
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    if not 0 < value < 10:  # the codec's own bounds on lambda
+        raise argparse.ArgumentTypeError(f"{text} must be a number with 0 < L < 10")
     return value
 
 

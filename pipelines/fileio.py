@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
 from lotto_media.errors import LottoError
 
@@ -69,6 +71,41 @@ def write_output(name: str | Path, data: bytes, *, overwrite: bool) -> None:
             temp.flush()
             os.fsync(temp.fileno())
         # The check is repeated because the file may have appeared while we were encoding.
+        if not overwrite and path.exists():
+            raise OutputError(f"{path}: already exists (use -y to overwrite)")
+        os.replace(temp_name, path)
+    except BaseException:
+        # BaseException on purpose: KeyboardInterrupt must not leave the temporary file behind.
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def open_output(name: str | Path, *, overwrite: bool) -> Iterator[BinaryIO]:
+    """A binary stream for an output written piece by piece: stdout for ``-``, otherwise a
+    temporary file in the same directory that replaces ``name`` only when the block ends without
+    an exception (so an interrupted encode never leaves a partial file under the final name).
+    Errors name the output the user asked for, not the temporary file."""
+    if is_stdio(name):
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    path = Path(name)
+    temp_name = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
+    try:
+        fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "wb") as temp:
+            try:
+                yield temp
+                temp.flush()
+                os.fsync(temp.fileno())
+            except OSError as exc:
+                if exc.filename is None and not isinstance(exc, BrokenPipeError):
+                    raise OutputError(f"{path}: write failed ({exc.strerror or exc})") from None
+                raise
         if not overwrite and path.exists():
             raise OutputError(f"{path}: already exists (use -y to overwrite)")
         os.replace(temp_name, path)

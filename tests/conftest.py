@@ -108,6 +108,8 @@ class FakeCodec:
         module.encode_frame = self.encode_frame
         module.decode_frame = self.decode_frame
         module.inspect = self.inspect
+        module.stream_header = self.stream_header
+        module.HEADER_PREFIX_BYTES = 4096
         module.torch_threads = lambda threads: contextlib.nullcontext()
         return module
 
@@ -131,6 +133,17 @@ class FakeCodec:
         self.calls.append(("decode_frame", name))
         header, planes, _ = self._unpack(data, name)
         return Frame(planes, header["pix_fmt"])
+
+    def stream_header(self, prefix: bytes, name: str = "<stream>") -> types.SimpleNamespace:
+        if not prefix.startswith(_FAKE_MAGIC):
+            raise FormatError(f"{name}: not a lotto stream")
+        try:
+            (head_len,) = struct.unpack_from(">I", prefix, len(_FAKE_MAGIC))
+            start = len(_FAKE_MAGIC) + 4
+            header = json.loads(prefix[start:start + head_len])
+        except (struct.error, ValueError) as exc:
+            raise FormatError(f"{name}: truncated or damaged header") from exc
+        return types.SimpleNamespace(n_frames=1, pix_fmt=header["pix_fmt"])
 
     def inspect(self, data: bytes, name: str = "<stream>"):
         self.calls.append(("inspect", name))

@@ -474,8 +474,14 @@ def test_real_stream_missing_its_tail_still_decodes_with_a_warning(capsys, real_
 
 
 def test_real_failed_encode_leaves_nothing(capsys, tmp_path, tiny_png):
-    # --steps 1 passes the CLI's checks but the codec refuses it (a search needs 2 steps).
+    # the parser refuses what the codec would refuse (a search needs 2 steps), before any work
     code, _, err = run(capsys, "encode", tiny_png, "--preset", "ultrafast", "--steps", "1")
+    assert code == 2 and "--steps" in err and "outside 2.." in err
+    # a failure inside the codec leaves no output either: here, a device this machine lacks
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: --device cuda does not fail here")
+    code, _, err = run(capsys, "encode", tiny_png, "--preset", "ultrafast", "--device", "cuda")
     assert code == 1
     assert_one_error_line(err)
     assert files_in(tmp_path) == {"tiny.png"}

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from conftest import SAMPLES_DIR, synthetic_rgb
-from lotto_media import Frame, FormatError, InputError
+from lotto_media import Frame, FormatError, InputError, bitstream
 from lotto_media.arm import float_arm_from_integers
 from lotto_media.codec import EncodeOptions, decode_frame, decode_image, encode_frame, encode_image, inspect
 from lotto_media.config import ENCODER_MOD_HIDDEN, ModelConfig, arm_hidden_for, quality_to_lmbda
@@ -67,7 +67,9 @@ def test_coded_latents_match_the_arm_estimate():
     from lotto_media.latents import level_shapes
 
     config = container.header.model
-    nets = bitstream.unpack_group(container.groups[0], config)
+    group = bitstream.unpack_group(container.groups[0], config)
+    nets = group.nets
+    config = config.with_arm_hidden(group.arm_hidden)
     payload = bitstream.unpack_frame(container.frames[0].payload)
     latents = entropy.decode_latents(payload.latents, level_shapes(64, 96, config.n_levels), nets.integer_arm())
     arm = float_arm_from_integers(list(nets.arm.tensors), nets.arm.frac).double()
@@ -156,10 +158,12 @@ def test_higher_quality_gives_more_bytes_and_higher_psnr():
         result = encode_frame(source, EncodeOptions(preset="ultrafast", steps=60, quality=quality))
         points.append((len(result.data), result.info.psnr))
         # the ARM's width follows the rate and, like the encoder's modulation width, travels in the file
-        model = read_container(result.data).header.model
-        assert model.arm_hidden == arm_hidden_for(quality_to_lmbda(quality))
+        container = read_container(result.data)
+        model = container.header.model
+        arm_hidden = bitstream.unpack_group(container.groups[0], model).arm_hidden  # per group since version 2
+        assert arm_hidden == arm_hidden_for(quality_to_lmbda(quality))
         assert model.mod_hidden == ENCODER_MOD_HIDDEN != ModelConfig().mod_hidden
-        assert (result.info.mod_hidden, result.info.arm_hidden) == (model.mod_hidden, model.arm_hidden)
+        assert (result.info.mod_hidden, result.info.arm_hidden) == (model.mod_hidden, arm_hidden)
         assert np.array_equal(decode_frame(result.data).planes[0], result.reconstruction.planes[0])
     sizes, psnrs = zip(*points)
     assert list(sizes) == sorted(sizes) and len(set(sizes)) == 3

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from lotto_media.audio import AudioPacket, AudioParams
 from lotto_media.config import ModelConfig
 from lotto_media.container import (
     MAX_CHUNK_LENGTH,
@@ -31,7 +32,10 @@ from lotto_media.container import (
 from lotto_media.errors import FormatError, InputError, UnsupportedError
 from lotto_media.frame import ColorTags
 
-GOLDEN = Path(__file__).parent / "golden" / "container_v1.lotto"
+GOLDEN = Path(__file__).parent / "golden" / "container_v2.lotto"
+#: written by format version 1 from the same inputs (ARM width 256 in the header, audio as one
+#: trailer blob); every version-1 file must still read
+GOLDEN_V1 = Path(__file__).parent / "golden" / "container_v1.lotto"
 
 
 class PipeStream(io.RawIOBase):
@@ -86,7 +90,6 @@ def full_header() -> SequenceHeader:
             synth_widths=(128, 64, 1024),
             n_levels=9,
             mod_hidden=1000,
-            arm_hidden=256,
             out_channels=3,
             mask_ratio=0.15,
         ),
@@ -97,18 +100,31 @@ def full_header() -> SequenceHeader:
         lmbda=1.25e-4,
         quality=73.5,
         n_frames=3,
+        gop=2,
+        rotation=-90,
+        source="clips/\u00e9t\u00e9 001.mov",
     )
+
+
+AUDIO = AudioParams("opus", 48000, 2, "stereo", "fltp", Fraction(1, 48000), 96000, 960, b"OpusHead\x01\x02")
+AUDIO_PACKETS = [
+    AudioPacket(b"first packet", pts=-312, dts=-312, duration=960),
+    AudioPacket(b"", pts=None, dts=None, duration=0, keyframe=False),
+    AudioPacket(b"\xff" * 40, pts=2**40, dts=2**40 - 1, duration=960),
+]
 
 
 def write_sample(stream: object, header: SequenceHeader | None = None, extra: dict | None = None) -> None:
     """The fixed inputs of the golden file: 2 groups, 3 frames (one pts negative), audio, metadata."""
     with ContainerWriter(stream, header or full_header()) as writer:  # type: ignore[arg-type]
+        writer.write_audio_header(AUDIO)
         g0 = writer.write_group(b"group zero header")
-        writer.write_frame(b"frame-0 payload", g0, pts=-3003)
+        writer.write_frame(b"frame-0 payload", g0, pts=-3003, duration=3003)
+        writer.write_audio_packets(AUDIO_PACKETS[:2])
         writer.write_frame(b"", g0, pts=0)  # an empty codec payload is legal
         g1 = writer.write_group(b"\x00\x01\x02 group one")
-        writer.write_frame(b"frame-2 \xff\xfe payload", g1, pts=2**40)
-        writer.write_audio("opus", b"OpusHead\x01\x02 audio bytes")
+        writer.write_frame(b"frame-2 \xff\xfe payload", g1, pts=2**40, duration=2**32 - 1)
+        writer.write_audio_packets(AUDIO_PACKETS[2:])
         writer.write_metadata(extra or {"title": "Kodak \u00e9t\u00e9", "rotation": 90, "tags": [1, 2.5, None]})
 
 
@@ -119,9 +135,9 @@ def sample_bytes() -> bytes:
 
 
 EXPECTED_FRAMES = [
-    FramePacket(0, -3003, b"frame-0 payload"),
+    FramePacket(0, -3003, b"frame-0 payload", 3003),
     FramePacket(0, 0, b""),
-    FramePacket(1, 2**40, b"frame-2 \xff\xfe payload"),
+    FramePacket(1, 2**40, b"frame-2 \xff\xfe payload", 2**32 - 1),
 ]
 EXPECTED_GROUPS = [b"group zero header", b"\x00\x01\x02 group one"]
 
@@ -130,7 +146,8 @@ def assert_is_sample(container: Container) -> None:
     assert container.header == full_header()
     assert container.groups == EXPECTED_GROUPS
     assert container.frames == EXPECTED_FRAMES
-    assert container.audio == ("opus", b"OpusHead\x01\x02 audio bytes")
+    assert container.audio == AUDIO
+    assert container.audio_packets == AUDIO_PACKETS
     assert container.metadata == {"title": "Kodak \u00e9t\u00e9", "rotation": 90, "tags": [1, 2.5, None]}
     assert container.damage is None
 
@@ -208,14 +225,16 @@ def patched_header(offset: int, fmt: str, value: int) -> bytes:
         (16, ">I", 0, "time_base"),
         (24, ">I", 0, "frame_rate"),
         (28, ">B", 7, "color_range"),
-        (41, ">H", 0, "synth_widths"),
-        (47, ">B", 13, "n_levels"),
+        (43, ">H", 0, "synth_widths"),
+        (49, ">B", 13, "n_levels"),
         (52, ">B", 2, "out_channels"),
         (53, ">d", 1.0, "mask ratio"),
         (61, ">d", -1.0, "lmbda"),
         (69, ">d", 250.0, "quality"),
-        (81, ">B", 200, "preset length 200"),
+        (85, ">B", 200, "preset length 200"),
         (0, ">B", 0, "format_version 0"),
+        (33, ">h", 360, "rotation"),
+        (86, ">H", 2000, "source length 2000"),
     ],
 )
 def test_absurd_header_fields_are_rejected_by_name(offset: int, fmt: str, value: int, message: str) -> None:
@@ -224,8 +243,8 @@ def test_absurd_header_fields_are_rejected_by_name(offset: int, fmt: str, value:
 
 
 def test_newer_version_and_unknown_flags_are_unsupported() -> None:
-    with pytest.raises(UnsupportedError, match="format_version 2"):
-        SequenceHeader.from_bytes(patched_header(0, ">B", 2))
+    with pytest.raises(UnsupportedError, match="format_version 3"):
+        SequenceHeader.from_bytes(patched_header(0, ">B", 3))
     with pytest.raises(UnsupportedError, match="flags"):
         SequenceHeader.from_bytes(patched_header(1, ">H", 1))
 
@@ -293,11 +312,15 @@ def test_writer_refuses_misuse() -> None:
         writer.write_frame(b"f", 0, pts=2**63)
     with pytest.raises(InputError, match="JSON"):
         writer.write_metadata({"x": float("nan")})
-    with pytest.raises(InputError, match="codec name"):
-        writer.write_audio("", b"x")
-    writer.write_audio("aac", b"x")
+    with pytest.raises(InputError, match="audio header first"):
+        writer.write_audio_packets([AUDIO_PACKETS[0]])
+    with pytest.raises(InputError, match="codec name is empty"):
+        writer.write_audio_header(AudioParams("", 1, 1, "mono", "s16", Fraction(1, 1)))
+    writer.write_audio_header(AUDIO)
     with pytest.raises(InputError, match="already"):
-        writer.write_audio("aac", b"y")
+        writer.write_audio_header(AUDIO)
+    with pytest.raises(InputError, match="duration"):
+        writer.write_frame(b"f", 0, duration=-1)
     with pytest.raises(InputError, match="text-mode"):
         ContainerWriter(io.StringIO(), full_header())  # type: ignore[arg-type]
 
@@ -353,8 +376,8 @@ def body_after_header() -> bytes:
 @pytest.mark.parametrize(
     "chunks, message",
     [
-        ([(b"FRME", struct.pack(">Iq", 0, 0) + b"f")], "refers to group 0"),
-        ([(b"GHDR", b"g"), (b"FRME", struct.pack(">Iq", 1, 0))], "refers to group 1"),
+        ([(b"FRME", struct.pack(">IqI", 0, 0, 0) + b"f")], "refers to group 0"),
+        ([(b"GHDR", b"g"), (b"FRME", struct.pack(">IqI", 1, 0, 0))], "refers to group 1"),
         ([(b"GHDR", b"g"), (b"FRME", b"short")], "prefix"),
         ([(b"GHDR", b"g"), (b"SHDR", full_header().to_bytes())], "second sequence header"),
         ([(b"GHDR", b"g"), (b"meta", b"[1, 2]")], "not a JSON object"),
@@ -377,7 +400,7 @@ def test_structural_damage_without_an_intact_frame_is_an_error(chunks: list, mes
     ],
 )
 def test_structural_damage_after_a_frame_keeps_the_frame(chunks: list, message: str) -> None:
-    frame = chunk(b"GHDR", b"g") + chunk(b"FRME", struct.pack(">Iq", 0, 7) + b"f")
+    frame = chunk(b"GHDR", b"g") + chunk(b"FRME", struct.pack(">IqI", 0, 7, 0) + b"f")
     data = body_after_header() + frame + b"".join(chunk(t, p) for t, p in chunks) + chunk(b"SEND", b"")
     container = read_container(data)
     assert container.frames == [FramePacket(0, 7, b"f")]
@@ -539,3 +562,17 @@ def test_golden_file_is_reproduced_byte_for_byte() -> None:
 
 def test_golden_file_reads_back() -> None:
     assert_is_sample(read_container(GOLDEN.read_bytes(), GOLDEN.name))
+
+
+def test_version_1_golden_file_still_reads() -> None:
+    container = read_container(GOLDEN_V1.read_bytes(), GOLDEN_V1.name)
+    header = container.header
+    assert header.format_version == 1
+    assert header.model == ModelConfig(seed=2**63 + 12345, synth_widths=(128, 64, 1024), n_levels=9, mod_hidden=1000,
+                                       arm_hidden=256, out_channels=3, mask_ratio=0.15)
+    assert (header.width, header.height, header.pix_fmt, header.n_frames) == (1920, 1080, "yuv420p10le", 3)
+    assert (header.gop, header.rotation, header.source) == (0, 0, "")
+    assert container.groups == EXPECTED_GROUPS
+    assert container.frames == [FramePacket(p.group, p.pts, p.payload) for p in EXPECTED_FRAMES]
+    assert container.legacy_audio == ("opus", b"OpusHead\x01\x02 audio bytes")
+    assert container.audio is None and container.damage is None

@@ -81,7 +81,9 @@ def test_decoded_chroma_is_the_2x2_mean_of_the_full_resolution_synthesis(encoded
     source, result = encoded
     container = read_container(result.data)
     config = container.header.model
-    nets = bitstream.unpack_group(container.groups[0], config)
+    group = bitstream.unpack_group(container.groups[0], config)
+    nets = group.nets
+    config = config.with_arm_hidden(group.arm_hidden)
     payload = bitstream.unpack_frame(container.frames[0].payload)
     mask = entropy.decode_mask(payload.mask, config.n_random_weights(), config.n_kept())
     latents = entropy.decode_latents(payload.latents, level_shapes(23, 37, config.n_levels), nets.integer_arm())

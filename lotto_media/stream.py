@@ -1,0 +1,445 @@
+"""Streams of frames, shaped like a codec context: an encoder that takes frames and gives packets
+(``encode`` / ``flush``), a decoder that takes packets and gives frames, and the .lotto file
+reader and writer built on them.
+
+A stream has one random synthesis network (from the sequence header's seed). Frames are coded in
+groups: the group header carries the small networks (ARM, upsampler, modulation) fitted jointly
+to the group's frames, and each frame packet carries its mask (the first frame's whole, later
+frames' as a delta from the previous frame) and its latents. A group decodes without the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from typing import BinaryIO, Iterator
+
+import numpy as np
+import torch
+
+from . import __version__, chroma, entropy
+from .audio import AudioPacket, AudioParams
+from .bitstream import FramePayload, FrameType, GroupHeader, MaskCoding, pack_frame, pack_group, unpack_frame, unpack_group
+from .config import ENCODER_MOD_HIDDEN, ModelConfig, arm_hidden_for
+from .container import (
+    AudioHeaderChunk,
+    AudioPacketsChunk,
+    ContainerWriter,
+    FrameChunk,
+    FramePacket,
+    GroupChunk,
+    SequenceHeader,
+    StreamReader,
+)
+from .errors import FormatError, InputError, UnsupportedError
+from .frame import PIXEL_FORMATS, Frame, VideoFormat
+from .latents import level_shapes
+from .metrics import psnr_planes, psnr_rgb, psnr_yuv
+from .options import EncodeOptions
+from .random_weights import random_synthesis_weights
+from .reconstruct import reconstruct
+from .reports import Progress
+from .train import ProgressCallback, search_group
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_PIX_FMTS = ("rgb24", "gray", "yuv420p", "yuv420p10le")
+#: frames per group unless the user says otherwise: the group header (~0.5-1.4 KB of networks) is
+#: shared by 16 frames, and a damaged or skipped-to group costs at most 16 frames
+DEFAULT_GOP = 16
+MAX_GOP = 1024
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda requested but no CUDA device is available")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"unknown device {name!r} (auto, cpu or cuda)")
+    return torch.device(name)
+
+
+class _Threads:
+    """torch's intra-op thread count for the duration of a block (restored afterwards)."""
+
+    def __init__(self, threads: int | None) -> None:
+        if threads is not None and threads < 1:
+            raise InputError(f"threads must be >= 1, got {threads}")
+        self.threads = threads
+        self.before = 0
+
+    def __enter__(self) -> None:
+        if self.threads is not None:
+            self.before = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.threads is not None:
+            torch.set_num_threads(self.before)
+
+
+def is_420(pix_fmt: str) -> bool:
+    return PIXEL_FORMATS[pix_fmt][2]
+
+
+def check_samples(frame: Frame) -> None:
+    """Refuse planes whose integers do not fit the format (e.g. 16-bit samples labelled 10-bit)."""
+    for plane in frame.planes:
+        if plane.dtype.kind not in "ui":
+            raise InputError(f"{frame.pix_fmt} planes must hold integers, got {plane.dtype}")
+        low, high = int(plane.min()), int(plane.max())
+        if low < 0 or high > frame.max_value:
+            value = low if low < 0 else high
+            raise InputError(f"{frame.pix_fmt} sample value {value} outside 0..{frame.max_value}")
+
+
+def search_target(frame: Frame) -> torch.Tensor:
+    """The search's (C, H, W) target on [0, 1]; 4:2:0 chroma in chroma.pack_target's layout."""
+    if is_420(frame.pix_fmt):
+        return chroma.pack_target(frame.planes, frame.max_value)
+    return torch.from_numpy(np.stack(frame.planes).astype(np.float32) / float(frame.max_value))
+
+
+def frame_psnr(source: Frame, reconstruction: Frame) -> tuple[float, dict[str, float]]:
+    """The headline PSNR (RGB pooled, PSNR-YUV 6:1:1, or gray's) and the per-plane PSNRs."""
+    by_plane = psnr_planes(source, reconstruction)
+    if source.pix_fmt == "rgb24":
+        return psnr_rgb(source, reconstruction), by_plane
+    if is_420(source.pix_fmt):
+        return psnr_yuv(by_plane), by_plane
+    return by_plane["y"], by_plane
+
+
+@dataclass
+class Packet:
+    """What the encoder emits, in decode order: a group header or a frame packet.
+
+    For frames, the encoder's own knowledge comes along: the reconstruction (which the decoder
+    will reproduce exactly), its PSNR, the search steps and seconds spent on it."""
+
+    kind: str  # "group" or "frame"
+    data: bytes
+    group: int
+    index: int = 0  # frame number in the stream (decode order = display order)
+    pts: int = 0
+    duration: int = 0
+    frame_type: FrameType = FrameType.INTRA
+    reconstruction: Frame | None = None
+    psnr: float = math.nan
+    psnr_planes: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    seconds: float = 0.0
+    #: the coder's ideal code length of the latents (what the search's rate estimate aims at)
+    estimated_latent_bits: float = 0.0
+
+
+def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_frames: int = 0) -> SequenceHeader:
+    """The header an encoder with these settings writes (validates the settings)."""
+    if video.pix_fmt not in SUPPORTED_PIX_FMTS:
+        raise UnsupportedError(
+            f"pixel format {video.pix_fmt} is not supported yet (supported: {', '.join(SUPPORTED_PIX_FMTS)})"
+        )
+    if not 1 <= gop <= MAX_GOP:
+        raise InputError(f"gop must be in 1..{MAX_GOP}, got {gop}")
+    lmbda = options.resolved_lmbda()
+    options.schedule()  # refuse a bad preset or step count before any work
+    model = ModelConfig(
+        seed=int(options.seed),
+        arm_hidden=arm_hidden_for(lmbda),
+        mod_hidden=ENCODER_MOD_HIDDEN,
+        out_channels=1 if video.pix_fmt == "gray" else 3,
+        mask_ratio=float(options.mask_ratio),
+    )
+    return SequenceHeader(
+        width=video.width, height=video.height, pix_fmt=video.pix_fmt, model=model,
+        time_base=video.time_base, frame_rate=video.frame_rate, color=video.color,
+        preset=options.preset, lmbda=lmbda, quality=options.quality, n_frames=n_frames, gop=gop,
+        rotation=video.rotation, source=video.source,
+    )
+
+
+class StreamEncoder:
+    """Frames in, packets out. Frames are buffered until a group is complete (``gop`` frames),
+    then the group is searched and its packets returned; ``flush()`` codes the last, shorter
+    group. ``n_frames`` (0 = unknown) is recorded as a hint and sizes the progress reports."""
+
+    def __init__(self, video: VideoFormat, options: EncodeOptions, *, gop: int = DEFAULT_GOP,
+                 n_frames: int = 0, progress: ProgressCallback | None = None) -> None:
+        self.video = video
+        self.options = options
+        self.gop = gop
+        self.header = sequence_header(video, options, gop, n_frames)
+        self.schedule = options.schedule()
+        self.device = resolve_device(options.device)
+        self.progress = progress
+        self._pending: list[Frame] = []
+        self._n_groups = 0
+        self._n_frames = 0
+        self._weights = random_synthesis_weights(self.header.model)
+
+    def encode(self, frame: Frame) -> list[Packet]:
+        if not self.video.matches(frame):
+            raise InputError(
+                f"frame {self._n_frames + len(self._pending)} is {frame.width}x{frame.height} {frame.pix_fmt}, "
+                f"the stream is {self.video.width}x{self.video.height} {self.video.pix_fmt}"
+            )
+        check_samples(frame)
+        self._pending.append(frame)
+        return self._encode_group() if len(self._pending) >= self.gop else []
+
+    def flush(self) -> list[Packet]:
+        return self._encode_group() if self._pending else []
+
+    def _default_pts(self, index: int) -> int:
+        rate = self.header.frame_rate
+        if rate is None:
+            return index
+        step = 1 / (rate * self.header.time_base)
+        return round(index * step)
+
+    def _encode_group(self) -> list[Packet]:
+        frames, self._pending = self._pending, []
+        header, group_index, first = self.header, self._n_groups, self._n_frames
+        config = header.model
+        distortion = chroma.distortion if is_420(header.pix_fmt) else None
+        progress = None
+        if self.progress is not None:
+            total = max(header.n_frames, first + len(frames))
+            progress = lambda p: self.progress(replace(p, frame=first + p.frame, frames=total))  # noqa: E731
+        with _Threads(self.options.threads):
+            result = search_group([search_target(f) for f in frames], config, self.schedule, header.lmbda,
+                                  self.device, progress, distortion=distortion)
+            arm = result.nets.integer_arm()
+            packets = [Packet("group", pack_group(result.nets, config.arm_hidden), group_index, index=first)]
+            previous_mask: np.ndarray | None = None
+            for k, (frame, solution) in enumerate(zip(frames, result.frames)):
+                planes = reconstruct(solution.latents, result.nets, self._weights, solution.mask,
+                                     header.height, header.width, bit_depth=frame.bit_depth,
+                                     chroma_420=is_420(frame.pix_fmt))
+                if previous_mask is None:
+                    payload = FramePayload(entropy.encode_mask(solution.mask), b"")
+                else:
+                    payload = FramePayload(entropy.encode_mask_delta(solution.mask, previous_mask), b"",
+                                           mask_coding=MaskCoding.DELTA, reference=1)
+                payload = replace(payload, latents=entropy.encode_latents(solution.latents, arm))
+                previous_mask = solution.mask
+                pts = frame.pts if frame.pts is not None else self._default_pts(first + k)
+                reconstruction = Frame(list(planes), frame.pix_fmt, pts=pts, time_base=header.time_base,
+                                       color=frame.color, duration=frame.duration)
+                psnr, by_plane = frame_psnr(frame, reconstruction)
+                packets.append(Packet(
+                    "frame", pack_frame(payload), group_index, index=first + k, pts=pts,
+                    duration=frame.duration or 0, reconstruction=reconstruction, psnr=psnr,
+                    psnr_planes=by_plane, steps=solution.steps, seconds=solution.seconds,
+                    estimated_latent_bits=entropy.estimate_latent_bits(solution.latents, arm),
+                ))
+        self._n_groups += 1
+        self._n_frames += len(frames)
+        return packets
+
+
+@dataclass
+class _GroupState:
+    index: int
+    header: GroupHeader
+    config: ModelConfig
+    masks: list[np.ndarray] = field(default_factory=list)
+
+
+class StreamDecoder:
+    """Packets in, frames out (decode order is display order). Feed it the group header before
+    the frames of that group; a group needs nothing from any other group."""
+
+    def __init__(self, header: SequenceHeader, name: str = "<stream>") -> None:
+        if header.pix_fmt not in SUPPORTED_PIX_FMTS:
+            raise UnsupportedError(f"{name}: pixel format {header.pix_fmt} is not supported by this build")
+        if header.model.out_channels != (1 if header.pix_fmt == "gray" else 3):
+            raise FormatError(f"{name}: {header.model.out_channels} synthesis outputs cannot make {header.pix_fmt} pictures")
+        self.header = header
+        self.name = name
+        self._weights = random_synthesis_weights(header.model)
+        self._group: _GroupState | None = None
+
+    def add_group(self, index: int, payload: bytes) -> None:
+        try:
+            group = unpack_group(payload, self.header.model, self.header.format_version)
+        except FormatError as exc:
+            raise FormatError(f"{self.name}: group {index}: {exc}") from None
+        self._group = _GroupState(index, group, self.header.model.with_arm_hidden(group.arm_hidden))
+
+    def _frame_parts(self, packet: FramePacket) -> tuple[_GroupState, FramePayload, np.ndarray]:
+        group = self._group
+        if group is None or group.index != packet.group:
+            raise FormatError(f"{self.name}: frame at pts {packet.pts} needs group {packet.group}, which was not given")
+        payload = unpack_frame(packet.payload, self.header.format_version)
+        config, version = group.config, self.header.format_version
+        if payload.mask_coding == MaskCoding.DELTA:
+            if payload.reference > len(group.masks):
+                raise FormatError(f"refers to frame {payload.reference} back, but its group has {len(group.masks)} before it")
+            mask = entropy.decode_mask_delta(payload.mask, group.masks[-payload.reference], config.n_kept())
+        else:
+            mask = entropy.decode_mask(payload.mask, config.n_random_weights(), config.n_kept(), version=version)
+        group.masks.append(mask)
+        del group.masks[: -255]  # a reference reaches at most 255 frames back
+        return group, payload, mask
+
+    def skip(self, packet: FramePacket) -> None:
+        """Follow a frame without reconstructing it (what a later frame's mask delta needs)."""
+        try:
+            self._frame_parts(packet)
+        except FormatError as exc:
+            raise FormatError(f"{self.name}: frame at pts {packet.pts}: {exc}") from None
+
+    def decode(self, packet: FramePacket) -> Frame:
+        header = self.header
+        try:
+            group, payload, mask = self._frame_parts(packet)
+            shapes = level_shapes(header.height, header.width, group.config.n_levels)
+            latents = entropy.decode_latents(payload.latents, shapes, group.header.nets.integer_arm(),
+                                             version=header.format_version)
+        except FormatError as exc:
+            raise FormatError(f"{self.name}: frame at pts {packet.pts}: {exc}") from None
+        planes = reconstruct(latents, group.header.nets, self._weights, mask, header.height, header.width,
+                             bit_depth=header.bit_depth, chroma_420=is_420(header.pix_fmt))
+        return Frame(list(planes), header.pix_fmt, pts=packet.pts, time_base=header.time_base, color=header.color,
+                     duration=packet.duration or None)
+
+
+class LottoWriter:
+    """Writes an encoder's packets to a .lotto stream (file or pipe), with the source's audio
+    interleaved as it comes, and per-frame encoder statistics in the metadata chunk."""
+
+    def __init__(self, stream: BinaryIO, header: SequenceHeader, audio: AudioParams | None = None,
+                 metadata: dict | None = None) -> None:
+        self._writer = ContainerWriter(stream, header)
+        self._frames: list[dict] = []
+        self._metadata = dict(metadata or {})
+        self._steps = 0
+        if audio is not None:
+            self._writer.write_audio_header(audio)
+        self._has_audio = audio is not None
+
+    def __enter__(self) -> "LottoWriter":
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, traceback: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._writer.__exit__(exc_type, exc, traceback)
+
+    @property
+    def bytes_written(self) -> int:
+        return self._writer.bytes_written
+
+    def write(self, packets: list[Packet]) -> None:
+        for packet in packets:
+            if packet.kind == "group":
+                self._writer.write_group(packet.data)
+                continue
+            self._writer.write_frame(packet.data, packet.group, pts=packet.pts, duration=packet.duration)
+            self._steps = max(self._steps, packet.steps)
+            record: dict = {"bytes": len(packet.data), "steps": packet.steps, "seconds": round(packet.seconds, 3)}
+            if math.isfinite(packet.psnr):
+                # 1/1000 dB is more than any PSNR means; full doubles would cost ~50 bytes a frame
+                record["psnr"] = round(packet.psnr, 3)
+                record["psnr_planes"] = {k: round(v, 3) for k, v in packet.psnr_planes.items()}
+            self._frames.append(record)
+
+    def write_audio(self, packets: list[AudioPacket]) -> None:
+        if packets and not self._has_audio:
+            raise InputError("audio packets given, but the stream was opened without audio")
+        self._writer.write_audio_packets(packets)
+
+    def close(self) -> None:
+        meta = {"encoder": f"lotto-media {__version__}", **self._metadata}
+        if len(self._frames) == 1:
+            # one picture: keep its metadata as small as format version 1's
+            meta["frames"] = [{k: v for k, v in self._frames[0].items() if k.startswith("psnr")}]
+            meta["steps"] = self._steps
+        else:
+            meta["frames"] = self._frames
+        self._writer.write_metadata(meta)
+        self._writer.close()
+
+
+class LottoReader:
+    """Frames out of a .lotto stream (bytes, a file or a pipe), decoded one at a time.
+
+    ``frames`` selects frames by number (decode order): frames of a group before the selection
+    are followed for their masks but not reconstructed, groups wholly outside it are skipped,
+    and reading stops after the selection. Audio packets met on the way are kept for
+    ``take_audio_packets()``. After iteration ``damage`` says what was lost (None: intact)."""
+
+    def __init__(self, source: bytes | bytearray | BinaryIO, name: str = "<stream>", frames: range | None = None,
+                 *, read_to_end: bool = False) -> None:
+        """``read_to_end``: after the selection, read (without decoding) to the end of the stream,
+        so that damage anywhere is reported."""
+        self.name = name
+        self.read_to_end = read_to_end
+        self._reader = StreamReader(source, name)
+        self.header = self._reader.header
+        self.decoder = StreamDecoder(self.header, name)
+        self.selection = frames
+        self.audio: AudioParams | None = None
+        self._audio_packets: list[AudioPacket] = []
+        self._chunks = self._reader.chunks()
+        self._lookahead: list = []
+        self.frames_read = 0
+        self.stopped_early = False
+        self.damage: str | None = None
+        # the audio header comes before the first group: read it now so that writers can be opened
+        for item in self._chunks:
+            self._lookahead.append(item)
+            if isinstance(item, AudioHeaderChunk):
+                self.audio = item.params
+            if isinstance(item, (GroupChunk, FrameChunk)):
+                break
+
+    @property
+    def metadata(self) -> dict:
+        return self._reader.metadata
+
+    @property
+    def total_bytes(self) -> int:
+        return self._reader.total_bytes
+
+    def take_audio_packets(self) -> list[AudioPacket]:
+        packets, self._audio_packets = self._audio_packets, []
+        return packets
+
+    def __iter__(self) -> Iterator[Frame]:
+        selection = self.selection
+        n = 0
+        for item in self._items():
+            if isinstance(item, AudioHeaderChunk):
+                self.audio = item.params
+            elif isinstance(item, AudioPacketsChunk):
+                self._audio_packets.extend(item.packets)
+            elif isinstance(item, GroupChunk):
+                self.decoder.add_group(item.index, item.payload)
+            else:
+                index = n
+                n += 1
+                if selection is not None and index >= selection.stop:
+                    if self.read_to_end:
+                        continue
+                    self.stopped_early = True
+                    break
+                if selection is None or index in selection:
+                    self.frames_read += 1
+                    yield self.decoder.decode(item.packet)
+                else:
+                    self.decoder.skip(item.packet)
+        self.damage = self._reader.damage if not self.stopped_early else None
+        if self.damage and self.frames_read:  # with no frame at all, the caller's error says it
+            log.warning("%s: %s", self.name, self.damage)
+
+    def _items(self) -> Iterator:
+        while self._lookahead:
+            yield self._lookahead.pop(0)
+        yield from self._chunks
