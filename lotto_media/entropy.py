@@ -104,7 +104,7 @@ def laplace_frequencies() -> np.ndarray:
 
 def coder_weights(frequencies: np.ndarray) -> np.ndarray:
     """What version 2 hands to ``Categorical(perfect=False)`` for integer ``frequencies`` (rows
-    summing to 2^24, entries >= 1): ``frequency - 1`` as float64.
+    summing to 2^24, entries >= 1): ``frequency - 1`` as float64 (exact in float32 too).
 
     constriction's fast quantiser gives symbol i the left cumulative floor(P_i * scale) + i with
     P_i the float sum of the inputs before i and scale = (2^24 - n) / sum(inputs). With inputs

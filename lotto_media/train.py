@@ -116,8 +116,8 @@ def search_group(
 
     The first frame gets the whole soft-rounding schedule with every parameter free. Each later
     frame starts from the previous frame's latents and mask scores and from the networks as they
-    are, and runs the shorter ``schedule.warm_soft_steps``, entering the annealing half way (its
-    latents are already near their final values). The hard-rounding phase then runs jointly: each
+    are, and runs the annealing schedule again in the shorter ``schedule.warm_soft_steps``. The
+    hard-rounding phase then runs jointly: each
     step sums D + lambda R over all frames of the group, so the networks that the group header
     sends are fitted to every frame. The networks are quantised last, on the whole group.
     """
@@ -232,8 +232,9 @@ def search_group(
                              estimated_bits=estimated_bits)
 
 
-#: a warm-started frame's soft phase enters the annealing schedule at this point (0 = start, 1 = end)
-WARM_ANNEALING_START = 0.5
+#: a warm-started frame's soft phase enters the annealing schedule at this point (0 = start, 1 = end);
+#: a full restart measured best (see TrainConfig.warm_lr_scale)
+WARM_ANNEALING_START = 0.0
 
 
 def _clamp_latents(latents: list[torch.Tensor]) -> None:

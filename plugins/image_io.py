@@ -51,10 +51,17 @@ def encode_png_bytes(frame: Frame) -> bytes:
     """A complete PNG file (8-bit gray or rgb24) holding ``frame``."""
     if frame.pix_fmt not in ("gray", "rgb24"):
         raise UnsupportedError(f"cannot write {frame.pix_fmt} as PNG (gray and rgb24 only)")
-    array = np.ascontiguousarray(frame.to_array())
-    video_frame = av.VideoFrame.from_ndarray(array, format=frame.pix_fmt)
+    return encode_png_array(frame.to_array(), frame.pix_fmt)
+
+
+def encode_png_array(array: np.ndarray, pix_fmt: str) -> bytes:
+    """A complete PNG file holding an interleaved array in one of the PNG encoder's formats:
+    ``gray``/``rgb24`` (uint8) or ``gray16be``/``rgb48be`` (uint16, native-endian values: PyAV
+    byte-swaps them). The 16-bit forms let a writer keep more than 8 bits per sample."""
+    array = np.ascontiguousarray(array)
+    video_frame = av.VideoFrame.from_ndarray(array, format=pix_fmt)
     codec = av.CodecContext.create("png", "w")
-    codec.width, codec.height, codec.pix_fmt = frame.width, frame.height, frame.pix_fmt
+    codec.width, codec.height, codec.pix_fmt = array.shape[1], array.shape[0], pix_fmt
     packets = codec.encode(video_frame) + codec.encode(None)
     return b"".join(bytes(packet) for packet in packets)
 

@@ -1,23 +1,40 @@
-"""Entropy coding units: latents (escapes included), mask and exp-Golomb parameter codes."""
+"""Entropy coding units: latents (escapes included), mask and exp-Golomb parameter codes.
+
+Versions 1 and 2 of the latent and mask coding; for version 2, a pure-Python range coder written
+from docs/format_entropy_v2.md checks that constriction codes exactly the integer frequencies the
+format defines, and that every stream must end exactly where the encoder's termination ends it."""
 
 from __future__ import annotations
 
+import bisect
+import hashlib
+
+import constriction
 import numpy as np
 import pytest
 
-from lotto_media.arm import IntegerArm
+from lotto_media import entropy
+from lotto_media.arm import CONTEXT_OFFSETS, IntegerArm
 from lotto_media.entropy import (
     ESCAPE,
+    FREQ_BITS,
+    bernoulli_frequency,
     decode_latents,
     decode_mask,
+    decode_mask_delta,
     encode_latents,
     encode_mask,
+    encode_mask_delta,
     estimate_latent_bits,
     exp_golomb_decode,
     exp_golomb_encode,
+    laplace_frequencies,
+    laplace_tables,
     latent_symbols,
+    table_index,
 )
 from lotto_media.errors import FormatError
+from lotto_media.latents import level_shapes
 
 
 def random_arm(seed: int, hidden: int = 8, frac: int = 8, scale: float = 0.0) -> IntegerArm:
@@ -30,55 +47,65 @@ def random_arm(seed: int, hidden: int = 8, frac: int = 8, scale: float = 0.0) ->
 SHAPES = [(13, 17), (7, 9), (4, 5), (2, 3), (1, 2), (1, 1)]
 
 
+def same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("spread", [0.7, 3.0, 40.0])
-def test_latents_round_trip_and_match_the_estimate(spread: float):
+def test_latents_round_trip_and_match_the_estimate(spread: float, version: int):
     rng = np.random.default_rng(int(spread * 10))
     latents = [np.clip(np.round(rng.laplace(0, spread, s)), -64, 63).astype(np.int64) for s in SHAPES]
     arm = random_arm(1, scale=np.log(spread))
-    data = encode_latents(latents, arm)
-    decoded = decode_latents(data, SHAPES, arm)
-    assert all(np.array_equal(a, b) for a, b in zip(latents, decoded))
-    estimate = estimate_latent_bits(latents, arm)
+    data = encode_latents(latents, arm, version=version)
+    assert same(decode_latents(data, SHAPES, arm, version=version), latents)
+    estimate = estimate_latent_bits(latents, arm, version=version)
     assert abs(8 * len(data) - estimate) <= 0.02 * estimate + 8 * 12
 
 
-def test_large_values_take_the_escape_path():
+@pytest.mark.parametrize("version", [1, 2])
+def test_large_values_take_the_escape_path(version: int):
     latents = [np.full(s, 63, dtype=np.int64) for s in SHAPES]
     latents[0][::2, ::3] = -64
     arm = random_arm(2, scale=-4.0)  # a confident model around 0: the extremes must escape
     assert (latent_symbols(latents, arm).symbols == ESCAPE).any()
-    decoded = decode_latents(encode_latents(latents, arm), SHAPES, arm)
-    assert all(np.array_equal(a, b) for a, b in zip(latents, decoded))
+    data = encode_latents(latents, arm, version=version)
+    assert same(decode_latents(data, SHAPES, arm, version=version), latents)
 
 
-def test_truncated_latent_streams_fail_cleanly():
+def test_truncated_version_1_latent_streams_fail_cleanly():
     rng = np.random.default_rng(5)
     latents = [np.round(rng.laplace(0, 2.0, s)).astype(np.int64) for s in SHAPES]
     arm = random_arm(3, scale=np.log(2.0))
-    data = encode_latents(latents, arm)
+    data = encode_latents(latents, arm, version=1)
     for cut in (0, 3, 5, len(data) // 2):
         try:
-            decoded = decode_latents(data[:cut], SHAPES, arm)
+            decoded = decode_latents(data[:cut], SHAPES, arm, version=1)
         except FormatError:
             continue
-        # A range decoder may run past its end without noticing; it must then not claim success
-        # with the original values (the container's CRC is what detects damage).
-        assert not all(np.array_equal(a, b) for a, b in zip(latents, decoded))
+        # Version 1's range decoder may run past its end without noticing; it must then not claim
+        # success with the original values (the container's CRC is what detects damage).
+        assert not same(decoded, latents)
 
 
-@pytest.mark.parametrize("kept", [1, 17, 1000, 1722, 1723])
-def test_mask_round_trip(kept: int):
+@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("kept", [0, 1, 17, 1000, 1722, 1723])
+def test_mask_round_trip(kept: int, version: int):
     rng = np.random.default_rng(kept)
     mask = np.zeros(1723, dtype=bool)
     mask[rng.choice(1723, kept, replace=False)] = True
-    assert np.array_equal(decode_mask(encode_mask(mask), 1723, kept), mask)
+    code = encode_mask(mask, version=version)
+    assert np.array_equal(decode_mask(code, 1723, kept, version=version), mask)
+    if version == 2 and kept in (0, 1723):
+        assert code == b""  # every bit is known from the header
 
 
-def test_mask_with_the_wrong_count_is_rejected():
+@pytest.mark.parametrize("version", [1, 2])
+def test_mask_with_the_wrong_count_is_rejected(version: int):
     mask = np.zeros(100, dtype=bool)
     mask[:30] = True
     with pytest.raises(FormatError, match="kept"):
-        decode_mask(encode_mask(mask), 100, 31)
+        decode_mask(encode_mask(mask, version=version), 100, 31, version=version)
 
 
 @pytest.mark.parametrize("k", [0, 3, 9])
@@ -105,3 +132,414 @@ def test_coder_head_gives_the_table_index_of_the_arm_outputs(frac: int):
         got = CoderHead.for_arm(arm).table_index(arm, context)
         assert all(np.array_equal(a, b) for a, b in zip(got, expected))
         assert len(np.unique(expected[1])) > 20  # many table rows exercised
+
+
+# --- version 2: a reference range coder written from docs/format_entropy_v2.md ----------------
+
+M64 = (1 << 64) - 1
+T = 1 << 24
+
+
+class RefEncoder:
+    """docs/format_entropy_v2.md section 3.1, one symbol interval (F, f) at a time."""
+
+    def __init__(self) -> None:
+        self.lower, self.range, self.held, self.first, self.words = 0, M64, 0, 0, []
+
+    def _release(self, carry: bool) -> None:
+        if carry:
+            self.words += [self.first + 1] + [0] * (self.held - 1)
+        else:
+            self.words += [self.first] + [0xFFFFFFFF] * (self.held - 1)
+        self.held = 0
+
+    def encode(self, left: int, freq: int) -> None:
+        scale = self.range >> 24
+        self.range = scale * freq
+        new_lower = (self.lower + scale * left) & M64
+        if self.held and (new_lower + self.range) & M64 > new_lower:
+            self._release(new_lower < self.lower)
+        self.lower = new_lower
+        if self.range < 1 << 32:
+            self.range <<= 32
+            word = self.lower >> 32
+            self.lower = (self.lower << 32) & M64
+            if self.held:
+                self.held += 1
+            elif (self.lower + self.range) & M64 > self.lower:
+                self.words.append(word)
+            else:
+                self.held, self.first = 1, word
+
+    def finish(self) -> list[int]:
+        if self.range == M64:
+            return []
+        point = (self.lower + (1 << 32) - 1) & M64
+        if self.held:
+            self._release(point < self.lower)
+        self.words.append(point >> 32)
+        if ((self.lower + self.range) & M64) >> 32 == point >> 32:
+            self.words.append(0)
+        return self.words
+
+
+class RefDecoder:
+    """docs/format_entropy_v2.md section 3.2; ``decode`` takes a model's cumulative frequencies."""
+
+    def __init__(self, words) -> None:
+        self.words = [int(w) for w in words]
+        self.pos = min(2, len(self.words))
+        first_two = self.words[:2] + [0] * (2 - self.pos)
+        self.point = first_two[0] << 32 | first_two[1]
+        self.lower, self.range = 0, M64
+
+    def decode(self, cum: list[int]) -> int:
+        scale = self.range >> 24
+        q = ((self.point - self.lower) & M64) // scale
+        if q >= T:
+            raise ValueError("invalid data")
+        i = bisect.bisect_right(cum, q) - 1
+        self.lower = (self.lower + scale * cum[i]) & M64
+        self.range = scale * (cum[i + 1] - cum[i])
+        if self.range < 1 << 32:
+            self.lower = (self.lower << 32) & M64
+            self.range <<= 32
+            word = self.words[self.pos] if self.pos < len(self.words) else 0
+            self.pos += 1
+            self.point = ((self.point << 32) & M64) | word
+        return i
+
+
+def ref_encode(intervals) -> list[int]:
+    coder = RefEncoder()
+    for left, freq in intervals:
+        coder.encode(int(left), int(freq))
+    return coder.finish()
+
+
+def cumulative(freq: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.zeros(freq.shape[:-1] + (1,), dtype=np.int64), np.cumsum(freq, axis=-1)], axis=-1)
+
+
+def words(data: bytes) -> list[int]:
+    return np.frombuffer(data, dtype="<u4").tolist()
+
+
+def test_v2_frequencies_are_pinned():
+    freq = laplace_frequencies()
+    assert freq.shape == (32 * 73, 64) and freq.dtype == np.int64
+    assert (freq >= 1).all() and (freq.sum(axis=1) == T).all()
+    assert hashlib.sha256(freq.astype("<i8").tobytes()).hexdigest() == (
+        "86701aa0deef5ce955d867f5fde6f6d1e4006c7f6711cbc6b70a303dc1a242d2"
+    )
+    # the examples of docs/format_entropy_v2.md section 2
+    assert freq[0, 30:32].tolist() == [2055145, 14722008] and freq[0, 63] == 2
+    assert (np.delete(freq[0], [30, 31, 63]) == 1).all()
+    assert freq[1204, 28:35].tolist() == [428516, 1164826, 3166323, 6600054, 3266832, 1201802, 442118]
+    # the rule, in Python integers, from the version-1 tables
+    table = laplace_tables().astype(np.int64)
+    for row in range(0, 32 * 73, 37):
+        t = [int(v) for v in table[row]]
+        total, cum, bounds = sum(t), 0, []
+        for i in range(65):
+            bounds.append(cum * (T - 64) // total + i)
+            cum += t[i] if i < 64 else 0
+        assert [b - a for a, b in zip(bounds, bounds[1:])] == freq[row].tolist()
+
+
+def test_v2_coder_uses_exactly_the_integer_frequencies_on_every_table_entry():
+    """Every (row, symbol) pair of the table once, in a random order, through constriction and
+    through the reference coder: the same words, and each decodes the other's stream."""
+    freq = laplace_frequencies()
+    rng = np.random.default_rng(0)
+    pairs = rng.permutation(freq.size)
+    rows, symbols = pairs // 64, (pairs % 64).astype(np.int32)
+    cum = cumulative(freq)
+    expected = ref_encode(zip(cum[rows, symbols].tolist(), freq[rows, symbols].tolist()))
+    coder = constriction.stream.queue.RangeEncoder()
+    weights = entropy._latent_weights_v2()
+    for start in range(0, rows.size, 20000):
+        coder.encode(symbols[start : start + 20000], entropy._model(), weights[rows[start : start + 20000]])
+    assert coder.get_compressed().tolist() == expected
+    assert entropy._reencode_latent_symbols(rows, symbols).tolist() == expected  # the 3-symbol twin
+    decoder = constriction.stream.queue.RangeDecoder(np.array(expected, dtype=np.uint32))
+    assert np.array_equal(decoder.decode(entropy._model(), weights[rows]), symbols)
+    ref = RefDecoder(expected)
+    cum_rows = cum.tolist()
+    assert [ref.decode(cum_rows[r]) for r in rows[:3000].tolist()] == symbols[:3000].tolist()
+
+
+def test_raw_frequencies_are_not_kept_by_constrictions_quantiser():
+    """Why version 2 hands constriction f - 1: given f itself, its quantiser rescales by
+    (2^24 - n) / 2^24 and moves the frequencies ([2^24 - 1, 1] becomes [2^24 - 2, 2])."""
+    bits = np.ones(40, dtype=np.int32)
+    for given, coded in (([T - 1, 1], (T - 2, 2)), ([T - 2, 2], (T - 3, 3))):
+        coder = constriction.stream.queue.RangeEncoder()
+        raw = constriction.stream.model.Categorical(np.array(given, dtype=np.float64), perfect=False)
+        coder.encode(bits, raw)
+        assert coder.get_compressed().tolist() == ref_encode([coded] * 40)
+    coder = constriction.stream.queue.RangeEncoder()
+    exact = constriction.stream.model.Categorical(entropy.coder_weights(np.array([T - 1, 1])), perfect=False)
+    coder.encode(bits, exact)
+    assert coder.get_compressed().tolist() == ref_encode([(T - 1, 1)] * 40)
+
+
+@pytest.mark.parametrize(
+    "n_kept,n", [(3, 10), (1, 1723), (1722, 1723), (1, 40_000_000), (39_999_999, 40_000_000), (500, 1000)]
+)
+def test_v2_mask_model_uses_the_documented_frequencies(n_kept: int, n: int):
+    f1 = bernoulli_frequency(n_kept, n)
+    assert f1 == min(max((2 * n_kept * T + n) // (2 * n), 1), T - 1)
+    rng = np.random.default_rng(n_kept)
+    size = min(n, 3000)
+    bits = np.zeros(size, dtype=bool)
+    bits[rng.choice(size, max(1, min(n_kept, size - 1)), replace=False)] = True
+    coder = constriction.stream.queue.RangeEncoder()
+    coder.encode(bits.astype(np.int32), entropy._bernoulli_model(n_kept, n))
+    assert coder.get_compressed().tolist() == ref_encode((T - f1, f1) if b else (0, T - f1) for b in bits)
+
+
+def test_v2_documented_examples():
+    assert bernoulli_frequency(3, 10) == 5033165
+    mask = np.array([0, 1, 0, 0, 1, 0, 0, 0, 1, 0], dtype=bool)
+    assert encode_mask(mask).hex() == "38f1c691"
+    m, ref = np.zeros(20, dtype=bool), np.zeros(20, dtype=bool)
+    m[[1, 5, 7]], ref[[1, 5, 8]] = True, True
+    assert encode_mask_delta(m, ref).hex() == "02000000fd333879"
+
+
+def test_escape_model_is_uniform_with_frequency_2_to_the_17():
+    values = np.random.default_rng(1).integers(0, 128, 500).astype(np.int32)
+    coder = constriction.stream.queue.RangeEncoder()
+    coder.encode(values, constriction.stream.model.Uniform(128))
+    assert coder.get_compressed().tolist() == ref_encode((int(v) << 17, 1 << 17) for v in values)
+
+
+def ref_decode_latents(data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm) -> list[np.ndarray]:
+    """A version-2 latent packet decoded from the documents alone: FORMAT.md 3.3 (order, ARM, table
+    index), docs/format_entropy_v2.md (frequencies, range decoder, escapes, end of stream)."""
+    main_len = int.from_bytes(data[:4], "little")
+    main_words, escape_words = words(data[4 : 4 + main_len]), words(data[4 + main_len :])
+    main, escape = RefDecoder(main_words), RefDecoder(escape_words)
+    cum = cumulative(laplace_frequencies()).tolist()
+    uniform = [v << 17 for v in range(129)]
+    out = [np.zeros(s, dtype=np.int64) for s in shapes]
+    intervals, escape_intervals = [], []
+    n_fronts = max(w + 4 * (h - 1) for h, w in shapes)
+    for front in range(n_fronts):
+        for level, (h, w) in enumerate(shapes):
+            for r in range(h):
+                c = front - 4 * r
+                if not 0 <= c < w:
+                    continue
+                grid = out[level]
+                context = [
+                    grid[r + dy, c + dx] if 0 <= r + dy < h and 0 <= c + dx < w else 0 for dy, dx in CONTEXT_OFFSETS
+                ]
+                centre, row = (int(v[0]) for v in table_index(*arm(np.array([context], dtype=np.float64))))
+                symbol = main.decode(cum[row])
+                intervals.append((cum[row][symbol], cum[row][symbol + 1] - cum[row][symbol]))
+                if symbol == 63:
+                    v = escape.decode(uniform)
+                    escape_intervals.append((v << 17, 1 << 17))
+                    grid[r, c] = v - 64
+                else:
+                    grid[r, c] = centre + symbol - 31
+    # section 5: each stream must be exactly the encoder's output for what was decoded
+    if ref_encode(intervals) != main_words or ref_encode(escape_intervals) != escape_words:
+        raise FormatError("latent stream: not the encoder's output")
+    return out
+
+
+def escape_rich_latents(seed: int) -> tuple[list[np.ndarray], IntegerArm]:
+    rng = np.random.default_rng(seed)
+    latents = [np.clip(np.round(rng.laplace(0, 2.0, s)), -64, 63).astype(np.int64) for s in SHAPES]
+    latents[0][1::3, ::4] = rng.choice([-64, -50, 45, 63], latents[0][1::3, ::4].shape)
+    return latents, random_arm(seed, scale=np.log(2.0))
+
+
+def test_reference_decoder_written_from_the_docs_reads_the_v2_latent_code():
+    latents, arm = escape_rich_latents(7)
+    data = encode_latents(latents, arm)
+    assert (latent_symbols(latents, arm).symbols == ESCAPE).sum() >= 10
+    assert same(ref_decode_latents(data, SHAPES, arm), latents)
+    main_len = int.from_bytes(data[:4], "little")
+    short = repack(data[4:main_len], data[4 + main_len :])  # the main stream's last word dropped
+    with pytest.raises(FormatError):  # the reference decoder sees it too
+        ref_decode_latents(short, SHAPES, arm)
+
+
+def repack(main: bytes, escape: bytes) -> bytes:
+    """A latent code with consistent framing (as after a CRC is recomputed)."""
+    return len(main).to_bytes(4, "little") + main + escape
+
+
+def test_v2_latent_stream_must_end_where_the_encoder_ended_it():
+    latents, arm = escape_rich_latents(8)
+    data = encode_latents(latents, arm)
+    main_len = int.from_bytes(data[:4], "little")
+    main, escape = data[4 : 4 + main_len], data[4 + main_len :]
+    assert len(escape) >= 8
+    assert same(decode_latents(repack(main, escape), SHAPES, arm), latents)
+    damaged = {
+        "emptied main stream": repack(b"", escape),
+        "emptied latent code": repack(b"", b""),
+        "main stream one word short": repack(main[:-4], escape),
+        "main stream half": repack(main[: len(main) // 8 * 4], escape),
+        "a zero word appended to the main stream": repack(main + bytes(4), escape),
+        "a word appended to the main stream": repack(main + b"\x12\x34\x56\x78", escape),
+        "last main word changed": repack(main[:-4] + bytes([main[-4] ^ 1]) + main[-3:], escape),
+        "emptied escape stream": repack(main, b""),
+        "escape stream one word short": repack(main, escape[:-4]),
+        "a word appended to the escape stream": repack(main, escape + bytes(4)),
+        "main stream moved into the escape stream": repack(main[:-4], main[-4:] + escape),
+    }
+    for what, packet in damaged.items():
+        with pytest.raises(FormatError, match="^latent stream: "):
+            decode_latents(packet, SHAPES, arm)
+            pytest.fail(f"{what}: decoded without an error")
+    # v1 has no such check: an emptied main stream decodes to something
+    v1 = encode_latents(latents, arm, version=1)
+    v1_escape = v1[4 + int.from_bytes(v1[:4], "little") :]
+    assert not same(decode_latents(repack(b"", v1_escape), SHAPES, arm, version=1), latents)
+
+
+def test_v2_latents_without_escapes_have_an_empty_escape_stream():
+    latents = [np.zeros(s, dtype=np.int64) for s in SHAPES]
+    arm = random_arm(3, scale=0.0)
+    data = encode_latents(latents, arm)
+    assert int.from_bytes(data[:4], "little") == len(data) - 4
+    with pytest.raises(FormatError, match="escape stream: 1 unused words"):
+        decode_latents(data + bytes(4), SHAPES, arm)
+
+
+def test_v2_bit_streams_detect_a_missing_or_extra_termination_word():
+    """The termination writes a second, zero, word in about 1 % of streams; a decoder alone cannot
+    miss it (it shifts in zeros past the end), the end-of-stream rule does."""
+    rng = np.random.default_rng(3)
+    two_word_endings = 0
+    for _ in range(1500):
+        n = int(rng.integers(2, 60))
+        bits = rng.random(n) < rng.uniform(0.05, 0.95)
+        k = int(bits.sum())
+        if k in (0, n):
+            continue
+        code = encode_mask(bits)
+        assert np.array_equal(decode_mask(code, n, k), bits)
+        f1 = bernoulli_frequency(k, n)
+        ref = RefEncoder()
+        for b in bits:
+            ref.encode(*((T - f1, f1) if b else (0, T - f1)))
+        point = (ref.lower + (1 << 32) - 1) & M64
+        two_word_endings += ((ref.lower + ref.range) & M64) >> 32 == point >> 32
+        assert words(code) == ref.finish()
+        for damaged in (code[:-4], code + bytes(4)):
+            with pytest.raises(FormatError, match="^mask: "):
+                decode_mask(damaged, n, k)
+    assert two_word_endings >= 3
+
+
+def test_v2_mask_stream_ends_are_checked():
+    rng = np.random.default_rng(4)
+    mask = rng.random(1723) < 0.3
+    k = int(mask.sum())
+    code = encode_mask(mask)
+    for damaged in (b"", code[:-4], code + bytes(4), code + b"\xff\xff\xff\xff", code[:-1]):
+        with pytest.raises(FormatError, match="^mask: "):
+            decode_mask(damaged, 1723, k)
+    full = np.ones(1723, dtype=bool)
+    assert encode_mask(full) == b""
+    with pytest.raises(FormatError, match="^mask: 1 unused words"):
+        decode_mask(bytes(4), 1723, 1723)
+
+
+@pytest.mark.parametrize("n_flips", [0, 1, 5, 300, 1723])
+def test_mask_delta_round_trip(n_flips: int):
+    rng = np.random.default_rng(n_flips)
+    reference = rng.random(1723) < 0.4
+    mask = reference.copy()
+    mask[rng.choice(1723, n_flips, replace=False)] ^= True
+    code = encode_mask_delta(mask, reference)
+    assert int.from_bytes(code[:4], "little") == n_flips
+    if n_flips in (0, 1723):
+        assert len(code) == 4
+    if n_flips == 5:
+        assert len(code) <= 4 + 12  # ~5 * log2(1723 / 5) + 7 bits
+    assert np.array_equal(decode_mask_delta(code, reference, int(mask.sum())), mask)
+
+
+def test_mask_delta_rejects_damage():
+    rng = np.random.default_rng(9)
+    reference = rng.random(500) < 0.4
+    mask = reference.copy()
+    mask[rng.choice(500, 20, replace=False)] ^= True
+    code = encode_mask_delta(mask, reference)
+    kept = int(mask.sum())
+    assert np.array_equal(decode_mask_delta(code, reference, kept), mask)
+    damaged = {
+        "wrong kept count": (code, kept + 1),
+        "truncated count": (code[:3], kept),
+        "count beyond the mask": ((501).to_bytes(4, "little") + code[4:], kept),
+        "count off by one": ((21).to_bytes(4, "little") + code[4:], kept),
+        "emptied bits": (code[:4], kept),
+        "one word short": (code[:-4], kept),
+        "a word appended": (code + bytes(4), kept),
+        "zero count with bits": (bytes(4) + code[4:], kept),
+    }
+    for what, (packet, k) in damaged.items():
+        with pytest.raises(FormatError, match="^mask delta: "):
+            decode_mask_delta(packet, reference, k)
+            pytest.fail(f"{what}: decoded without an error")
+
+
+def test_v2_estimate_is_within_1_percent_of_the_real_size():
+    """Laplace latents whose spread grows with the level (as trained latents' do), coded with an
+    ARM of the encoder's width; the estimate counts the framing the coder writes."""
+    shapes = level_shapes(64, 96, 7)
+    rng = np.random.default_rng(12)
+    latents = [np.clip(np.round(rng.laplace(0, 0.3 * 1.6**i, s)), -64, 63).astype(np.int64)
+               for i, s in enumerate(shapes)]
+    latents[2][::5, ::7] = 63  # a few escapes
+    arm = random_arm(12, hidden=16, scale=np.log(0.5))
+    data = encode_latents(latents, arm)
+    real = 8 * len(data)
+    estimate = estimate_latent_bits(latents, arm)
+    assert abs(estimate - real) <= 0.01 * real and abs(estimate - real) <= 64
+    assert len(data) <= len(encode_latents(latents, arm, version=1)) + 8  # no loss against version 1
+    assert same(decode_latents(data, shapes, arm), latents)
+
+
+def test_v2_code_length_matches_the_frequencies():
+    """The coder's real length for a long sequence is the ideal -sum log2(f / 2^24) plus at most
+    one to two termination words: the frequencies it uses are the ones the table gives."""
+    freq = laplace_frequencies()
+    rng = np.random.default_rng(2)
+    rows = rng.integers(0, freq.shape[0], 50000)
+    p = freq[rows] / T
+    symbols = (p.cumsum(axis=1) < rng.random((rows.size, 1))).sum(axis=1).astype(np.int32)
+    coder = constriction.stream.queue.RangeEncoder()
+    coder.encode(symbols, entropy._model(), entropy._latent_weights_v2()[rows])
+    ideal = float((FREQ_BITS - np.log2(freq[rows, symbols])).sum())
+    assert 0 <= 32 * coder.num_words() - ideal <= 64 + 2
+
+
+def test_version_1_bytes_are_unchanged():
+    """Digest of the version-1 latent and mask codes of fixed inputs, computed with the coder as it
+    was before version 2 existed (the golden stream test also decodes a committed v1 file)."""
+    rng = np.random.default_rng(11)
+    latents = [np.clip(np.round(rng.laplace(0, 3.0, s)), -64, 63).astype(np.int64) for s in SHAPES]
+    latents[0][0, :5] = [63, -64, 40, -40, 0]
+    arm = random_arm(4, scale=np.log(3.0))
+    mask = np.zeros(1723, dtype=bool)
+    mask[rng.choice(1723, 300, replace=False)] = True
+    code = encode_latents(latents, arm, version=1) + encode_mask(mask, version=1)
+    code += encode_mask(np.ones(1723, dtype=bool), version=1)
+    assert hashlib.sha256(code).hexdigest() == "ef5d93cab8b26cf753faec8a467335d1295c6dc12e67b2fce1be98228ee2679d"
+    assert estimate_latent_bits(latents, arm, version=1) == pytest.approx(2172.519389323637, rel=1e-12)
+
+
+def test_unknown_versions_are_refused():
+    with pytest.raises(ValueError, match="version"):
+        encode_mask(np.ones(3, dtype=bool), version=3)
+    with pytest.raises(ValueError, match="version"):
+        decode_latents(bytes(4), SHAPES, random_arm(1), version=0)

@@ -1,0 +1,269 @@
+"""Streams of frames: groups sharing their networks, masks coded as deltas, random access,
+damage, timing, and format-version-2 golden files.
+
+Frames are real: crops of the bundled Kodak picture moved by a few pixels per frame (a camera pan)
+and 4:2:0 frames of the shared clips when ../shared/media is present.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES_DIR, require_media
+from lotto_media import bitstream
+from lotto_media.bitstream import MaskCoding
+from lotto_media.codec import inspect
+from lotto_media.container import FrameChunk, GroupChunk, StreamReader, read_container, read_index, read_chunk_at
+from lotto_media.errors import FormatError, InputError
+from lotto_media.frame import Frame, VideoFormat
+from lotto_media.options import EncodeOptions
+from lotto_media.plugins.image_io import read_image
+from lotto_media.stream import LottoReader, LottoWriter, StreamDecoder, StreamEncoder
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+FAST = EncodeOptions(preset="ultrafast", steps=24, quality=60, threads=1)
+
+
+def pan(n: int, height: int = 24, width: int = 32, step: int = 2) -> list[Frame]:
+    """n frames of a real picture seen through a window moving right by ``step`` pixels a frame."""
+    picture = read_image(SAMPLES_DIR / "kodim23_192x128.png").to_array()
+    return [Frame.from_array(np.ascontiguousarray(picture[40 : 40 + height, 60 + k * step : 60 + k * step + width]),
+                             pts=3 * k) for k in range(n)]
+
+
+def to_yuv420(frame: Frame, bits: int = 8) -> Frame:
+    """BT.601 full-range 4:2:0 from RGB planes (an independent, plain conversion for test input)."""
+    r, g, b = (p.astype(np.float64) for p in frame.planes)
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    u = (b - y) * 0.564 + 128
+    v = (r - y) * 0.713 + 128
+    h, w = y.shape
+    pad = lambda p: np.pad(p, ((0, h % 2), (0, w % 2)), mode="edge")  # noqa: E731
+    sub = lambda p: pad(p).reshape((h + 1) // 2, 2, (w + 1) // 2, 2).mean(axis=(1, 3))  # noqa: E731
+    scale = (1 << bits) - 1
+    planes = [np.clip(np.round(p / 255 * scale), 0, scale) for p in (y, sub(u), sub(v))]
+    dtype = np.uint8 if bits == 8 else np.uint16
+    return Frame([p.astype(dtype) for p in planes], "yuv420p" if bits == 8 else "yuv420p10le", pts=frame.pts,
+                 time_base=Fraction(1, 30))
+
+
+def encode(frames: list[Frame], gop: int, options: EncodeOptions = FAST, frame_rate=None) -> tuple[bytes, list]:
+    video = VideoFormat.of(frames[0], time_base=Fraction(1, 90), frame_rate=frame_rate, source="pan.y4m")
+    encoder = StreamEncoder(video, options, gop=gop, n_frames=len(frames))
+    buffer, coded = io.BytesIO(), []
+    with LottoWriter(buffer, encoder.header) as writer:
+        for frame in frames:
+            packets = encoder.encode(frame)
+            writer.write(packets)
+            coded += [p for p in packets if p.kind == "frame"]
+        packets = encoder.flush()
+        writer.write(packets)
+        coded += [p for p in packets if p.kind == "frame"]
+    return buffer.getvalue(), coded
+
+
+def same_planes(a: Frame, b: Frame) -> bool:
+    return a.pix_fmt == b.pix_fmt and all(np.array_equal(x, y) for x, y in zip(a.planes, b.planes))
+
+
+@pytest.fixture(scope="module")
+def five_frames() -> tuple[list[Frame], bytes, list]:
+    frames = pan(5)
+    data, coded = encode(frames, gop=2)
+    return frames, data, coded
+
+
+def test_decoded_frames_equal_the_reconstructions_with_their_timing(five_frames):
+    frames, data, coded = five_frames
+    decoded = list(LottoReader(data, "pan.lotto"))
+    assert len(decoded) == len(frames) == len(coded)
+    for source, frame, packet in zip(frames, decoded, coded):
+        assert same_planes(frame, packet.reconstruction)
+        assert frame.pts == source.pts and frame.time_base == Fraction(1, 90)
+        assert (frame.width, frame.height, frame.pix_fmt) == (32, 24, "rgb24")
+        assert packet.psnr > 15  # a real picture, not noise, came back
+    info = inspect(data)
+    assert (info.frames, info.groups, info.gop, info.source) == (5, 3, 2, "pan.y4m")
+    assert [d.group for d in info.frame_details] == [0, 0, 1, 1, 2]
+    assert [d.psnr for d in info.frame_details] == pytest.approx([round(p.psnr, 3) for p in coded], abs=1e-3)
+
+
+def test_groups_share_networks_and_later_frames_send_mask_deltas(five_frames):
+    _, data, coded = five_frames
+    container = read_container(data)
+    assert len(container.groups) == 3 and len(container.frames) == 5
+    payloads = [bitstream.unpack_frame(p.payload) for p in container.frames]
+    assert [p.mask_coding for p in payloads] == [MaskCoding.ABSOLUTE, MaskCoding.DELTA] * 2 + [MaskCoding.ABSOLUTE]
+    assert [p.reference for p in payloads] == [0, 1, 0, 1, 0]
+    # the delta of a warm-started frame costs less than a whole mask
+    assert len(payloads[1].mask) < len(payloads[0].mask)
+    assert len(payloads[3].mask) < len(payloads[2].mask)
+    # a frame packet carries no networks: the group header does, once per group
+    group_bytes = [len(g) for g in container.groups]
+    assert min(group_bytes) > max(len(p.latents) + len(p.mask) for p in payloads[1::2]) / 4
+
+
+def test_a_middle_group_decodes_from_its_own_chunks_alone(five_frames):
+    _, data, coded = five_frames
+    index = read_index(data)
+    header = StreamReader(data).header
+    decoder = StreamDecoder(header, "pan.lotto")
+    _, group_payload = read_chunk_at(data, index.group_offsets[1])
+    decoder.add_group(1, group_payload)
+    frames = []
+    for entry in index.frames:
+        if entry.group == 1:
+            _, payload = read_chunk_at(data, entry.offset)
+            from lotto_media.container import FramePacket
+            frames.append(decoder.decode(FramePacket.from_bytes(payload)))
+    assert len(frames) == 2
+    assert same_planes(frames[0], coded[2].reconstruction) and same_planes(frames[1], coded[3].reconstruction)
+
+
+def test_frame_selection_decodes_only_what_it_asks_for(five_frames):
+    _, data, coded = five_frames
+    reader = LottoReader(data, "pan.lotto", frames=range(3, 4))
+    (frame,) = list(reader)
+    assert same_planes(frame, coded[3].reconstruction) and reader.frames_read == 1
+    assert reader.stopped_early and reader.damage is None
+
+
+def test_a_cut_stream_gives_every_frame_before_the_cut(five_frames):
+    _, data, coded = five_frames
+    offsets = [e.offset for e in read_index(data).frames]
+    cut = data[: offsets[3] + 30]  # inside frame 3
+    reader = LottoReader(cut, "cut.lotto")
+    frames = list(reader)
+    assert len(frames) == 3
+    assert all(same_planes(f, p.reconstruction) for f, p in zip(frames, coded))
+    assert reader.damage is not None and "truncated in FRME chunk 4" in reader.damage
+    assert "3 of 5 frames intact" in reader.damage
+
+
+def test_a_pipe_is_read_frame_by_frame(five_frames):
+    _, data, coded = five_frames
+
+    class Pipe(io.RawIOBase):
+        def __init__(self) -> None:
+            self.position = 0
+            self.high_water = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer) -> int:
+            piece = data[self.position : self.position + min(len(buffer), 64)]
+            buffer[: len(piece)] = piece
+            self.position += len(piece)
+            return len(piece)
+
+    pipe = Pipe()
+    reader = LottoReader(pipe, "pipe")
+    positions = []
+    for frame, packet in zip(reader, coded):
+        assert same_planes(frame, packet.reconstruction)
+        positions.append(pipe.position)
+    assert positions == sorted(positions) and positions[0] < len(data) / 2  # not read whole first
+
+
+def test_an_odd_size_420_stream_and_a_10_bit_one_round_trip():
+    for bits in (8, 10):
+        frames = [to_yuv420(f, bits) for f in pan(3, height=17, width=23)]
+        data, coded = encode(frames, gop=3)
+        decoded = list(LottoReader(data))
+        assert [f.pix_fmt for f in decoded] == [frames[0].pix_fmt] * 3
+        assert decoded[0].planes[1].shape == (9, 12)
+        assert all(same_planes(f, p.reconstruction) for f, p in zip(decoded, coded))
+        if bits == 10:
+            assert decoded[0].planes[0].dtype == np.uint16 and int(decoded[0].planes[0].max()) > 255
+
+
+def test_encoder_refuses_frames_of_another_format():
+    frames = pan(2)
+    encoder = StreamEncoder(VideoFormat.of(frames[0]), FAST, gop=4)
+    encoder.encode(frames[0])
+    with pytest.raises(InputError, match="frame 1 is 24x24 rgb24, the stream is 32x24 rgb24"):
+        encoder.encode(Frame.from_array(frames[1].to_array()[:, :24]))
+    with pytest.raises(InputError, match="gop"):
+        StreamEncoder(VideoFormat.of(frames[0]), FAST, gop=0)
+
+
+def test_sharing_and_warm_start_beat_independent_pictures():
+    """The same frames coded as one group and as independent pictures (gop 1), same options: the
+    group costs less of the search's own objective D + lambda R (R in bits per pixel, networks
+    and masks included), and its later frames take fewer steps."""
+    frames = pan(4, height=32, width=48, step=1)
+    options = EncodeOptions(preset="ultrafast", quality=40, threads=1)
+    lmbda = options.resolved_lmbda()
+    pixels = 32 * 48
+
+    def objective(data: bytes, coded: list) -> float:
+        distortion = sum(10 ** (-p.psnr / 10) for p in coded)  # MSE on [0, 1] samples
+        return distortion + lmbda * 8 * len(data) / pixels
+
+    shared, shared_coded = encode(frames, gop=4, options=options)
+    alone, alone_coded = encode(frames, gop=1, options=options)
+    assert len(shared) < 0.8 * len(alone)
+    assert objective(shared, shared_coded) < objective(alone, alone_coded)
+    assert all(p.steps < shared_coded[0].steps for p in shared_coded[1:])
+
+
+# -- golden files: format version 2 ----------------------------------------------------------------
+
+GOLDEN_STREAMS = {
+    # name: (frames, gop, planes sha256 of every decoded frame in order)
+    "pan_rgb_3f_v2.lotto": "rgb24",
+    "pan_yuv420p10_odd_2f_v2.lotto": "yuv420p10le",
+}
+
+
+def golden_frames(kind: str) -> tuple[list[Frame], int]:
+    if kind == "rgb24":
+        return pan(3, height=16, width=24), 2
+    return [to_yuv420(f, 10) for f in pan(2, height=11, width=13)], 2
+
+
+@pytest.mark.parametrize("name", list(GOLDEN_STREAMS))
+def test_version_2_golden_streams_decode_to_pinned_pixels(name):
+    path = GOLDEN_DIR / name
+    digests_path = GOLDEN_DIR / "digests_v2.txt"
+    if os.environ.get("LOTTO_REGENERATE_GOLDEN"):
+        frames, gop = golden_frames(GOLDEN_STREAMS[name])
+        data, _ = encode(frames, gop=gop, options=EncodeOptions(preset="ultrafast", steps=12, quality=50, threads=1))
+        path.write_bytes(data)
+    data = path.read_bytes()
+    digest = hashlib.sha256(b"".join(p.tobytes() for f in LottoReader(data, name) for p in f.planes)).hexdigest()
+    if os.environ.get("LOTTO_REGENERATE_GOLDEN"):
+        lines = dict(l.split() for l in digests_path.read_text().splitlines()) if digests_path.exists() else {}
+        lines[name] = digest
+        digests_path.write_text("".join(f"{k} {v}\n" for k, v in sorted(lines.items())))
+    pinned = dict(l.split() for l in digests_path.read_text().splitlines())
+    assert digest == pinned[name], f"{name} decodes to other pixels: a format break (bump the version)"
+    assert StreamReader(data).header.format_version == 2
+
+
+def test_real_clip_frames_round_trip_as_a_stream():
+    """Real 4:2:0 frames of a shared clip (cropped small): decoded = reconstructed, pts kept."""
+    path = require_media("video/park_joy_90p_10_420_20f.y4m")
+    from lotto_media.plugins import y4m
+
+    with open(path, "rb") as stream:
+        reader = y4m.Y4mReader(stream, str(path))
+        frames = []
+        for frame in reader:
+            frames.append(Frame([frame.planes[0][:16, :24], frame.planes[1][:8, :12], frame.planes[2][:8, :12]],
+                                frame.pix_fmt, pts=frame.pts, time_base=frame.time_base))
+            if len(frames) == 3:
+                break
+    data, coded = encode(frames, gop=3)
+    decoded = list(LottoReader(data))
+    assert [f.pix_fmt for f in decoded] == ["yuv420p10le"] * 3
+    assert [f.pts for f in decoded] == [f.pts for f in frames]
+    assert all(same_planes(f, p.reconstruction) for f, p in zip(decoded, coded))
