@@ -376,11 +376,13 @@ class LottoReader:
     ``take_audio_packets()``. After iteration ``damage`` says what was lost (None: intact)."""
 
     def __init__(self, source: bytes | bytearray | BinaryIO, name: str = "<stream>", frames: range | None = None,
-                 *, read_to_end: bool = False) -> None:
+                 *, read_to_end: bool = False, warn: bool = True) -> None:
         """``read_to_end``: after the selection, read (without decoding) to the end of the stream,
-        so that damage anywhere is reported."""
+        so that damage anywhere is reported. ``warn``: log the damage as a warning when iteration
+        ends (False for a caller that reports ``damage`` itself, so the loss is named once)."""
         self.name = name
         self.read_to_end = read_to_end
+        self.warn = warn
         self._reader = StreamReader(source, name)
         self.header = self._reader.header
         self.decoder = StreamDecoder(self.header, name)
@@ -436,7 +438,7 @@ class LottoReader:
                 else:
                     self.decoder.skip(item.packet)
         self.damage = self._reader.damage if not self.stopped_early else None
-        if self.damage and self.frames_read:  # with no frame at all, the caller's error says it
+        if self.damage and self.frames_read and self.warn:  # with no frame at all, the caller's error says it
             log.warning("%s: %s", self.name, self.damage)
 
     def _items(self) -> Iterator:

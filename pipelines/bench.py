@@ -93,6 +93,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     video.add_argument("--anchors", type=_name_list(VIDEO_ANCHORS), default=tuple(VIDEO_ANCHORS),
                        metavar="A1,A2", help="video anchors (default: x264,x265)")
     video.add_argument("--no-lotto", action="store_true", help="run the anchors only")
+    video.add_argument("--gop", type=_int_list(1, 1024), default=(16, 1), metavar="N1,N2",
+                       help="lotto-media group lengths to code each clip with (default: 16,1; "
+                            "1 = every frame on its own)")
     _add_common(video)
     video.set_defaults(func=run_video, parser=video)
 
@@ -136,6 +139,18 @@ def _float_list(low: float, high: float) -> Callable[[str], tuple[float, ...]]:
             raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
         if not values or not all(low <= v <= high for v in values):
             raise argparse.ArgumentTypeError(f"expected numbers in {low:g}..{high:g}, got {text!r}")
+        return values
+    return parse
+
+
+def _int_list(low: int, high: int) -> Callable[[str], tuple[int, ...]]:
+    def parse(text: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a list of integers: {text!r}") from None
+        if not values or any(not low <= v <= high for v in values):
+            raise argparse.ArgumentTypeError(f"{text!r}: each value must be in {low}..{high}")
         return values
     return parse
 
@@ -564,10 +579,13 @@ class VideoTask:
     preset: str | None = None
     steps: int | None = None
     threads: int | None = None
+    gop: int = 1
 
     @property
     def label(self) -> str:
-        return self.codec if self.codec.startswith("lotto") else f"{self.codec}-{self.mode}"
+        if self.codec.startswith("lotto"):
+            return f"{self.codec}-intra" if self.gop == 1 else f"{self.codec}-gop{self.gop}"
+        return f"{self.codec}-{self.mode}"
 
     def base_record(self) -> Record:
         clip = self.clip
@@ -581,12 +599,13 @@ class VideoTask:
 
 def video_tasks(clips: Sequence[Clip], qps: Sequence[float], qualities: Sequence[float], anchors: Sequence[str],
                 preset: str, *, lotto: bool = True, steps: int | None = None,
-                threads: int | None = None) -> list[VideoTask]:
+                threads: int | None = None, gops: Sequence[int] = (1,)) -> list[VideoTask]:
     tasks = []
     for clip in clips:
         if lotto:
-            tasks += [VideoTask(clip, f"lotto-{preset}", "intra", "quality", float(q), preset, steps, threads)
-                      for q in qualities]
+            tasks += [VideoTask(clip, f"lotto-{preset}", "intra" if gop == 1 else "group", "quality", float(q), preset,
+                                steps, threads, gop)
+                      for gop in gops for q in qualities]
         tasks += [VideoTask(clip, anchor, mode, "qp", float(qp))
                   for anchor in anchors for mode in ("intra", "inter") for qp in qps]
     return tasks
@@ -627,29 +646,47 @@ def measure_video_point(task: VideoTask) -> Record:
 
 
 def _lotto_video_point(task: VideoTask) -> Record:
-    """Every frame coded independently (all-intra) as its own complete .lotto file, on native 4:2:0
-    planes; the bytes are those files' sizes, container overhead included (a sequence container with
-    shared group headers is later work, DESIGN section 4). A format the core refuses raises
-    UnsupportedError on the first frame, which turns the point into status "unsupported"."""
+    """The clip coded as one .lotto stream in groups of ``task.gop`` frames (gop 1: every frame on
+    its own) on native 4:2:0 planes; the bytes are the whole stream's, container included. The
+    stream is decoded back and compared with the encoder's reconstructions."""
+    import io
+
+    from lotto_media.frame import VideoFormat
+    from lotto_media.stream import LottoReader, LottoWriter, StreamEncoder
+
     codec = _lotto_codec()
     clip = task.clip
     options = codec.EncodeOptions(quality=task.setting, preset=task.preset or DEFAULT_PRESET,
                                   steps=task.steps, threads=task.threads)
-    total_bytes, encode_s, decode_s, decoded, bit_exact = 0, 0.0, 0.0, [], True
-    for index, planes in enumerate(clip.frames):
-        frame = Frame(list(planes), clip.pix_fmt, pts=index)
+    video = VideoFormat(clip.width, clip.height, clip.pix_fmt, time_base=1 / clip.rate, frame_rate=clip.rate,
+                        source=clip.name)
+    encoder = StreamEncoder(video, options, gop=task.gop, n_frames=len(clip.frames))
+    buffer, coded = io.BytesIO(), []
+    start = time.perf_counter()
+    with LottoWriter(buffer, encoder.header) as writer:
+        for index, planes in enumerate(clip.frames):
+            packets = encoder.encode(Frame(list(planes), clip.pix_fmt, pts=index))
+            writer.write(packets)
+            coded += [p for p in packets if p.kind == "frame"]
+        packets = encoder.flush()
+        writer.write(packets)
+        coded += [p for p in packets if p.kind == "frame"]
+    encode_s = time.perf_counter() - start
+    data = buffer.getvalue()
+    with codec.torch_threads(task.threads):  # as in _lotto_image_point
         start = time.perf_counter()
-        result = codec.encode_frame(frame, options)
-        encode_s += time.perf_counter() - start
-        with codec.torch_threads(task.threads):  # as in _lotto_image_point
-            start = time.perf_counter()
-            out = codec.decode_frame(result.data, f"{clip.name}#{index}")
-            decode_s += time.perf_counter() - start
-        total_bytes += len(result.data)
-        decoded.append(out.planes)
-        bit_exact = bit_exact and _same_pixels(out, result.reconstruction)
-    return {"bytes": total_bytes, "encode_s": encode_s, "decode_s": decode_s, "bit_exact": bit_exact,
-            "steps": int(result.steps), **_video_quality(clip, decoded)}
+        decoded = list(LottoReader(data, clip.name))
+        decode_s = time.perf_counter() - start
+    bit_exact = len(decoded) == len(coded) and all(_same_pixels(d, p.reconstruction) for d, p in zip(decoded, coded))
+    firsts = [p for i, p in enumerate(coded) if i % task.gop == 0]
+    laters = [p for i, p in enumerate(coded) if i % task.gop != 0]
+    return {"bytes": len(data), "encode_s": encode_s, "decode_s": decode_s, "bit_exact": bit_exact,
+            "gop": task.gop, "steps": int(coded[0].steps),
+            "first_frame_s": sum(p.seconds for p in firsts) / len(firsts),
+            "later_frame_s": sum(p.seconds for p in laters) / len(laters) if laters else None,
+            "first_frame_bytes": sum(len(p.data) for p in firsts) / len(firsts),
+            "later_frame_bytes": sum(len(p.data) for p in laters) / len(laters) if laters else None,
+            **_video_quality(clip, [d.planes for d in decoded])}
 
 
 def _describe_video(record: Record) -> str:
@@ -667,7 +704,7 @@ def run_video(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tasks = video_tasks(clips, args.qp, args.quality, args.anchors, args.preset, lotto=not args.no_lotto,
-                        steps=args.steps, threads=_effective_threads(args.threads, args.jobs))
+                        steps=args.steps, threads=_effective_threads(args.threads, args.jobs), gops=args.gop)
     sink = PointSink(out / "video_points.jsonl", len(tasks), args.quiet, _describe_video)
     try:
         _run_all(tasks, measure_video_point, args.jobs, sink)

@@ -293,7 +293,8 @@ def run_decode(args: argparse.Namespace) -> int:
             return EXIT_OK
         from lotto_media.stream import LottoReader
 
-        reader = LottoReader(_Rewound(prefix, source), name, frames=args.frames)
+        # the damage is the error line _decode_video prints: the reader must not warn it too
+        reader = LottoReader(_Rewound(prefix, source), name, frames=args.frames, warn=False)
         return _decode_video(args, reader, output, name)
 
 

@@ -33,8 +33,9 @@ def format_seconds(seconds: float) -> str:
 
 
 def describe(progress: Progress) -> str:
-    """The numbers shown next to the bar."""
-    return (f"loss {progress.loss:.4g}  PSNR {progress.psnr:.2f} dB  "
+    """The numbers shown next to the bar (the frame too when a video is being coded)."""
+    frame = f"frame {progress.frame + 1}/{progress.frames}  " if progress.frames > 1 else ""
+    return (f"{frame}loss {progress.loss:.4g}  PSNR {progress.psnr:.2f} dB  "
             f"{progress.bpp:.3f} bpp  ETA {format_seconds(progress.eta_s)}")
 
 
@@ -68,6 +69,8 @@ class ProgressBar:
                              desc=self._label, dynamic_ncols=known,
                              ncols=None if known else 100, nrows=None if known else 24,
                              leave=False, mininterval=self._min_interval)
+        if progress.step < self._bar.n:  # a video's next group: its search counts from 0 again
+            self._bar.reset(total=progress.total)
         if self._bar.total != progress.total:
             self._bar.total = progress.total
         self._bar.set_description_str(f"{self._label} [{progress.phase}]", refresh=False)

@@ -221,15 +221,16 @@ def test_images_with_the_real_codec(tmp_path, capsys):
 
 
 def test_video_anchors_and_unsupported_lotto_rows(tmp_path, capsys, fake_codec, monkeypatch):
-    def refuse_yuv(frame, options, progress=None):
-        raise UnsupportedError(f"pixel format {frame.pix_fmt} is not supported yet")
+    def refuse_yuv(video, options, **kwargs):
+        raise UnsupportedError(f"pixel format {video.pix_fmt} is not supported yet")
 
-    monkeypatch.setattr(fake_codec, "encode_frame", refuse_yuv)
+    import lotto_media.stream
+    monkeypatch.setattr(lotto_media.stream, "StreamEncoder", refuse_yuv)
     monkeypatch.setitem(__import__("sys").modules, "lotto_media.codec", fake_codec.module())
     clip = write_y4m(tmp_path / "clip.y4m", tiny_clip(3))
     out = tmp_path / "v"
     code, stdout, stderr = run(capsys, "bench", "video", clip, "--frames", "2", "--qp", "30,38",
-                               "--quality", "50", "--out", out)
+                               "--quality", "50", "--gop", "1", "--out", out)
     assert code == 0, stderr  # unsupported is a result, not a failure
     assert stdout == ""
     points = read_points(out / "video_points.jsonl")
@@ -251,21 +252,26 @@ def test_video_anchors_and_unsupported_lotto_rows(tmp_path, capsys, fake_codec, 
 
 
 def test_video_lotto_rows_with_the_real_codec(tmp_path, capsys):
-    """Native yuv420p through the real search (ultrafast, 2 steps), one .lotto per frame."""
+    """Native yuv420p through the real search (ultrafast, 2 steps): the clip as one stream in
+    groups of 2 and as independent frames, each decoded back bit-exactly."""
     clip = write_y4m(tmp_path / "c.y4m", tiny_clip(3, height=15, width=21))  # odd sizes
     code, _, stderr = run(capsys, "bench", "video", clip, "--frames", "2", "--qp", "34", "--quality", "50",
-                          "--anchors", "x264", "--out", tmp_path / "v", "--preset", "ultrafast", "--steps", "2")
+                          "--anchors", "x264", "--out", tmp_path / "v", "--preset", "ultrafast", "--steps", "2",
+                          "--gop", "2,1")
     assert code == 0, stderr
     points = read_points(tmp_path / "v" / "video_points.jsonl")
     statuses = {p["codec"]: p["status"] for p in points}
-    assert statuses == {"lotto-ultrafast": "ok", "x264-intra": "ok", "x264-inter": "ok"}
-    (lotto,) = [p for p in points if p["codec"] == "lotto-ultrafast"]
+    assert statuses == {"lotto-ultrafast-gop2": "ok", "lotto-ultrafast-intra": "ok", "x264-intra": "ok",
+                        "x264-inter": "ok"}
+    grouped = next(p for p in points if p["codec"] == "lotto-ultrafast-gop2")
+    assert grouped["gop"] == 2 and grouped["later_frame_s"] is not None and grouped["bit_exact"] is True
+    (lotto,) = [p for p in points if p["codec"] == "lotto-ultrafast-intra"]
     assert VIDEO_FIELDS <= set(lotto) and lotto["frames"] == 2 and lotto["pix_fmt"] == "yuv420p"
     assert lotto["bit_exact"] is True and lotto["steps"] == 2 and lotto["bytes"] > 0
     for key in ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv"):
         assert isinstance(lotto[key], float) and 5 < lotto[key] < 100, (key, lotto[key])
     assert lotto["psnr_yuv"] == pytest.approx((6 * lotto["psnr_y"] + lotto["psnr_u"] + lotto["psnr_v"]) / 8)
-    assert "lotto-ultrafast" in (tmp_path / "v" / "video_summary.md").read_text()
+    assert "lotto-ultrafast-gop2" in (tmp_path / "v" / "video_summary.md").read_text()
 
 
 def test_video_lotto_rows_stay_10_bit(tmp_path, capsys):
@@ -276,7 +282,7 @@ def test_video_lotto_rows_stay_10_bit(tmp_path, capsys):
         f.write(b"YUV4MPEG2 W24 H16 F25:1 Ip A1:1 C420p10\n")
         f.write(b"FRAME\n" + b"".join(p.astype("<u2").tobytes() for p in clip[0]))
     code, _, stderr = run(capsys, "bench", "video", path, "--quality", "50", "--anchors", "x264", "--qp", "34",
-                          "--out", tmp_path / "v", "--preset", "ultrafast", "--steps", "2", "-q")
+                          "--out", tmp_path / "v", "--preset", "ultrafast", "--steps", "2", "--gop", "1", "-q")
     assert code == 0, stderr
     (lotto,) = [p for p in read_points(tmp_path / "v" / "video_points.jsonl") if p["codec"].startswith("lotto")]
     assert lotto["status"] == "ok" and lotto["pix_fmt"] == "yuv420p10le" and lotto["bit_exact"] is True
