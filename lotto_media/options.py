@@ -30,6 +30,13 @@ class EncodeOptions:
             return float(self.lmbda)
         return quality_to_lmbda(DEFAULT_QUALITY if self.quality is None else self.quality)
 
+    def effective_quality(self) -> float | None:
+        """The quality the encoder works at: the one given, the default when neither quality nor
+        lambda was given, None when lambda was given directly."""
+        if self.lmbda is not None:
+            return None
+        return DEFAULT_QUALITY if self.quality is None else float(self.quality)
+
     def schedule(self) -> TrainConfig:
         base = preset(self.preset)
         if self.steps is None:

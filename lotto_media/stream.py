@@ -157,7 +157,7 @@ def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_fram
     return SequenceHeader(
         width=video.width, height=video.height, pix_fmt=video.pix_fmt, model=model,
         time_base=video.time_base, frame_rate=video.frame_rate, color=video.color,
-        preset=options.preset, lmbda=lmbda, quality=options.quality, n_frames=n_frames, gop=gop,
+        preset=options.preset, lmbda=lmbda, quality=options.effective_quality(), n_frames=n_frames, gop=gop,
         rotation=video.rotation, source=video.source,
     )
 
@@ -267,8 +267,8 @@ class StreamDecoder:
     def add_group(self, index: int, payload: bytes) -> None:
         try:
             group = unpack_group(payload, self.header.model, self.header.format_version)
-        except FormatError as exc:
-            raise FormatError(f"{self.name}: group {index}: {exc}") from None
+        except (FormatError, UnsupportedError) as exc:  # unsupported: a newer group version
+            raise type(exc)(f"{self.name}: group {index}: {exc}") from None
         self._group = _GroupState(index, group, self.header.model.with_arm_hidden(group.arm_hidden))
 
     def _frame_parts(self, packet: FramePacket) -> tuple[_GroupState, FramePayload, np.ndarray]:
@@ -291,8 +291,8 @@ class StreamDecoder:
         """Follow a frame without reconstructing it (what a later frame's mask delta needs)."""
         try:
             self._frame_parts(packet)
-        except FormatError as exc:
-            raise FormatError(f"{self.name}: frame at pts {packet.pts}: {exc}") from None
+        except (FormatError, UnsupportedError) as exc:
+            raise type(exc)(f"{self.name}: frame at pts {packet.pts}: {exc}") from None
 
     def decode(self, packet: FramePacket) -> Frame:
         header = self.header
@@ -301,8 +301,8 @@ class StreamDecoder:
             shapes = level_shapes(header.height, header.width, group.config.n_levels)
             latents = entropy.decode_latents(payload.latents, shapes, group.header.nets.integer_arm(),
                                              version=header.format_version)
-        except FormatError as exc:
-            raise FormatError(f"{self.name}: frame at pts {packet.pts}: {exc}") from None
+        except (FormatError, UnsupportedError) as exc:  # unsupported: a newer frame packet version
+            raise type(exc)(f"{self.name}: frame at pts {packet.pts}: {exc}") from None
         planes = reconstruct(latents, group.header.nets, self._weights, mask, header.height, header.width,
                              bit_depth=header.bit_depth, chroma_420=is_420(header.pix_fmt))
         return Frame(list(planes), header.pix_fmt, pts=packet.pts, time_base=header.time_base, color=header.color,

@@ -165,6 +165,8 @@ def _add_decode(commands: argparse._SubParsersAction, common: argparse.ArgumentP
                           "picture, .y4m for a video)")
     sub.add_argument("--frames", type=_frame_range, metavar="A:B",
                      help="decode only frames A..B-1 (counted from 0)")
+    sub.add_argument("--threads", type=_int_in(1, 4096), metavar="N",
+                     help="CPU threads for decoding (default: PyTorch's choice; 1 is best on a busy machine)")
     sub.add_argument("-y", "--overwrite", action="store_true", dest="overwrite",
                      help="replace an existing output file")
     sub.add_argument("-q", "--quiet", action="store_true", help="no summary line")
@@ -268,7 +270,7 @@ def run_decode(args: argparse.Namespace) -> int:
         check_output(args.output, overwrite=args.overwrite, input_name=args.input)  # before any work
     codec = _codec()
     source = sys.stdin.buffer if is_stdio(args.input) else _open_input(args.input)
-    with source:
+    with source, codec.torch_threads(args.threads):
         prefix = _peek(source, codec.HEADER_PREFIX_BYTES)
         header = codec.stream_header(prefix, name)
         picture = header.n_frames == 1 and header.pix_fmt in ("gray", "rgb24")

@@ -69,13 +69,16 @@ class ProgressBar:
                              desc=self._label, dynamic_ncols=known,
                              ncols=None if known else 100, nrows=None if known else 24,
                              leave=False, mininterval=self._min_interval)
-        if progress.step < self._bar.n:  # a video's next group: its search counts from 0 again
+        restart = progress.step < self._bar.n  # a video's next group: its search counts from 0 again
+        if restart:
             self._bar.reset(total=progress.total)
         if self._bar.total != progress.total:
             self._bar.total = progress.total
         self._bar.set_description_str(f"{self._label} [{progress.phase}]", refresh=False)
         self._bar.set_postfix_str(describe(progress), refresh=False)
         self._bar.update(max(0, progress.step - self._bar.n))
+        if restart:
+            self._bar.refresh()
 
     def close(self) -> None:
         if self._bar is not None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Callable
 
-from lotto_media.errors import FormatError, InputError, LottoError
+from lotto_media.errors import FormatError, InputError, LottoError, UnsupportedError
 from lotto_media.frame import Frame, VideoFormat
 
 from .fileio import check_output, display_name, is_stdio, open_output
@@ -162,20 +162,30 @@ def video_format_of(header) -> VideoFormat:
 
 
 def decode_video(reader, writer, on_frame: Callable[[Frame], None] | None = None) -> DecodeSummary:
-    """Every intact frame of an open ``LottoReader`` into an open video writer, with the audio."""
+    """Every intact frame of an open ``LottoReader`` into an open video writer, with the audio.
+    ``damage`` in the summary says what was lost, without the stream's name (as ``reader.damage``)."""
     start = time.perf_counter()
     n = 0
-    try:
-        for frame in reader:
-            writer.write(frame)
-            n += 1
-            for packet in reader.take_audio_packets():
-                writer.write_audio(packet)
-            if on_frame is not None:
-                on_frame(frame)
-    except FormatError as exc:
-        # a frame that fails to decode ends the stream like damage does: what came before is kept
-        return DecodeSummary(n, str(exc), time.perf_counter() - start)
+    frames = iter(reader)
+    while True:
+        try:
+            frame = next(frames, None)
+        except (FormatError, UnsupportedError) as exc:
+            # A frame or group that fails to decode (damaged, or of a newer version) ends the
+            # stream like damage does: what came before is kept. Only the reader's errors: the
+            # writer's still abort the output.
+            message = str(exc)
+            prefix = f"{reader.name}: "
+            return DecodeSummary(n, message[len(prefix):] if message.startswith(prefix) else message,
+                                 time.perf_counter() - start)
+        if frame is None:
+            break
+        writer.write(frame)
+        n += 1
+        for packet in reader.take_audio_packets():
+            writer.write_audio(packet)
+        if on_frame is not None:
+            on_frame(frame)
     for packet in reader.take_audio_packets():
         writer.write_audio(packet)
     return DecodeSummary(n, reader.damage, time.perf_counter() - start)

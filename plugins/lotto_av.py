@@ -14,12 +14,14 @@ time base, duration and colour tags set. :class:`LottoAVDecoder` also gives the 
 description before the first frame, which is what setting up an output stream needs.
 
 Damage: every intact frame is yielded, then :class:`~lotto_media.errors.FormatError` is raised
-naming the loss (as a PyAV decoder raises on corrupt input). ``strict=False`` ends the iteration
+naming the loss (as a PyAV decoder raises on corrupt input; a frame of a newer packet version
+raises :class:`~lotto_media.errors.UnsupportedError`). ``strict=False`` ends the iteration
 with a logged warning instead; :attr:`LottoAVDecoder.damage` says what was lost either way.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -29,7 +31,7 @@ from typing import BinaryIO
 import av
 
 from lotto_media.audio import AudioParams
-from lotto_media.errors import FormatError, InputError
+from lotto_media.errors import FormatError, InputError, UnsupportedError
 from lotto_media.frame import VideoFormat
 from lotto_media.stream import LottoReader
 
@@ -38,6 +40,8 @@ from .media_io import to_av_frame
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 
 __all__ = ["LottoAVDecoder", "decode_av_frames"]
+
+log = logging.getLogger(__name__)
 
 
 class LottoAVDecoder:
@@ -75,6 +79,7 @@ class LottoAVDecoder:
                                   time_base=header.time_base, frame_rate=header.frame_rate,
                                   color=header.color, rotation=header.rotation, source=header.source)
         self._started = False
+        self._failure: str | None = None
 
     @property
     def audio(self) -> AudioParams | None:
@@ -84,7 +89,7 @@ class LottoAVDecoder:
     @property
     def damage(self) -> str | None:
         """After iteration: what was lost (None: the stream was intact)."""
-        return self._reader.damage
+        return self._failure or self._reader.damage
 
     def take_audio_packets(self):
         """The audio packets met so far and not taken yet (see LottoReader.take_audio_packets)."""
@@ -95,10 +100,19 @@ class LottoAVDecoder:
             raise InputError(f"{self.name}: the stream was already read")
         self._started = True
         time_base = self.format.time_base
-        for frame in self._reader:
-            vf = to_av_frame(frame)
-            if frame.pts is None:  # never in a .lotto stream; kept for safety
-                raise FormatError(f"{self.name}: frame without a timestamp")
+        frames = iter(self._reader)
+        while True:
+            try:
+                frame = next(frames, None)
+            except (FormatError, UnsupportedError) as exc:  # a frame that does not decode
+                if self.strict:
+                    raise
+                self._failure = str(exc)
+                log.warning("%s", exc)
+                return
+            if frame is None:
+                break
+            vf = to_av_frame(frame)  # pts from the stream: every .lotto frame has one
             if frame.time_base is None:
                 vf.time_base = time_base
             yield vf

@@ -336,9 +336,10 @@ def test_decode_and_info_of_bad_files_fail_in_one_line(capsys, fake_codec, tmp_p
 # --------------------------------------------------------------------------- progress rendering
 
 class _Step:
-    def __init__(self, step: int) -> None:
+    def __init__(self, step: int, frame: int = 0, frames: int = 1) -> None:
         self.step, self.total, self.phase = step, 40, "soft"
         self.loss, self.psnr, self.bpp, self.elapsed_s, self.eta_s = 0.0123, 27.5, 0.8, step, 40 - step
+        self.frame, self.frames = frame, frames
 
 
 def test_progress_bar_shows_step_psnr_bpp_and_eta():
@@ -349,6 +350,16 @@ def test_progress_bar_shows_step_psnr_bpp_and_eta():
         drawn = stream.getvalue()
     assert "20/40" in drawn and "PSNR 27.50 dB" in drawn and "0.800 bpp" in drawn
     assert "ETA 20s" in drawn and "pic.png [soft]" in drawn
+    assert "frame" not in drawn  # a picture has no frame counter
+
+
+def test_progress_bar_of_a_video_names_the_frame_and_restarts_per_group():
+    stream = io.StringIO()
+    with ProgressBar("clip.y4m", enabled=True, stream=stream, min_interval=0) as bar:
+        bar(_Step(30, frame=1, frames=20))
+        bar(_Step(5, frame=16, frames=20))  # the next group's search counts from 0 again
+        drawn = stream.getvalue()
+    assert "frame 2/20" in drawn and "frame 17/20" in drawn and "5/40" in drawn
 
 
 def test_progress_bar_stays_silent_off_a_terminal():
