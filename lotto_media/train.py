@@ -115,9 +115,9 @@ def search_group(
     (default: the MSE); YUV 4:2:0 passes lotto_media.chroma's plane-weighted one.
 
     The first frame gets the whole soft-rounding schedule with every parameter free. Each later
-    frame starts from the previous frame's latents and mask scores and from the networks as they
-    are, and runs the annealing schedule again in the shorter ``schedule.warm_soft_steps``. The
-    hard-rounding phase then runs jointly: each
+    frame starts from the previous frame's latents and mask scores and runs the annealing schedule
+    again in the shorter ``schedule.warm_soft_steps``, the networks held (``warm_net_lr_scale``:
+    moving them would spoil the frames already searched). The hard-rounding phase then runs jointly: each
     step sums D + lambda R over all frames of the group, so the networks that the group header
     sends are fitted to every frame. The networks are quantised last, on the whole group.
     """
@@ -171,7 +171,8 @@ def search_group(
         optimiser.add_param_group({"params": latents, "lr": schedule.latent_lr(lmbda)})
         optimiser.add_param_group({"params": [scores], "lr": schedule.lr_scores})
         active = [optimiser.param_groups[0], *optimiser.param_groups[-2:]]
-        base_lrs = [schedule.lr * lr_scale, schedule.latent_lr(lmbda) * lr_scale, schedule.lr_scores * lr_scale]
+        net_scale = 1.0 if k == 0 else schedule.warm_net_lr_scale
+        base_lrs = [schedule.lr * net_scale, schedule.latent_lr(lmbda) * lr_scale, schedule.lr_scores * lr_scale]
         target = targets[k]
         for step in range(steps):
             t = t_from + (1 - t_from) * step / max(steps - 1, 1)
