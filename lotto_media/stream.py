@@ -370,9 +370,10 @@ class LottoWriter:
 class LottoReader:
     """Frames out of a .lotto stream (bytes, a file or a pipe), decoded one at a time.
 
-    ``frames`` selects frames by number (decode order): frames of a group before the selection
-    are followed for their masks but not reconstructed, groups wholly outside it are skipped,
-    and reading stops after the selection. Audio packets met on the way are kept for
+    ``frames`` selects frames by number (decode order): frames before the selection are read and
+    followed for their masks only (a later mask delta needs them; no latent is decoded, no pixel
+    made), and reading stops after the selection. Seeking straight to the group through the index
+    is not done yet. Audio packets met on the way are kept for
     ``take_audio_packets()``. After iteration ``damage`` says what was lost (None: intact)."""
 
     def __init__(self, source: bytes | bytearray | BinaryIO, name: str = "<stream>", frames: range | None = None,

@@ -199,8 +199,8 @@ def test_sharing_and_warm_start_beat_independent_pictures():
     """The same frames coded as one group and as independent pictures (gop 1), same options: the
     group costs less of the search's own objective D + lambda R (R in bits per pixel, networks
     and masks included), and its later frames take fewer steps."""
-    frames = pan(4, height=32, width=48, step=1)
-    options = EncodeOptions(preset="ultrafast", quality=40, threads=1)
+    frames = pan(3, height=32, width=48, step=1)
+    options = EncodeOptions(preset="fast", steps=200, quality=40, threads=1)
     lmbda = options.resolved_lmbda()
     pixels = 32 * 48
 
