@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .chroma import Distortion
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, quality_to_lmbda
 from .latents import LATENT_MAX, LATENT_MIN, kumaraswamy_noise, quantise_ste, soft_round, to_integers
 from .model import FrameModel
 from .supermask import straight_through_mask, topk_mask
@@ -115,7 +115,8 @@ def search_group(
     (default: the MSE); YUV 4:2:0 passes lotto_media.chroma's plane-weighted one.
 
     The first frame gets the whole soft-rounding schedule with every parameter free. Each later
-    frame starts from the previous frame's mask scores (its latents from zero, see below) and runs
+    frame starts from the previous frame's mask scores (and, at low rates, its latents: see
+    WARM_LATENTS_FROM_LMBDA) and runs
     the annealing schedule again in the shorter ``schedule.warm_soft_steps``, the networks held (``warm_net_lr_scale``:
     moving them would spoil the frames already searched). The hard-rounding phase then runs jointly: each
     step sums D + lambda R over all frames of the group, so the networks that the group header
@@ -163,12 +164,13 @@ def search_group(
             latents, scores = list(model.latents), model.scores
             steps, t_from, lr_scale = schedule.soft_steps, 0.0, 1.0
         else:
-            # The latents start from zero as the first frame's did: copied from the previous frame
-            # they sit next to integers, where soft rounding's gradient vanishes, and barely move
-            # (measured, CiscoVT2people 96x64 crop, fast, quality 60: later frames 29.7 and 30.4 dB
-            # for 824 and 896 bytes warm, 33.0 and 33.4 dB for 716 and 728 bytes from zero). The
-            # mask scores and the networks carry the previous frame's solution.
-            latents = [torch.nn.Parameter(torch.zeros_like(z)) for z in frame_latents[-1]]
+            # Copied latents sit next to integers, where soft rounding's gradient is small; at high
+            # rates they must move most, and starting from zero measured better (see
+            # WARM_LATENTS_FROM_LMBDA), at low rates copying them did.
+            if lmbda >= WARM_LATENTS_FROM_LMBDA * (1 - 1e-12):
+                latents = [torch.nn.Parameter(z.detach().clone()) for z in frame_latents[-1]]
+            else:
+                latents = [torch.nn.Parameter(torch.zeros_like(z)) for z in frame_latents[-1]]
             scores = torch.nn.Parameter(frame_scores[-1].detach().clone())
             steps, t_from, lr_scale = schedule.warm_soft_steps, WARM_ANNEALING_START, schedule.warm_lr_scale
         frame_latents.append(latents)
@@ -237,6 +239,13 @@ def search_group(
     return GroupSearchResult(nets=nets, frames=frames, seconds=time.perf_counter() - start,
                              estimated_bits=estimated_bits)
 
+
+#: Later frames copy the previous frame's latents from this lambda up (quality 45 and below) and
+#: start them from zero below it. Measured at preset fast, groups of a whole clip (bytes,
+#: PSNR-YUV): quality 30, copied / zero: park_joy 160x90 11,387 B 31.06 dB / 12,146 B 30.52 dB,
+#: CiscoVT2people 320x192 32,167 B 29.95 dB / 39,034 B 28.78 dB; quality 60: park_joy 32,327 B
+#: 33.74 dB / 25,817 B 34.15 dB, CiscoVT2people 88,824 B 31.32 dB / 76,579 B 31.38 dB.
+WARM_LATENTS_FROM_LMBDA = quality_to_lmbda(45)
 
 #: a warm-started frame's soft phase enters the annealing schedule at this point (0 = start, 1 = end);
 #: a full restart measured best (see TrainConfig.warm_lr_scale)
