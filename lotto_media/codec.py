@@ -10,45 +10,27 @@ import io
 import logging
 import math
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterator
+from dataclasses import replace
 
 import numpy as np
-import torch
 
-from .errors import FormatError, InputError
+from .bitstream import unpack_frame, unpack_group
+from .container import FORMAT_VERSION, FrameChunk, GroupChunk, SequenceHeader, StreamReader
+from .errors import FormatError
 from .frame import Frame, VideoFormat
 from .metrics import bpp as bits_per_pixel
 from .model import count_kmac_per_pixel
 from .options import EncodeOptions
 from .reports import EncodeResult, FrameInfo, Progress, StreamInfo
-from .stream import SUPPORTED_PIX_FMTS, LottoReader, LottoWriter, StreamEncoder, resolve_device
-from .container import FORMAT_VERSION, FrameChunk, GroupChunk, SequenceHeader, StreamReader
-from .bitstream import unpack_frame, unpack_group
+from .stream import SUPPORTED_PIX_FMTS, LottoReader, LottoWriter, StreamEncoder, resolve_device, torch_threads
 from .train import ProgressCallback
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "EncodeOptions", "EncodeResult", "Progress", "StreamInfo", "SUPPORTED_PIX_FMTS", "FORMAT_VERSION",
-    "encode_frame", "decode_frame", "inspect", "encode_image", "decode_image", "resolve_device",
+    "encode_frame", "decode_frame", "inspect", "encode_image", "decode_image", "resolve_device", "torch_threads",
 ]
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    if threads is None:
-        yield
-        return
-    if threads < 1:
-        raise InputError(f"threads must be >= 1, got {threads}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def encode_frame(frame: Frame, options: EncodeOptions, progress: ProgressCallback | None = None) -> EncodeResult:
@@ -93,20 +75,12 @@ def decode_frame(data: bytes, name: str = "<stream>") -> Frame:
     raise FormatError(f"{name}: no intact frame" + (f" ({reader.damage})" if reader.damage else ""))
 
 
-@dataclass
-class _FrameFacts:
-    group: int
-    pts: int
-    duration: int
-    frame_type: str
-    bytes: int
-
-
 def inspect(data: bytes, name: str = "<stream>") -> StreamInfo:
     """Describe a stream without decoding its pictures: size, format, rate, groups, frames."""
     reader = StreamReader(data, name)
     h = reader.header
-    facts: list[_FrameFacts] = []
+    # the encoder's per-frame statistics are in the metadata chunk, at the end: filled in after
+    details: list[FrameInfo] = []
     arm_widths: list[int] = []
     for item in reader.chunks():
         if isinstance(item, GroupChunk):
@@ -120,20 +94,19 @@ def inspect(data: bytes, name: str = "<stream>") -> StreamInfo:
                 kind = unpack_frame(packet.payload, h.format_version).frame_type.name
             except FormatError:
                 kind = "?"
-            facts.append(_FrameFacts(packet.group, packet.pts, packet.duration, kind, len(packet.payload)))
-    if not facts:
+            details.append(FrameInfo(index=len(details), group=packet.group, pts=packet.pts, duration=packet.duration,
+                                     frame_type=kind, bytes=len(packet.payload), psnr=math.nan, psnr_planes={}))
+    if not details:
         raise FormatError(f"{name}: no intact frame" + (f" ({reader.damage})" if reader.damage else ""))
     meta = reader.metadata
     records = meta.get("frames") if isinstance(meta.get("frames"), list) else []
-    details = []
-    for i, fact in enumerate(facts):
-        record = records[i] if i < len(records) and isinstance(records[i], dict) else {}
-        details.append(FrameInfo(index=i, group=fact.group, pts=fact.pts, duration=fact.duration,
-                                 frame_type=fact.frame_type, bytes=fact.bytes, psnr=_number(record.get("psnr")),
+    for i, record in enumerate(records[: len(details)]):
+        if isinstance(record, dict):
+            details[i] = replace(details[i], psnr=_number(record.get("psnr")),
                                  psnr_planes=_planes(record.get("psnr_planes")),
-                                 steps=int(_number(record.get("steps"), 0))))
+                                 steps=int(_number(record.get("steps"), 0)))
     first = details[0]
-    frames = len(facts)
+    frames = len(details)
     psnrs = [d.psnr for d in details if math.isfinite(d.psnr)]
     return StreamInfo(
         width=h.width,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import BinaryIO, Iterator
@@ -63,23 +64,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-class _Threads:
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
     """torch's intra-op thread count for the duration of a block (restored afterwards)."""
-
-    def __init__(self, threads: int | None) -> None:
-        if threads is not None and threads < 1:
-            raise InputError(f"threads must be >= 1, got {threads}")
-        self.threads = threads
-        self.before = 0
-
-    def __enter__(self) -> None:
-        if self.threads is not None:
-            self.before = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.threads is not None:
-            torch.set_num_threads(self.before)
+    if threads is None:
+        yield
+        return
+    if threads < 1:
+        raise InputError(f"threads must be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def is_420(pix_fmt: str) -> bool:
@@ -210,7 +208,7 @@ class StreamEncoder:
         if self.progress is not None:
             total = max(header.n_frames, first + len(frames))
             progress = lambda p: self.progress(replace(p, frame=first + p.frame, frames=total))  # noqa: E731
-        with _Threads(self.options.threads):
+        with torch_threads(self.options.threads):
             result = search_group([search_target(f) for f in frames], config, self.schedule, header.lmbda,
                                   self.device, progress, distortion=distortion)
             arm = result.nets.integer_arm()

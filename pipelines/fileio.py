@@ -57,27 +57,8 @@ def check_output(name: str | Path, *, overwrite: bool, input_name: str | Path | 
 
 def write_output(name: str | Path, data: bytes, *, overwrite: bool) -> None:
     """Write ``data`` to stdout (``-``) or atomically to a file."""
-    if is_stdio(name):
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-        return
-    path = Path(name)
-    temp_name = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
-    # O_EXCL: never reuse someone else's file; mode 0o666 lets the umask apply as for open().
-    fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            temp.write(data)
-            temp.flush()
-            os.fsync(temp.fileno())
-        # The check is repeated because the file may have appeared while we were encoding.
-        if not overwrite and path.exists():
-            raise OutputError(f"{path}: already exists (use -y to overwrite)")
-        os.replace(temp_name, path)
-    except BaseException:
-        # BaseException on purpose: KeyboardInterrupt must not leave the temporary file behind.
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    with open_output(name, overwrite=overwrite) as stream:
+        stream.write(data)
 
 
 @contextmanager

@@ -120,6 +120,16 @@ def encode_video(reader, output: BinaryIO, options, *, gop: int, frames: range |
             if on_frame is not None:
                 on_frame(report)
 
+    def pass_audio(writer) -> None:
+        """The audio demuxed so far, into the stream and the decoded copy (or dropped)."""
+        packets = reader.take_audio_packets()
+        if audio is None:
+            return
+        writer.write_audio(packets)
+        if decoded is not None:
+            for packet in packets:
+                decoded.write_audio(packet)
+
     with LottoWriter(output, encoder.header, audio=audio) as writer:
         n_read = 0
         for index, frame in enumerate(reader.frames()):
@@ -128,21 +138,11 @@ def encode_video(reader, output: BinaryIO, options, *, gop: int, frames: range |
             if frames is None or index in frames:
                 n_read += 1
                 emit(writer, encoder.encode(frame))
-            packets = reader.take_audio_packets()
-            if audio is not None:
-                writer.write_audio(packets)
-                if decoded is not None:
-                    for packet in packets:
-                        decoded.write_audio(packet)
+            pass_audio(writer)
         if n_read == 0:
             raise InputError(f"{video.source or 'input'}: no frame to encode" + (" in the selected range" if frames else ""))
         emit(writer, encoder.flush())
-        if audio is not None:
-            packets = reader.take_audio_packets()
-            writer.write_audio(packets)
-            if decoded is not None:
-                for packet in packets:
-                    decoded.write_audio(packet)
+        pass_audio(writer)
     summary.bytes = writer.bytes_written
     summary.seconds = time.perf_counter() - start
     return summary

@@ -203,3 +203,14 @@ def fake_codec(monkeypatch: pytest.MonkeyPatch) -> FakeCodec:
     monkeypatch.setitem(sys.modules, "lotto_media.codec", codec.module())
     return codec
 
+
+def audio_of(path: Path) -> tuple[str, list[bytes], int]:
+    """(codec, packet payloads, decoded samples) of a file's first audio track, read by PyAV."""
+    import av
+
+    with av.open(str(path)) as container:
+        codec = container.streams.audio[0].codec_context.codec.name
+        packets = [bytes(p) for p in container.demux(audio=0) if p.size]
+    with av.open(str(path)) as container:
+        samples = sum(f.samples for f in container.decode(audio=0))
+    return codec, packets, samples

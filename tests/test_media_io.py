@@ -18,7 +18,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import require_media, save_png
+from conftest import audio_of, require_media, save_png
 from lotto_media.audio import AudioPacket, AudioParams
 from lotto_media.errors import InputError, LottoError, UnsupportedError
 from lotto_media.frame import ColorTags, Frame, VideoFormat
@@ -203,15 +203,6 @@ def _clip_with_tone(path: Path, frames: list[Frame]) -> None:
                 out.mux(packet)
 
 
-def _audio_of(path: Path) -> tuple[str, list[bytes], int]:
-    with av.open(str(path)) as container:
-        codec = container.streams.audio[0].codec_context.codec.name
-        packets = [bytes(p) for p in container.demux(audio=0) if p.size]
-    with av.open(str(path)) as container:
-        samples = sum(f.samples for f in container.decode(audio=0))
-    return codec, packets, samples
-
-
 @pytest.mark.parametrize("suffix", [".mkv", ".nut", ".mp4"])
 def test_audio_packets_survive_reader_to_writer(tmp_path: Path, suffix: str) -> None:
     with media_io.open_video(require_media(PARK_JOY_8)) as reader:
@@ -227,8 +218,8 @@ def test_audio_packets_survive_reader_to_writer(tmp_path: Path, suffix: str) -> 
                 writer.write_audio(packet)
         for packet in reader.take_audio_packets():
             writer.write_audio(packet)
-    codec, packets, samples = _audio_of(source)
-    out_codec, out_packets, out_samples = _audio_of(out)
+    codec, packets, samples = audio_of(source)
+    out_codec, out_packets, out_samples = audio_of(out)
     assert (out_codec, out_packets) == (codec, packets)
     assert len(packets) >= 9 and samples >= 9600
     # NUT cannot signal the encoder's priming samples (MP4 has an edit list, MKV CodecDelay), so

@@ -25,7 +25,7 @@ import av
 import numpy as np
 import pytest
 
-from conftest import require_media
+from conftest import audio_of, require_media
 from lotto_media.container import read_index
 from lotto_media.errors import FormatError, UnsupportedError
 from lotto_media.frame import Frame, VideoFormat
@@ -149,16 +149,6 @@ def tone_clip(path: Path, video: VideoFormat, frames: list[Frame], codec: str) -
         for stream in (astream, vstream):
             for packet in stream.encode(None):
                 out.mux(packet)
-
-
-def audio_of(path: Path) -> tuple[str, list[bytes], int]:
-    """(codec, packet payloads, decoded samples) of a file's first audio track, read by PyAV."""
-    with av.open(str(path)) as container:
-        codec = container.streams.audio[0].codec_context.codec.name
-        packets = [bytes(p) for p in container.demux(audio=0) if p.size]
-    with av.open(str(path)) as container:
-        samples = sum(f.samples for f in container.decode(audio=0))
-    return codec, packets, samples
 
 
 def audio_codec() -> str:
