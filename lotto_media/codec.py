@@ -14,16 +14,16 @@ from dataclasses import replace
 
 import numpy as np
 
-from .bitstream import unpack_frame, unpack_group
+from .coding.bitstream import unpack_frame, unpack_group
 from .container import FORMAT_VERSION, FrameChunk, GroupChunk, SequenceHeader, StreamReader
 from .errors import FormatError
 from .frame import Frame, VideoFormat
 from .metrics import bpp as bits_per_pixel
-from .model import count_kmac_per_pixel
+from .model.synthesis import count_kmac_per_pixel
 from .options import EncodeOptions
 from .reports import EncodeResult, FrameInfo, Progress, StreamInfo
 from .stream import SUPPORTED_PIX_FMTS, LottoReader, LottoWriter, StreamEncoder, resolve_device, torch_threads
-from .train import ProgressCallback
+from .search.train import ProgressCallback
 
 log = logging.getLogger(__name__)
 

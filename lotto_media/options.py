@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import DEFAULT_PRESET, TrainConfig, preset, quality_to_lmbda
+from .search.presets import DEFAULT_PRESET, TrainConfig, preset, quality_to_lmbda
 from .errors import InputError
 
 DEFAULT_QUALITY = 50.0

@@ -34,12 +34,12 @@ from types import ModuleType
 
 import numpy as np
 
-from lotto_media.config import DEFAULT_PRESET, PRESET_NAMES, PRESETS
+from lotto_media.search.presets import DEFAULT_PRESET, PRESET_NAMES, PRESETS
 from lotto_media.errors import InputError, LottoError, UnsupportedError
 from lotto_media.frame import Frame
 from lotto_media.metrics import bpp, frame_quality, plane_names, psnr, psnr_yuv
 from lotto_media.plugins.anchors import ANCHORS, VIDEO_ANCHORS, VIDEO_DEFAULT_QPS, encode_anchor, encode_video_anchor, planes_of
-from lotto_media.random_weights import clear_weight_cache
+from lotto_media.model.random_weights import clear_weight_cache
 
 from . import bench_report as report
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterator, Sequence
 
-from lotto_media.config import DEFAULT_PRESET, PRESET_NAMES
+from lotto_media.search.presets import DEFAULT_PRESET, PRESET_NAMES
 from lotto_media.errors import FormatError, LottoError
 from lotto_media.plugins.image_io import encode_png_bytes, read_image, read_image_bytes
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lotto_media.config import PRESETS
+from lotto_media.search.presets import PRESETS
 
 from conftest import save_png, synthetic_rgb
 from lotto_media.errors import InputError, UnsupportedError

@@ -16,13 +16,15 @@ import torch
 from PIL import Image
 
 from conftest import SAMPLES_DIR, synthetic_rgb
-from lotto_media import Frame, FormatError, InputError, bitstream
-from lotto_media.arm import float_arm_from_integers
+from lotto_media import Frame, FormatError, InputError
+from lotto_media.coding import bitstream
+from lotto_media.model.arm import float_arm_from_integers
 from lotto_media.codec import EncodeOptions, decode_frame, decode_image, encode_frame, encode_image, inspect
-from lotto_media.config import ENCODER_MOD_HIDDEN, ModelConfig, arm_hidden_for, quality_to_lmbda
+from lotto_media.model.config import ModelConfig
+from lotto_media.search.presets import ENCODER_MOD_HIDDEN, arm_hidden_for, quality_to_lmbda
 from lotto_media.container import read_container
 from lotto_media.metrics import psnr_rgb
-from lotto_media.model import laplace_bits
+from lotto_media.model.synthesis import laplace_bits
 
 FAST = dict(preset="ultrafast", steps=30, quality=60)
 
@@ -63,8 +65,8 @@ def test_coded_latents_match_the_arm_estimate():
     source = Frame.from_array(photo(96, 64))
     result = encode_frame(source, EncodeOptions(preset="ultrafast", steps=40, quality=80))
     container = read_container(result.data)
-    from lotto_media import bitstream, entropy
-    from lotto_media.latents import level_shapes
+    from lotto_media.coding import bitstream, entropy
+    from lotto_media.model.latents import level_shapes
 
     config = container.header.model
     group = bitstream.unpack_group(container.groups[0], config)
@@ -206,8 +208,8 @@ def test_polyphase_upsampler_equals_the_transposed_convolution_of_the_spec():
     as a stride-2 transposed convolution with edge padding 2 and padding 7."""
     import torch.nn.functional as F
 
-    from lotto_media import reconstruct
-    from lotto_media.latents import UPSAMPLE_CROP, UPSAMPLE_PAD, replicate_pad
+    from lotto_media.model import reconstruct
+    from lotto_media.model.latents import UPSAMPLE_CROP, UPSAMPLE_PAD, replicate_pad
 
     g = torch.Generator().manual_seed(0)
     for h, w, out_h, out_w in [(5, 7, 10, 14), (5, 7, 9, 13), (1, 1, 1, 2), (3, 2, 6, 3)]:
@@ -224,8 +226,8 @@ def test_banded_3x3_convolution_equals_the_direct_convolution(monkeypatch):
     defines them as a convolution with repeated-edge padding and rshift(acc + b 2^S, frac)."""
     import torch.nn.functional as F
 
-    from lotto_media import reconstruct
-    from lotto_media.latents import replicate_pad
+    from lotto_media.model import reconstruct
+    from lotto_media.model.latents import replicate_pad
 
     monkeypatch.setattr(reconstruct, "TILE", 40)  # several bands, the last one partial
     g = torch.Generator().manual_seed(1)

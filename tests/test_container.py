@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from lotto_media.audio import AudioPacket, AudioParams
-from lotto_media.config import ModelConfig
+from lotto_media.model.config import ModelConfig
 from lotto_media.container import (
     MAX_CHUNK_LENGTH,
     READ_PIECE,

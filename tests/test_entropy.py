@@ -13,9 +13,9 @@ import constriction
 import numpy as np
 import pytest
 
-from lotto_media import entropy
-from lotto_media.arm import CONTEXT_OFFSETS, IntegerArm
-from lotto_media.entropy import (
+from lotto_media.coding import entropy
+from lotto_media.model.arm import CONTEXT_OFFSETS, IntegerArm
+from lotto_media.coding.entropy import (
     ESCAPE,
     FREQ_BITS,
     bernoulli_frequency,
@@ -34,7 +34,7 @@ from lotto_media.entropy import (
     table_index,
 )
 from lotto_media.errors import FormatError
-from lotto_media.latents import level_shapes
+from lotto_media.model.latents import level_shapes
 
 
 def random_arm(seed: int, hidden: int = 8, frac: int = 8, scale: float = 0.0) -> IntegerArm:
@@ -122,7 +122,7 @@ def test_exp_golomb_round_trip(k: int):
 def test_coder_head_gives_the_table_index_of_the_arm_outputs(frac: int):
     """The decoder's folded output layer equals FORMAT.md's table index of the ARM's (mu, s),
     including centres and scales beyond the clipping limits."""
-    from lotto_media.entropy import CoderHead, table_index
+    from lotto_media.coding.entropy import CoderHead, table_index
 
     rng = np.random.default_rng(frac)
     for scale in (0.0, 5.0, -6.0):

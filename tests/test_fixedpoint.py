@@ -8,7 +8,7 @@ from decimal import Decimal, getcontext
 import numpy as np
 import pytest
 
-from lotto_media.fixedpoint import (
+from lotto_media.model.fixedpoint import (
     cos_fixed,
     exp_neg_fixed,
     round_div,

@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 from lotto_media.codec import decode_frame, inspect
-from lotto_media.entropy import laplace_tables
+from lotto_media.coding.entropy import laplace_tables
 
 GOLDEN = Path(__file__).parent / "golden" / "kodim23_24x16_v1.lotto"
 DECODED_SHA256 = "c8d0c9d0ccadf06ec44cea1cac08d29be160be6948bd64c6a432cdfa79c6f7fb"

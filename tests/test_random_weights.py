@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lotto_media.config import ModelConfig
+from lotto_media.model.config import ModelConfig
 from lotto_media.errors import InputError
-from lotto_media.fixedpoint import cos_fixed, exp_neg_fixed
-from lotto_media.random_weights import (
+from lotto_media.model.fixedpoint import cos_fixed, exp_neg_fixed
+from lotto_media.model.random_weights import (
     BASIS_ROWS,
     WEIGHT_FRAC,
     fourier_basis,
@@ -22,7 +22,7 @@ from lotto_media.random_weights import (
     weights_as_float,
     weights_digest,
 )
-from lotto_media.rng import GOLDEN_GAMMA, mix64, mix64_array, uniform_int, uniform_u32
+from lotto_media.model.rng import GOLDEN_GAMMA, mix64, mix64_array, uniform_int, uniform_u32
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -150,7 +150,7 @@ report = {
 }
 """
 
-# The modules under test need only numpy and lotto_media.config/errors. Registering a bare package
+# The modules under test need only numpy and lotto_media.model.config/errors. Registering a bare package
 # object lets the child import them without running lotto_media/__init__.py, which pulls in torch
 # and would add seconds to the test for nothing it checks.
 RESULT_PROBE = r"""
@@ -158,9 +158,9 @@ import types
 package = types.ModuleType("lotto_media")
 package.__path__ = [sys.argv[2]]
 sys.modules["lotto_media"] = package
-from lotto_media.config import ModelConfig
-from lotto_media.fixedpoint import cos_fixed, exp_neg_fixed
-from lotto_media.random_weights import weights_digest
+from lotto_media.model.config import ModelConfig
+from lotto_media.model.fixedpoint import cos_fixed, exp_neg_fixed
+from lotto_media.model.random_weights import weights_digest
 report["digests"] = {str(s): weights_digest(ModelConfig(seed=s)) for s in json.loads(sys.argv[3])}
 report["cos"] = cos_fixed(np.arange(-70000, 70000, 7), 16, 14).tolist()
 report["exp"] = exp_neg_fixed(np.arange(0, 1 << 20, 3), 14, 30).tolist()

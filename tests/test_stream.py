@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES_DIR, require_media
-from lotto_media import bitstream
-from lotto_media.bitstream import MaskCoding
+from lotto_media.coding import bitstream
+from lotto_media.coding.bitstream import MaskCoding
 from lotto_media.codec import inspect
 from lotto_media.container import FrameChunk, GroupChunk, StreamReader, read_container, read_index, read_chunk_at
 from lotto_media.errors import FormatError, InputError

@@ -9,11 +9,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lotto_media.arm import CONTEXT_OFFSETS, Arm, causal_context
-from lotto_media.config import ModelConfig
-from lotto_media.latents import UPSAMPLE_CROP, UPSAMPLE_PAD, replicate_pad, upsample2x
-from lotto_media.model import ACT_SCALE, FrameModel, activation
-from lotto_media.shifts import shifted_windows
+from lotto_media.model.arm import CONTEXT_OFFSETS, Arm, causal_context
+from lotto_media.model.config import ModelConfig
+from lotto_media.model.latents import UPSAMPLE_CROP, UPSAMPLE_PAD, replicate_pad, upsample2x
+from lotto_media.model.synthesis import ACT_SCALE, FrameModel, activation
+from lotto_media.model.shifts import shifted_windows
 
 
 def test_shifted_windows_forward_and_backward_equal_plain_slicing():
@@ -90,8 +90,8 @@ def test_synthesis_equals_the_unscaled_reference_network():
         mask = model.mask(straight_through=False)
         ours = model.synthesise(levels, mask)
 
-        from lotto_media.latents import upsample_pyramid
-        from lotto_media.model import pixel_coordinates
+        from lotto_media.model.latents import upsample_pyramid
+        from lotto_media.model.synthesis import pixel_coordinates
 
         mod = model.modulation
         u = upsample_pyramid(levels, model.up_kernel).reshape(config.n_levels, -1).t()  # (P, 7)

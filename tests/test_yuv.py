@@ -11,13 +11,15 @@ import torch
 from conftest import SAMPLES_DIR
 from PIL import Image
 
-from lotto_media import Frame, InputError, bitstream, chroma, entropy
+from lotto_media import Frame, InputError
+from lotto_media.coding import bitstream, entropy
+from lotto_media.model import chroma
 from lotto_media.codec import EncodeOptions, decode_frame, encode_frame, inspect
 from lotto_media.container import read_container
-from lotto_media.latents import level_shapes
+from lotto_media.model.latents import level_shapes
 from lotto_media.metrics import psnr, psnr_yuv
-from lotto_media.random_weights import random_synthesis_weights
-from lotto_media.reconstruct import reconstruct
+from lotto_media.model.random_weights import random_synthesis_weights
+from lotto_media.model.reconstruct import reconstruct
 
 FAST = {"preset": "ultrafast", "steps": 30, "quality": 60}
 

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .arm import IntegerArm
-from .config import ModelConfig
+from ..model.arm import IntegerArm
+from ..model.config import ModelConfig
 from .entropy import best_exp_golomb_order, exp_golomb_decode, exp_golomb_encode
-from .errors import FormatError
-from .latents import UPSAMPLE_KERNEL
+from ..errors import FormatError
+from ..model.latents import UPSAMPLE_KERNEL
 
 MODULES = ("arm", "upsampler", "modulation")
 MIN_FRAC, MAX_FRAC = 0, 12

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 
 from . import chroma
 from .latents import UPSAMPLE_PAD, polyphase_taps, replicate_pad
-from .model import SYNTH_FRAC, pixel_coordinates
-from .params import QuantizedNetworks
+from .synthesis import SYNTH_FRAC, pixel_coordinates
+from ..coding.params import QuantizedNetworks
 from .random_weights import WEIGHT_FRAC
 
 #: stored activations are clamped to +-2^ACT_LIMIT_BITS: with weights below 2^16 and fan-ins
@@ -123,7 +123,7 @@ def reconstruct(
     chroma_420: bool = False,
 ) -> list[np.ndarray]:
     """Integer latents -> C planes, uint8 (or uint16 above 8 bits). With ``chroma_420`` channels 1
-    and 2 become ceil(H/2) x ceil(W/2) chroma planes (2x2 integer average, see lotto_media.chroma)."""
+    and 2 become ceil(H/2) x ceil(W/2) chroma planes (2x2 integer average, see lotto_media.model.chroma)."""
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
     (kernel,) = [t(a) for a in nets.upsampler.exact()]
     u = t(latents[-1])[None] * _ONE

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import BinaryIO, Iterator
 
-from .config import ModelConfig
-from .errors import FormatError, InputError, LottoError, UnsupportedError
-from .audio import AudioPacket, AudioParams
-from .frame import PIXEL_FORMATS, ColorTags
+from ..model.config import ModelConfig
+from ..errors import FormatError, InputError, LottoError, UnsupportedError
+from ..audio import AudioPacket, AudioParams
+from ..frame import PIXEL_FORMATS, ColorTags
 
 log = logging.getLogger(__name__)
 

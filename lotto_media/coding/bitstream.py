@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from . import params
-from .config import ModelConfig
-from .errors import FormatError, UnsupportedError
+from ..model.config import ModelConfig
+from ..errors import FormatError, UnsupportedError
 
 #: payload versions of format version 1 and 2 streams (the first byte of every GHDR / FRME payload)
 GROUP_VERSION_1, GROUP_VERSION = 1, 2

@@ -27,10 +27,10 @@ from functools import lru_cache
 import constriction
 import numpy as np
 
-from .arm import ARM_FRAC, ContextLayout, IntegerArm
-from .errors import FormatError
-from .fixedpoint import exp_neg_fixed, rounding_shift
-from .latents import LATENT_MAX, LATENT_MIN
+from ..model.arm import ARM_FRAC, ContextLayout, IntegerArm
+from ..errors import FormatError
+from ..model.fixedpoint import exp_neg_fixed, rounding_shift
+from ..model.latents import LATENT_MAX, LATENT_MIN
 
 #: residual window: symbols 0..2*WINDOW are residuals -WINDOW..WINDOW, symbol 2*WINDOW+1 escapes
 WINDOW = 31

@@ -21,11 +21,14 @@ from typing import BinaryIO, Iterator
 import numpy as np
 import torch
 
-from . import __version__, chroma, entropy
-from .audio import AudioPacket, AudioParams
-from .bitstream import FramePayload, FrameType, GroupHeader, MaskCoding, pack_frame, pack_group, unpack_frame, unpack_group
-from .config import ENCODER_MOD_HIDDEN, ModelConfig, arm_hidden_for
-from .container import (
+from .. import __version__
+from ..coding import entropy
+from ..model import chroma
+from ..audio import AudioPacket, AudioParams
+from ..coding.bitstream import FramePayload, FrameType, GroupHeader, MaskCoding, pack_frame, pack_group, unpack_frame, unpack_group
+from ..model.config import ModelConfig
+from ..search.presets import ENCODER_MOD_HIDDEN, arm_hidden_for
+from ..container import (
     AudioHeaderChunk,
     AudioPacketsChunk,
     ContainerWriter,
@@ -35,15 +38,15 @@ from .container import (
     SequenceHeader,
     StreamReader,
 )
-from .errors import FormatError, InputError, UnsupportedError
-from .frame import PIXEL_FORMATS, Frame, VideoFormat
-from .latents import level_shapes
-from .metrics import psnr_planes, psnr_rgb, psnr_yuv
-from .options import EncodeOptions
-from .random_weights import random_synthesis_weights
-from .reconstruct import reconstruct
-from .reports import Progress
-from .train import ProgressCallback, search_group
+from ..errors import FormatError, InputError, UnsupportedError
+from ..frame import PIXEL_FORMATS, Frame, VideoFormat
+from ..model.latents import level_shapes
+from ..metrics import psnr_planes, psnr_rgb, psnr_yuv
+from ..options import EncodeOptions
+from ..model.random_weights import random_synthesis_weights
+from ..model.reconstruct import reconstruct
+from ..reports import Progress
+from ..search.train import ProgressCallback, search_group
 
 log = logging.getLogger(__name__)
 

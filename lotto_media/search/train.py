@@ -1,7 +1,7 @@
 """The search: fit latents, small networks and the supermask to one frame, then quantise.
 
 Objective D + lambda * R with D the MSE on [0, 1] pixels (plane-weighted for YUV 4:2:0, see
-lotto_media/chroma.py) and R the ARM's estimate of the latent
+lotto_media/model/chroma.py) and R the ARM's estimate of the latent
 bits per pixel. Phase 1 uses soft rounding with annealed Kumaraswamy noise; phase 2 fine-tunes
 with hard rounding (straight-through). The small networks are then quantised with a per-module
 step 2^-frac picked by minimising the same objective with their coded size included.
@@ -19,13 +19,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .chroma import Distortion
-from .config import ModelConfig, TrainConfig, quality_to_lmbda
-from .latents import LATENT_MAX, LATENT_MIN, kumaraswamy_noise, quantise_ste, soft_round, to_integers
-from .model import FrameModel
-from .supermask import straight_through_mask, topk_mask
-from .reports import Progress
-from .params import MAX_FRAC, MODULES, QuantizedNetworks, load_module, module_bits, module_parameters, quantize_module
+from ..model.chroma import Distortion
+from ..model.config import ModelConfig
+from .presets import TrainConfig, quality_to_lmbda
+from ..model.latents import LATENT_MAX, LATENT_MIN, kumaraswamy_noise, quantise_ste, soft_round, to_integers
+from ..model.synthesis import FrameModel
+from ..model.supermask import straight_through_mask, topk_mask
+from ..reports import Progress
+from ..coding.params import MAX_FRAC, MODULES, QuantizedNetworks, load_module, module_bits, module_parameters, quantize_module
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def search_group(
     """Fit one set of small networks and, per frame, latents and a supermask to a group of frames.
 
     targets: (C, H, W) floats in [0, 1], all of one size. ``distortion(recon, target)`` is D
-    (default: the MSE); YUV 4:2:0 passes lotto_media.chroma's plane-weighted one.
+    (default: the MSE); YUV 4:2:0 passes lotto_media.model.chroma's plane-weighted one.
 
     The first frame gets the whole soft-rounding schedule with every parameter free. Each later
     frame starts from the previous frame's mask scores (and, at low rates, its latents: see

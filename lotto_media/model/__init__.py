@@ -1,0 +1,1 @@
+"""The network: random weights and their mask, latents, the ARM, synthesis, and the integer decoder."""
