@@ -14,7 +14,7 @@ from lotto_media.search.presets import PRESETS
 
 from conftest import save_png, synthetic_rgb
 from lotto_media.errors import InputError, UnsupportedError
-from lotto_media.pipelines import bench, cli
+from lotto_media.pipelines import bench_images, bench_speed, cli
 from lotto_media.pipelines.bench_report import mean_curves
 
 IMAGE_FIELDS = {"kind", "codec", "image", "param", "setting", "quality", "width", "height", "bytes", "bpp",
@@ -121,14 +121,14 @@ def test_folder_input_downscale_and_duplicate_names(tmp_path, capsys, fake_codec
 
 
 def test_a_failing_point_is_recorded_and_the_others_still_run(tmp_path, capsys, fake_codec, monkeypatch):
-    real = bench.encode_anchor
+    real = bench_images.encode_anchor
 
     def flaky(name, rgb, q):
         if q == 45:
             raise RuntimeError("encoder exploded")
         return real(name, rgb, q)
 
-    monkeypatch.setattr(bench, "encode_anchor", flaky)
+    monkeypatch.setattr(bench_images, "encode_anchor", flaky)
     png = save_png(synthetic_rgb(16, 24), tmp_path / "t.png")
     code, _, stderr = run(capsys, "bench", "images", png, "--quality", "50", "--anchors", "jpeg",
                           "--out", tmp_path / "o")
@@ -150,7 +150,7 @@ def test_usage_errors(tmp_path, capsys):
     code, _, stderr = run(capsys, "bench", "images", tmp_path / "missing.png", "--out", tmp_path / "o")
     assert code == 1 and "missing.png" in stderr
     with pytest.raises(InputError, match="no images"):
-        bench.collect_images([str(tmp_path)])
+        bench_images.collect_images([str(tmp_path)])
 
 
 def test_jobs_run_points_in_a_process_pool(tmp_path, capsys):
@@ -167,8 +167,8 @@ _ORPHAN_PARENT = """
 import os, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-from lotto_media.pipelines import bench
-pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=bench._exit_with_parent,
+from lotto_media.pipelines import bench_jobs
+pool = ProcessPoolExecutor(1, mp_context=get_context("spawn"), initializer=bench_jobs._exit_with_parent,
                            initargs=(os.getpid(),))
 print(pool.submit(os.getpid).result(), flush=True)
 pool.submit(time.sleep, 120)
@@ -323,8 +323,8 @@ def test_speed_records_every_figure(tmp_path, capsys, fake_codec):
 
 
 def test_seconds_per_step_falls_back_to_the_search_mean():
-    assert bench._seconds_per_step([(1, 5.0), (11, 6.0)], 9.0, 11) == pytest.approx(0.1)
-    assert bench._seconds_per_step([(1, 5.0)], 9.0, 3) == pytest.approx(3.0)
+    assert bench_speed._seconds_per_step([(1, 5.0), (11, 6.0)], 9.0, 11) == pytest.approx(0.1)
+    assert bench_speed._seconds_per_step([(1, 5.0)], 9.0, 3) == pytest.approx(3.0)
 
 
 def test_mean_curve_keeps_only_settings_every_image_has():
@@ -339,5 +339,5 @@ def test_mean_curve_keeps_only_settings_every_image_has():
 
 def test_downscale_uses_rounded_sizes():
     rgb = synthetic_rgb(51, 77)
-    assert bench.downscale_lanczos(rgb, 2.0).shape == (26, 38, 3)
-    assert bench.downscale_lanczos(rgb, 1.0) is rgb
+    assert bench_images.downscale_lanczos(rgb, 2.0).shape == (26, 38, 3)
+    assert bench_images.downscale_lanczos(rgb, 1.0) is rgb
