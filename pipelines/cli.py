@@ -124,7 +124,8 @@ def add_encoder_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET,
                      help=f"encoding effort (default: {DEFAULT_PRESET})")
     sub.add_argument("--gop", type=_int_in(1, MAX_GOP), default=DEFAULT_GOP, metavar="N",
-                     help=f"frames per group: the group shares its networks, any group decodes alone "
+                     help=f"frames per group: an intra frame, then frames predicted from the one before; "
+                          f"a scene cut starts a new group early, any group decodes alone "
                           f"(default: {DEFAULT_GOP}; 1 codes every frame on its own)")
     sub.add_argument("--frames", type=_frame_range, metavar="A:B",
                      help="code only frames A..B-1 of a video (counted from 0; A: and :B work too)")
@@ -417,11 +418,11 @@ def _describe_frames(info: object) -> str:
 
 
 def format_frame_table(info: object) -> str:
-    """One line per frame: number, group, type, pts, bytes, PSNR the encoder measured."""
+    """One line per frame: number, group, type (I intra, P predicted), pts, bytes, PSNR the encoder measured."""
     lines = ["frame  group  type   pts          bytes  PSNR"]
     for d in info.frame_details:
         psnr = f"{d.psnr:.2f}" if math.isfinite(d.psnr) else "-"
-        lines.append(f"{d.index:>5}  {d.group:>5}  {d.frame_type[:5]:<5}  {d.pts:<11}  {d.bytes:>5}  {psnr}")
+        lines.append(f"{d.index:>5}  {d.group:>5}  {d.frame_type[:1]:<5}  {d.pts:<11}  {d.bytes:>5}  {psnr}")
     return "\n".join(lines) + "\n"
 
 

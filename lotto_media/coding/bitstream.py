@@ -11,18 +11,23 @@ from . import params
 from ..model.config import ModelConfig
 from ..errors import FormatError, UnsupportedError
 
-#: payload versions of format version 1 and 2 streams (the first byte of every GHDR / FRME payload)
-GROUP_VERSION_1, GROUP_VERSION = 1, 2
+#: payload versions of format version 1 and 2 streams (the first byte of every GHDR / FRME payload);
+#: a version-2 stream's group with predicted frames has a version-3 header (it adds their networks)
+GROUP_VERSION_1, GROUP_VERSION, GROUP_VERSION_PREDICTED = 1, 2, 3
 FRAME_VERSION_1, FRAME_VERSION = 1, 2
 
 _FRAME_HEAD_V2 = struct.Struct("<BBBBI")
+#: a predicted frame's motion vector, after its mask code
+_MOTION = struct.Struct("<hh")
 
 
 class FrameType(IntEnum):
     """How a frame's pixels are made. INTRA frames use only their own latents and the group's
-    networks; 1..255 are reserved for predicted frame types."""
+    networks. PREDICTED frames add the residual that their latents and the group's networks for
+    predicted frames make to their reference frame's decoded picture; 2..255 are reserved."""
 
     INTRA = 0
+    PREDICTED = 1
 
 
 class MaskCoding(IntEnum):
@@ -35,17 +40,28 @@ class MaskCoding(IntEnum):
 
 @dataclass(frozen=True)
 class GroupHeader:
-    """What the frames of a group share: the ARM width and the quantised small networks."""
+    """What the frames of a group share: the ARM width and the quantised small networks of its
+    intra frames and, when it has predicted frames, those of its predicted frames."""
 
     arm_hidden: int
     nets: params.QuantizedNetworks
+    predicted_arm_hidden: int = 0
+    predicted_nets: params.QuantizedNetworks | None = None
 
 
-def pack_group(nets: params.QuantizedNetworks, arm_hidden: int) -> bytes:
-    """version 2 (u8) | ARM hidden width (u8) | the three modules' parameters."""
+def _network_set(nets: params.QuantizedNetworks, arm_hidden: int) -> bytes:
     if not 1 <= arm_hidden <= 255:
         raise ValueError(f"ARM hidden width {arm_hidden} does not fit the group header")
-    return bytes([GROUP_VERSION, arm_hidden]) + params.to_bytes(nets)
+    return bytes([arm_hidden]) + params.to_bytes(nets)
+
+
+def pack_group(header: GroupHeader) -> bytes:
+    """version 2 (u8) | ARM hidden width (u8) | the three modules' parameters; a group with
+    predicted frames: version 3 (u8) | the same for intra frames | the same for predicted frames."""
+    intra = _network_set(header.nets, header.arm_hidden)
+    if header.predicted_nets is None:
+        return bytes([GROUP_VERSION]) + intra
+    return bytes([GROUP_VERSION_PREDICTED]) + intra + _network_set(header.predicted_nets, header.predicted_arm_hidden)
 
 
 def unpack_group(payload: bytes, config: ModelConfig, format_version: int = 2) -> GroupHeader:
@@ -53,24 +69,33 @@ def unpack_group(payload: bytes, config: ModelConfig, format_version: int = 2) -
     gives the ARM width, in version 2 the group header does."""
     if not payload:
         raise FormatError("group header: empty")
-    expected = GROUP_VERSION_1 if format_version == 1 else GROUP_VERSION
-    if payload[0] != expected:
+    allowed = (GROUP_VERSION_1,) if format_version == 1 else (GROUP_VERSION, GROUP_VERSION_PREDICTED)
+    if payload[0] not in allowed:
         raise UnsupportedError(
             f"group header version {payload[0]} does not belong in a format-version-{format_version} stream "
-            f"(expected {expected})"
+            f"(expected {' or '.join(map(str, allowed))})"
         )
-    position = 1
-    arm_hidden = config.arm_hidden
-    if format_version >= 2:
-        if len(payload) < 2 or not payload[1]:
-            raise FormatError("group header: missing or zero ARM width")
-        arm_hidden = payload[1]
-        position = 2
-    group_config = config.with_arm_hidden(arm_hidden)
-    nets, used = params.from_bytes(payload[position:], group_config)
-    if used != len(payload) - position:
-        raise FormatError(f"group header: {len(payload) - position - used} unexpected trailing bytes")
-    return GroupHeader(arm_hidden, nets)
+    if format_version == 1:
+        nets, used = params.from_bytes(payload[1:], config)
+        position = 1 + used
+        header = GroupHeader(config.arm_hidden, nets)
+    else:
+        arm_hidden, nets, position = _read_network_set(payload, 1, config)
+        header = GroupHeader(arm_hidden, nets)
+        if payload[0] == GROUP_VERSION_PREDICTED:
+            p_arm_hidden, p_nets, position = _read_network_set(payload, position, config)
+            header = GroupHeader(arm_hidden, nets, p_arm_hidden, p_nets)
+    if position != len(payload):
+        raise FormatError(f"group header: {len(payload) - position} unexpected trailing bytes")
+    return header
+
+
+def _read_network_set(payload: bytes, position: int, config: ModelConfig) -> tuple[int, params.QuantizedNetworks, int]:
+    if len(payload) <= position or not payload[position]:
+        raise FormatError("group header: missing or zero ARM width")
+    arm_hidden = payload[position]
+    nets, used = params.from_bytes(payload[position + 1 :], config.with_arm_hidden(arm_hidden))
+    return arm_hidden, nets, position + 1 + used
 
 
 @dataclass(frozen=True)
@@ -83,15 +108,25 @@ class FramePayload:
     frame_type: FrameType = FrameType.INTRA
     mask_coding: MaskCoding = MaskCoding.ABSOLUTE
     reference: int = 0
+    #: a predicted frame's translation of its reference, in quarter samples (model.motion)
+    motion: tuple[int, int] = (0, 0)
+
+
+def _reference_problem(frame_type: int, mask_coding: int, reference: int) -> bool:
+    """A frame refers to an earlier one exactly when its mask is a delta or it is predicted."""
+    return (mask_coding == MaskCoding.DELTA or frame_type == FrameType.PREDICTED) != (reference > 0)
 
 
 def pack_frame(payload: FramePayload) -> bytes:
     """version (u8) | frame type (u8) | mask coding (u8) | reference (u8) | mask code length
-    (u32 LE) | mask code | latent code."""
-    if (payload.mask_coding == MaskCoding.DELTA) != (payload.reference > 0):
-        raise ValueError("a delta-coded mask needs a reference frame, and only it does")
+    (u32 LE) | mask code | [predicted frames: motion x, y (i16 LE each)] | latent code."""
+    if _reference_problem(payload.frame_type, payload.mask_coding, payload.reference):
+        raise ValueError("a delta-coded mask or a predicted frame needs a reference frame, and only they do")
     head = _FRAME_HEAD_V2.pack(FRAME_VERSION, payload.frame_type, payload.mask_coding, payload.reference, len(payload.mask))
-    return head + payload.mask + payload.latents
+    motion = _MOTION.pack(*payload.motion) if payload.frame_type == FrameType.PREDICTED else b""
+    if payload.frame_type != FrameType.PREDICTED and payload.motion != (0, 0):
+        raise ValueError("only a predicted frame has motion")
+    return head + payload.mask + motion + payload.latents
 
 
 def unpack_frame(data: bytes, format_version: int = 2) -> FramePayload:
@@ -106,17 +141,27 @@ def unpack_frame(data: bytes, format_version: int = 2) -> FramePayload:
         raise UnsupportedError(f"frame packet: frame type {frame_type} is not supported by this build")
     if mask_coding not in MaskCoding.__members__.values():
         raise FormatError(f"frame packet: mask coding {mask_coding} unknown")
-    if (mask_coding == MaskCoding.DELTA) != (reference > 0):
-        raise FormatError(f"frame packet: mask coding {mask_coding} with reference {reference}")
+    if _reference_problem(frame_type, mask_coding, reference):
+        raise FormatError(f"frame packet: frame type {frame_type} and mask coding {mask_coding} with reference {reference}")
+    if frame_type == FrameType.PREDICTED and reference > 1:
+        raise UnsupportedError(f"frame packet: a predicted frame with reference {reference} (only 1, the previous frame)")
     if mask_len > len(data) - _FRAME_HEAD_V2.size:
         raise FormatError("frame packet: mask length exceeds the packet")
     body = _FRAME_HEAD_V2.size
+    latents_at = body + mask_len
+    motion = (0, 0)
+    if frame_type == FrameType.PREDICTED:
+        if len(data) < latents_at + _MOTION.size:
+            raise FormatError("frame packet: truncated motion vector")
+        motion = _MOTION.unpack_from(data, latents_at)
+        latents_at += _MOTION.size
     return FramePayload(
         mask=bytes(data[body : body + mask_len]),
-        latents=bytes(data[body + mask_len :]),
+        latents=bytes(data[latents_at:]),
         frame_type=FrameType(frame_type),
         mask_coding=MaskCoding(mask_coding),
         reference=reference,
+        motion=motion,
     )
 
 

@@ -121,9 +121,43 @@ def reconstruct(
     width: int,
     bit_depth: int = 8,
     chroma_420: bool = False,
+    prediction: list[np.ndarray] | None = None,
+    zero_response: list[torch.Tensor] | None = None,
 ) -> list[np.ndarray]:
     """Integer latents -> C planes, uint8 (or uint16 above 8 bits). With ``chroma_420`` channels 1
-    and 2 become ceil(H/2) x ceil(W/2) chroma planes (2x2 integer average, see lotto_media.model.chroma)."""
+    and 2 become ceil(H/2) x ceil(W/2) chroma planes (2x2 integer average, see lotto_media.model.chroma).
+
+    With a ``prediction`` (a predicted frame's motion-compensated reference, in the output's
+    layout) the synthesis makes a residual instead of a picture: its output less its output for
+    all-zero latents (``zero_response``, computed here when not given), so that zero latents copy
+    the prediction (docs/FORMAT.md, Part 3 §3.6)."""
+    planes = synthesis_output(latents, nets, random_weights, mask, height, width, chroma_420)
+    peak = (1 << bit_depth) - 1
+    dtype = np.uint8 if bit_depth <= 8 else np.uint16
+    if prediction is None:
+        return [_to_samples_(plane, peak).numpy().astype(dtype) for plane in planes]
+    if len(prediction) != len(planes) or any(p.shape != tuple(q.shape) for p, q in zip(prediction, planes)):
+        raise ValueError("the prediction's planes do not match the picture's")
+    if zero_response is None:
+        zero_response = synthesis_output([np.zeros_like(z) for z in latents], nets, random_weights, mask, height,
+                                         width, chroma_420)
+    return [
+        _add_residual_(plane.sub_(zero), ref, peak).numpy().astype(dtype)
+        for plane, zero, ref in zip(planes, zero_response, prediction)
+    ]
+
+
+def synthesis_output(
+    latents: list[np.ndarray],
+    nets: QuantizedNetworks,
+    random_weights: list[np.ndarray],
+    mask: np.ndarray,
+    height: int,
+    width: int,
+    chroma_420: bool = False,
+) -> list[torch.Tensor]:
+    """The synthesis' fixed-point output planes (SYNTH_FRAC bits, float64 holding integers), 4:2:0
+    chroma already reduced: what ``reconstruct`` maps to samples."""
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
     (kernel,) = [t(a) for a in nets.upsampler.exact()]
     u = t(latents[-1])[None] * _ONE
@@ -154,7 +188,6 @@ def reconstruct(
     # layers 2..4 read [hidden; o3, o2, ...]: their weights split after the hidden columns
     rewound = [_Affine(w, WEIGHT_FRAC, n_first=width_in) for w, width_in in zip(layers[1:], (w.shape[0] for w in layers[:-1]))]
     coords = t(pixel_coordinates(height, width).T)
-    peak = (1 << bit_depth) - 1
     out = torch.empty(layers[3].shape[0], pixels, dtype=torch.float64)
     for tile in tiles:
         o0 = _act_(fc0(features[:, tile]))  # recomputed: cheaper than keeping 48 rows
@@ -168,10 +201,16 @@ def reconstruct(
         # Averaging the fixed-point outputs (S fraction bits), not the samples, leaves the rounding
         # to the bit depth as chroma's only coarse rounding, as for luma.
         planes[1:] = list(chroma.integer_downsample(out.view(-1, height, width)[1:]))
-    dtype = np.uint8 if bit_depth <= 8 else np.uint16
-    return [_to_samples_(plane, peak).numpy().astype(dtype) for plane in planes]
+    return planes
 
 
 def _to_samples_(x: torch.Tensor, peak: int) -> torch.Tensor:
     """In place: fixed-point synthesis output -> clamp(floor((x + 2^S) * peak / 2^(S+1) + 1/2), 0, peak)."""
     return x.add_(_ONE).mul_(peak * 0.5 ** (SYNTH_FRAC + 1)).add_(0.5).floor_().clamp_(0, peak)
+
+
+def _add_residual_(x: torch.Tensor, reference: np.ndarray, peak: int) -> torch.Tensor:
+    """In place: fixed-point residual x -> clamp(reference + floor(x * peak / 2^(S+1) + 1/2), 0, peak):
+    the residual scale is that of a picture (``_to_samples_``) without its mid-grey offset."""
+    x.mul_(peak * 0.5 ** (SYNTH_FRAC + 1)).add_(0.5).floor_()
+    return x.add_(torch.from_numpy(reference.astype(np.float64))).clamp_(0, peak)

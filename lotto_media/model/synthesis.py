@@ -138,6 +138,18 @@ class FrameModel(nn.Module):
         out = _rewound_layer(h, rewind, w4 * (0.5 / ACT_SCALE))
         return (out + 0.5).view(-1, self.height, self.width)
 
+    def synthesise_predicted(self, levels: list[torch.Tensor], mask: torch.Tensor, prediction: torch.Tensor,
+                             zero_response: torch.Tensor | None = None) -> torch.Tensor:
+        """A predicted frame: ``prediction`` ((C, H, W) on [0, 1], the motion-compensated reference)
+        plus the synthesis output less its output for all-zero latents, so that zero latents copy
+        the prediction. ``zero_response`` may pass that second output when it is fixed."""
+        if zero_response is None:
+            zero_response = self.zero_response(mask)
+        return self.synthesise(levels, mask) - zero_response + prediction
+
+    def zero_response(self, mask: torch.Tensor) -> torch.Tensor:
+        return self.synthesise([torch.zeros_like(z) for z in self.latents], mask)
+
     def rate_bits(self, levels: list[torch.Tensor]) -> torch.Tensor:
         """Estimated bits of the (proxy-)quantised latents under the ARM's Laplace model, all
         levels in one pass."""

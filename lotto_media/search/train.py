@@ -45,6 +45,8 @@ class FrameSolution:
     mask: np.ndarray
     steps: int
     seconds: float
+    #: the mask scores the mask is the top-k of (a later search can start from them)
+    scores: torch.Tensor | None = None
 
 
 @dataclass
@@ -234,6 +236,7 @@ def search_group(
             mask=masks[k].cpu().numpy().astype(bool),
             steps=(schedule.soft_steps if k == 0 else schedule.warm_soft_steps) + schedule.hard_steps,
             seconds=frame_seconds[k] + joint_share,
+            scores=frame_scores[k].detach().clone(),
         )
         for k in range(n_frames)
     ]
@@ -266,10 +269,11 @@ def _mse(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def quantise_networks(
     model: FrameModel, latents: list[list[np.ndarray]], masks: list[torch.Tensor], targets: list[torch.Tensor],
-    lmbda: float, distortion: Distortion | None = None,
+    lmbda: float, distortion: Distortion | None = None, predictions: list[torch.Tensor] | None = None,
 ) -> tuple[QuantizedNetworks, float]:
     """Coordinate descent over each module's step, minimising the group's D + lambda * (latent +
     parameter bits): sum over frames of D, latent bits of every frame, parameter bits once.
+    With ``predictions`` the frames are predicted ones (``synthesise_predicted``).
     Returns the networks and the group's estimated bits."""
     pixels = model.height * model.width
     distortion = distortion or _mse
@@ -289,8 +293,12 @@ def quantise_networks(
                 load_module(model, name, module)
                 bits += module_bits(module)
             mse = 0.0
-            for levels, mask, target in zip(frame_levels, masks, targets):
-                mse += float(distortion(model.synthesise(levels, mask).clamp(0, 1), target))
+            for k, (levels, mask, target) in enumerate(zip(frame_levels, masks, targets)):
+                if predictions is None:
+                    recon = model.synthesise(levels, mask)
+                else:
+                    recon = model.synthesise_predicted(levels, mask, predictions[k])
+                mse += float(distortion(recon.clamp(0, 1), target))
                 bits += float(model.rate_bits(levels))
             cache[key] = (mse + lmbda * bits / pixels, bits)
         return cache[key]

@@ -24,6 +24,7 @@ import torch
 from .. import __version__
 from ..coding import entropy
 from ..model import chroma
+from ..model.chroma import Distortion
 from ..audio import AudioPacket, AudioParams
 from ..coding.bitstream import FramePayload, FrameType, GroupHeader, MaskCoding, pack_frame, pack_group, unpack_frame, unpack_group
 from ..model.config import ModelConfig
@@ -44,9 +45,12 @@ from ..model.latents import level_shapes
 from ..metrics import psnr_planes, psnr_rgb, psnr_yuv
 from ..options import EncodeOptions
 from ..model.random_weights import random_synthesis_weights
-from ..model.reconstruct import reconstruct
+from ..model.motion import compensate, estimate_translation, is_scene_cut
+from ..model.reconstruct import reconstruct, synthesis_output
 from ..reports import Progress
-from ..search.train import ProgressCallback, search_group
+from ..coding.params import QuantizedNetworks
+from ..search.inter import search_predicted_group
+from ..search.train import FrameSolution, ProgressCallback, search_group
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,13 @@ def check_samples(frame: Frame) -> None:
             raise InputError(f"{frame.pix_fmt} sample value {value} outside 0..{frame.max_value}")
 
 
+def _motion_plane(planes: list[np.ndarray], pix_fmt: str) -> np.ndarray:
+    """The plane motion is estimated on: luma, or the mean of R, G and B."""
+    if pix_fmt == "rgb24":
+        return np.mean(np.stack(planes), axis=0)
+    return planes[0]
+
+
 def search_target(frame: Frame) -> torch.Tensor:
     """The search's (C, H, W) target on [0, 1]; 4:2:0 chroma in chroma.pack_target's layout."""
     if is_420(frame.pix_fmt):
@@ -113,6 +124,27 @@ def frame_psnr(source: Frame, reconstruction: Frame) -> tuple[float, dict[str, f
     if is_420(source.pix_fmt):
         return psnr_yuv(by_plane), by_plane
     return by_plane["y"], by_plane
+
+
+@dataclass
+class ZeroResponse:
+    """The synthesis output for all-zero latents, which a predicted frame's residual is taken
+    from: fixed while the group's networks for predicted frames and the mask stay the same."""
+
+    nets: QuantizedNetworks
+    mask: np.ndarray
+    planes: list[torch.Tensor]
+
+    @classmethod
+    def of(cls, nets: QuantizedNetworks, weights: list[np.ndarray], mask: np.ndarray,
+           header: SequenceHeader) -> "ZeroResponse":
+        shapes = level_shapes(header.height, header.width, header.model.n_levels)
+        zeros = [np.zeros(shape, dtype=np.int64) for shape in shapes]
+        planes = synthesis_output(zeros, nets, weights, mask, header.height, header.width, is_420(header.pix_fmt))
+        return cls(nets, mask.copy(), planes)
+
+    def matches(self, nets: QuantizedNetworks, mask: np.ndarray) -> bool:
+        return nets is self.nets and np.array_equal(mask, self.mask)
 
 
 @dataclass
@@ -166,11 +198,16 @@ def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_fram
 class StreamEncoder:
     """Frames in, packets out. Frames are buffered until a group is complete (``gop`` frames),
     then the group is searched and its packets returned; ``flush()`` codes the last, shorter
-    group. ``n_frames`` (0 = unknown) is recorded as a hint and sizes the progress reports."""
+    group. ``n_frames`` (0 = unknown) is recorded as a hint and sizes the progress reports.
+
+    With ``inter`` (the default) a group is an intra frame followed by frames predicted from the
+    previous decoded frame, and a scene cut (``model.motion.is_scene_cut``) starts a new group
+    early; without it every frame is intra, sharing the group's networks."""
 
     def __init__(self, video: VideoFormat, options: EncodeOptions, *, gop: int = DEFAULT_GOP,
-                 n_frames: int = 0, progress: ProgressCallback | None = None) -> None:
+                 n_frames: int = 0, progress: ProgressCallback | None = None, inter: bool = True) -> None:
         self.video = video
+        self.inter = inter
         self.options = options
         self.gop = gop
         self.header = sequence_header(video, options, gop, n_frames)
@@ -181,6 +218,7 @@ class StreamEncoder:
         self._n_groups = 0
         self._n_frames = 0
         self._weights = random_synthesis_weights(self.header.model)
+        self._zero_response: ZeroResponse | None = None
 
     def encode(self, frame: Frame) -> list[Packet]:
         if not self.video.matches(frame):
@@ -189,8 +227,15 @@ class StreamEncoder:
                 f"the stream is {self.video.width}x{self.video.height} {self.video.pix_fmt}"
             )
         check_samples(frame)
+        packets = []
+        if self.inter and self._pending and is_scene_cut(_motion_plane(self._pending[-1].planes, frame.pix_fmt),
+                                                         _motion_plane(frame.planes, frame.pix_fmt)):
+            log.info("scene cut before frame %d: it starts a new group", self._n_frames + len(self._pending))
+            packets = self._encode_group()
         self._pending.append(frame)
-        return self._encode_group() if len(self._pending) >= self.gop else []
+        if len(self._pending) >= self.gop:
+            packets += self._encode_group()
+        return packets
 
     def flush(self) -> list[Packet]:
         return self._encode_group() if self._pending else []
@@ -211,21 +256,29 @@ class StreamEncoder:
         if self.progress is not None:
             total = max(header.n_frames, first + len(frames))
             progress = lambda p: self.progress(replace(p, frame=first + p.frame, frames=total))  # noqa: E731
+        targets = [search_target(f) for f in frames]
         with torch_threads(self.options.threads):
-            result = search_group([search_target(f) for f in frames], config, self.schedule, header.lmbda,
-                                  self.device, progress, distortion=distortion)
-            arm = result.nets.integer_arm()
-            packets = [Packet("group", pack_group(result.nets, config.arm_hidden), group_index, index=first)]
+            if self.inter:
+                group, solutions, decoded, motions = self._search_predicted(frames, targets, progress, distortion)
+            else:
+                group, solutions, decoded = self._search_shared(targets, progress, distortion)
+                motions = [(0, 0)] * len(frames)
+            packets = [Packet("group", pack_group(group), group_index, index=first)]
+            intra_arm = group.nets.integer_arm()
+            predicted_arm = group.predicted_nets.integer_arm() if group.predicted_nets is not None else None
             previous_mask: np.ndarray | None = None
-            for k, (frame, solution) in enumerate(zip(frames, result.frames)):
-                planes = reconstruct(solution.latents, result.nets, self._weights, solution.mask,
-                                     header.height, header.width, bit_depth=frame.bit_depth,
-                                     chroma_420=is_420(frame.pix_fmt))
-                if previous_mask is None:
-                    payload = FramePayload(entropy.encode_mask(solution.mask), b"")
-                else:
-                    payload = FramePayload(entropy.encode_mask_delta(solution.mask, previous_mask), b"",
-                                           mask_coding=MaskCoding.DELTA, reference=1)
+            for k, (frame, solution, planes) in enumerate(zip(frames, solutions, decoded)):
+                frame_type = FrameType.PREDICTED if self.inter and k else FrameType.INTRA
+                arm = predicted_arm if frame_type == FrameType.PREDICTED else intra_arm
+                assert arm is not None
+                mask_code, mask_coding = entropy.encode_mask(solution.mask), MaskCoding.ABSOLUTE
+                if previous_mask is not None:
+                    delta = entropy.encode_mask_delta(solution.mask, previous_mask)
+                    if len(delta) < len(mask_code):
+                        mask_code, mask_coding = delta, MaskCoding.DELTA
+                refers = mask_coding == MaskCoding.DELTA or frame_type == FrameType.PREDICTED
+                payload = FramePayload(mask_code, b"", frame_type=frame_type, mask_coding=mask_coding,
+                                       reference=1 if refers else 0, motion=motions[k])
                 payload = replace(payload, latents=entropy.encode_latents(solution.latents, arm))
                 previous_mask = solution.mask
                 pts = frame.pts if frame.pts is not None else self._default_pts(first + k)
@@ -234,13 +287,63 @@ class StreamEncoder:
                 psnr, by_plane = frame_psnr(frame, reconstruction)
                 packets.append(Packet(
                     "frame", pack_frame(payload), group_index, index=first + k, pts=pts,
-                    duration=frame.duration or 0, reconstruction=reconstruction, psnr=psnr,
+                    duration=frame.duration or 0, frame_type=frame_type, reconstruction=reconstruction, psnr=psnr,
                     psnr_planes=by_plane, steps=solution.steps, seconds=solution.seconds,
                     estimated_latent_bits=entropy.estimate_latent_bits(solution.latents, arm),
                 ))
         self._n_groups += 1
         self._n_frames += len(frames)
         return packets
+
+    def _reconstruct(self, nets: QuantizedNetworks, solution: FrameSolution,
+                     prediction: list[np.ndarray] | None = None) -> list[np.ndarray]:
+        header = self.header
+        zero = None
+        if prediction is not None:
+            if self._zero_response is None or not self._zero_response.matches(nets, solution.mask):
+                self._zero_response = ZeroResponse.of(nets, self._weights, solution.mask, header)
+            zero = self._zero_response.planes
+        return reconstruct(solution.latents, nets, self._weights, solution.mask, header.height, header.width,
+                           bit_depth=header.bit_depth, chroma_420=is_420(header.pix_fmt), prediction=prediction,
+                           zero_response=zero)
+
+    def _search_predicted(self, frames: list[Frame], targets: list[torch.Tensor], progress: ProgressCallback | None,
+                          distortion: Distortion | None) -> tuple[GroupHeader, list[FrameSolution], list[list[np.ndarray]], list[tuple[int, int]]]:
+        """An intra frame, then frames predicted from the previous decoded one, each displaced by
+        the translation that block matching finds between that picture and the frame's source."""
+        header = self.header
+        chroma_420 = is_420(header.pix_fmt)
+        decoded: list[list[np.ndarray]] = []
+        predictions: list[list[np.ndarray]] = []
+        motion_vectors = [(0, 0)]
+
+        def predict_next(k: int, nets: QuantizedNetworks, solution: FrameSolution) -> torch.Tensor | None:
+            decoded.append(self._reconstruct(nets, solution, predictions[-1] if k else None))
+            if k + 1 == len(frames):
+                return None
+            motion = estimate_translation(_motion_plane(decoded[-1], header.pix_fmt),
+                                          _motion_plane(frames[k + 1].planes, header.pix_fmt))
+            motion_vectors.append(motion)
+            predictions.append(compensate(decoded[-1], motion, chroma_420))
+            return search_target(Frame(list(predictions[-1]), header.pix_fmt))
+
+        result = search_predicted_group(targets, header.model, self.schedule, header.lmbda, self.device,
+                                        predict_next, progress, distortion=distortion)
+        arm_hidden = header.model.arm_hidden
+        group = GroupHeader(arm_hidden, result.intra_nets)
+        if result.predicted_nets is not None:
+            group = GroupHeader(arm_hidden, result.intra_nets, arm_hidden, result.predicted_nets)
+        return group, result.frames, decoded, motion_vectors
+
+    def _search_shared(self, targets: list[torch.Tensor], progress: ProgressCallback | None,
+                       distortion: Distortion | None) -> tuple[GroupHeader, list[FrameSolution], list[list[np.ndarray]]]:
+        """Intra frames sharing the group's networks."""
+        header = self.header
+        result = search_group(targets, header.model, self.schedule, header.lmbda, self.device, progress,
+                              distortion=distortion)
+        return GroupHeader(header.model.arm_hidden, result.nets), result.frames, [
+            self._reconstruct(result.nets, solution) for solution in result.frames
+        ]
 
 
 @dataclass
@@ -249,6 +352,9 @@ class _GroupState:
     header: GroupHeader
     config: ModelConfig
     masks: list[np.ndarray] = field(default_factory=list)
+    #: the last decoded picture, which a predicted frame adds its residual to
+    previous: list[np.ndarray] | None = None
+    zero_response: "ZeroResponse | None" = None
 
 
 class StreamDecoder:
@@ -278,9 +384,9 @@ class StreamDecoder:
             raise FormatError(f"{self.name}: frame at pts {packet.pts} needs group {packet.group}, which was not given")
         payload = unpack_frame(packet.payload, self.header.format_version)
         config, version = group.config, self.header.format_version
+        if payload.reference > len(group.masks):
+            raise FormatError(f"refers to frame {payload.reference} back, but its group has {len(group.masks)} before it")
         if payload.mask_coding == MaskCoding.DELTA:
-            if payload.reference > len(group.masks):
-                raise FormatError(f"refers to frame {payload.reference} back, but its group has {len(group.masks)} before it")
             mask = entropy.decode_mask_delta(payload.mask, group.masks[-payload.reference], config.n_kept())
         else:
             mask = entropy.decode_mask(payload.mask, config.n_random_weights(), config.n_kept(), version=version)
@@ -289,7 +395,12 @@ class StreamDecoder:
         return group, payload, mask
 
     def skip(self, packet: FramePacket) -> None:
-        """Follow a frame without reconstructing it (what a later frame's mask delta needs)."""
+        """Follow a frame without showing it: what a later frame needs from it (its mask for a mask
+        delta; in a group with predicted frames, its picture)."""
+        group = self._group
+        if group is not None and group.index == packet.group and group.header.predicted_nets is not None:
+            self.decode(packet)
+            return
         try:
             self._frame_parts(packet)
         except (FormatError, UnsupportedError) as exc:
@@ -299,13 +410,25 @@ class StreamDecoder:
         header = self.header
         try:
             group, payload, mask = self._frame_parts(packet)
+            nets, prediction = group.header.nets, None
+            if payload.frame_type == FrameType.PREDICTED:
+                if group.header.predicted_nets is None:
+                    raise FormatError("a predicted frame in a group without networks for predicted frames")
+                nets = group.header.predicted_nets
+                if group.previous is None:
+                    raise FormatError("its reference frame was not decoded")
+                prediction = compensate(group.previous, payload.motion, is_420(header.pix_fmt))
+                if group.zero_response is None or not group.zero_response.matches(nets, mask):
+                    group.zero_response = ZeroResponse.of(nets, self._weights, mask, header)
             shapes = level_shapes(header.height, header.width, group.config.n_levels)
-            latents = entropy.decode_latents(payload.latents, shapes, group.header.nets.integer_arm(),
+            latents = entropy.decode_latents(payload.latents, shapes, nets.integer_arm(),
                                              version=header.format_version)
         except (FormatError, UnsupportedError) as exc:  # unsupported: a newer frame packet version
             raise type(exc)(f"{self.name}: frame at pts {packet.pts}: {exc}") from None
-        planes = reconstruct(latents, group.header.nets, self._weights, mask, header.height, header.width,
-                             bit_depth=header.bit_depth, chroma_420=is_420(header.pix_fmt))
+        planes = reconstruct(latents, nets, self._weights, mask, header.height, header.width,
+                             bit_depth=header.bit_depth, chroma_420=is_420(header.pix_fmt), prediction=prediction,
+                             zero_response=group.zero_response.planes if prediction is not None else None)
+        group.previous = planes
         return Frame(list(planes), header.pix_fmt, pts=packet.pts, time_base=header.time_base, color=header.color,
                      duration=packet.duration or None)
 
