@@ -3,9 +3,11 @@
 reader and writer built on them.
 
 A stream has one random synthesis network (from the sequence header's seed). Frames are coded in
-groups: the group header carries the small networks (ARM, upsampler, modulation) fitted jointly
-to the group's frames, and each frame packet carries its mask (the first frame's whole, later
-frames' as a delta from the previous frame) and its latents. A group decodes without the others.
+groups: an intra frame, then predicted frames (the previous decoded frame, motion-compensated,
+plus a residual). The group header carries the small networks (ARM, upsampler, modulation) of
+its intra frame and of its predicted frames; each frame packet carries its mask (whole, or as a
+delta from the previous frame's), its motion vector when predicted, and its latents. A group
+decodes without the others.
 """
 
 from __future__ import annotations
