@@ -155,23 +155,17 @@ def _lotto_video_point(task: VideoTask) -> Record:
     stream is decoded back and compared with the encoder's reconstructions."""
     import io
 
-    from lotto_media.stream import LottoReader, LottoWriter, StreamEncoder
+    from lotto_media.stream import LottoReader, LottoWriter, StreamEncoder, encode_frames
 
     codec = _lotto_codec()
     clip = task.clip
     options = codec.EncodeOptions(quality=task.setting, preset=task.preset or DEFAULT_PRESET,
                                   steps=task.steps, threads=task.threads)
     encoder = StreamEncoder(clip.video, options, gop=task.gop, n_frames=len(clip.frames))
-    buffer, coded = io.BytesIO(), []
+    buffer = io.BytesIO()
     start = time.perf_counter()
     with LottoWriter(buffer, encoder.header) as writer:
-        for frame in clip.frames:
-            packets = encoder.encode(frame)
-            writer.write(packets)
-            coded += [p for p in packets if p.kind == "frame"]
-        packets = encoder.flush()
-        writer.write(packets)
-        coded += [p for p in packets if p.kind == "frame"]
+        coded = encode_frames(encoder, clip.frames, writer)
     encode_s = time.perf_counter() - start
     data = buffer.getvalue()
     with codec.torch_threads(task.threads):  # as in _lotto_image_point

@@ -25,7 +25,7 @@ from lotto_media.errors import FormatError, InputError
 from lotto_media.frame import Frame, VideoFormat
 from lotto_media.options import EncodeOptions
 from lotto_media.plugins.image_io import read_image
-from lotto_media.stream import LottoReader, LottoWriter, StreamDecoder, StreamEncoder
+from lotto_media.stream import LottoReader, LottoWriter, StreamDecoder, StreamEncoder, encode_frames
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
 FAST = EncodeOptions(preset="ultrafast", steps=24, quality=60, threads=1)
@@ -58,15 +58,9 @@ def encode(frames: list[Frame], gop: int, options: EncodeOptions = FAST, frame_r
            inter: bool = True) -> tuple[bytes, list]:
     video = VideoFormat.of(frames[0], time_base=Fraction(1, 90), frame_rate=frame_rate, source="pan.y4m")
     encoder = StreamEncoder(video, options, gop=gop, n_frames=len(frames), inter=inter)
-    buffer, coded = io.BytesIO(), []
+    buffer = io.BytesIO()
     with LottoWriter(buffer, encoder.header) as writer:
-        for frame in frames:
-            packets = encoder.encode(frame)
-            writer.write(packets)
-            coded += [p for p in packets if p.kind == "frame"]
-        packets = encoder.flush()
-        writer.write(packets)
-        coded += [p for p in packets if p.kind == "frame"]
+        coded = encode_frames(encoder, frames, writer)
     return buffer.getvalue(), coded
 
 

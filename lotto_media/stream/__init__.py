@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -332,9 +332,8 @@ class StreamEncoder:
         result = search_predicted_group(targets, header.model, self.schedule, header.lmbda, self.device,
                                         predict_next, progress, distortion=distortion)
         arm_hidden = header.model.arm_hidden
-        group = GroupHeader(arm_hidden, result.intra_nets)
-        if result.predicted_nets is not None:
-            group = GroupHeader(arm_hidden, result.intra_nets, arm_hidden, result.predicted_nets)
+        group = GroupHeader(arm_hidden, result.intra_nets, arm_hidden if result.predicted_nets else 0,
+                            result.predicted_nets)
         return group, result.frames, decoded, motion_vectors
 
     def _search_shared(self, targets: list[torch.Tensor], progress: ProgressCallback | None,
@@ -433,6 +432,20 @@ class StreamDecoder:
         group.previous = planes
         return Frame(list(planes), header.pix_fmt, pts=packet.pts, time_base=header.time_base, color=header.color,
                      duration=packet.duration or None)
+
+
+def encode_frames(encoder: StreamEncoder, frames: Iterable[Frame], writer: "LottoWriter") -> list[Packet]:
+    """Encode every frame and flush, writing the packets as they come; returns the frame packets."""
+    coded: list[Packet] = []
+
+    def write(packets: list[Packet]) -> None:
+        writer.write(packets)
+        coded.extend(p for p in packets if p.kind == "frame")
+
+    for frame in frames:
+        write(encoder.encode(frame))
+    write(encoder.flush())
+    return coded
 
 
 class LottoWriter:
