@@ -58,15 +58,15 @@ def _run(args: argparse.Namespace) -> int:
         status = args.func(args)
         return EXIT_OK if status is None else int(status)
     except LottoError as exc:
-        _error(str(exc))
+        error_line(str(exc))
     except BrokenPipeError:
         # The reader of our stdout went away (e.g. `| head`): not worth a traceback.
         _silence_stdout()
-        _error("output pipe closed")
+        error_line("output pipe closed")
     except OSError as exc:
-        _error(_describe_os_error(exc))
+        error_line(_describe_os_error(exc))
     except KeyboardInterrupt:
-        _error("interrupted")
+        error_line("interrupted")
         return EXIT_INTERRUPTED
     return EXIT_FAILURE
 
@@ -350,7 +350,7 @@ def _decode_video(args: argparse.Namespace, reader, output: str, name: str) -> i
              f"{reader.header.pix_fmt}, {summary.seconds:.1f} s ({summary.frames / max(summary.seconds, 1e-9):.1f} frames/s)")
     if summary.damage:
         # every intact frame was written; the loss is the failure
-        _error(f"{name}: {summary.damage}")
+        error_line(f"{name}: {summary.damage}")
         return EXIT_FAILURE
     return EXIT_OK
 
@@ -478,7 +478,7 @@ def note(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr)
 
 
-def _error(message: str) -> None:
+def error_line(message: str) -> None:
     # One line, whatever the exception text holds.
     print(f"{PROG}: error: {' '.join(message.split())}", file=sys.stderr)
 
