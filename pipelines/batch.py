@@ -32,7 +32,7 @@ from lotto_media.errors import LottoError
 from lotto_media.options import EncodeOptions
 
 from .fileio import is_stdio
-from .progress import format_seconds
+from .progress import format_seconds, write_json_line
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ class Report:
 # --------------------------------------------------------------------------- the command
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
-    from .cli import add_encoder_options
+    from .cli import ExamplesFormatter, add_encoder_options, examples
 
     sub = commands.add_parser(
         "batch", parents=[common] if common is not None else [],
@@ -356,11 +356,11 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
                     "Each output is written under a temporary name and renamed when complete: rerun with "
                     "--skip-existing to resume an interrupted batch. One JSON line per input goes to "
                     "--report; exit status 1 when any input failed.",
-        epilog="examples: lotto-media batch photos/ -o coded/ --quality 60 --report coded.jsonl | "
-               "lotto-media batch 'shots/**/*.png' -o coded/ --skip-existing | "
-               "lotto-media batch coded/ -o decoded/ --decode | "
-               "lotto-media batch photos/ -o coded/ --engine ray --address auto",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=ExamplesFormatter,
+        epilog=examples("lotto-media batch photos/ -o coded/ --quality 60 --report coded.jsonl",
+                        "lotto-media batch 'shots/**/*.png' clips/ -o coded/ --skip-existing",
+                        "lotto-media batch coded/ -o decoded/ --decode --video-format mp4",
+                        "lotto-media batch photos/ -o coded/ --engine ray --address auto"))
     sub.add_argument("inputs", nargs="+", metavar="IN", help="input folder, glob (quoted) or file")
     sub.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR", help="where the outputs go")
     sub.add_argument("--decode", action="store_true", help="decode .lotto files instead of encoding")
@@ -415,7 +415,7 @@ def run_batch(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     with _report_stream(args.report) as stream:
         report = Report(stream)
-        bar = _FileProgress(total, quiet=args.quiet)
+        bar = _FileProgress(total, quiet=args.quiet, mode=args.progress)
 
         def on_result(record: dict) -> None:
             report.add(record)
@@ -467,19 +467,31 @@ class _report_stream:
 
 
 class _FileProgress:
-    """Files done / total with an ETA, on stderr when it is a terminal."""
+    """Files done / total with an ETA: a bar on stderr when it is a terminal (``--progress auto``) or
+    always (``bar``), one JSON line per finished file with ``json``."""
 
-    def __init__(self, total: int, *, quiet: bool) -> None:
+    def __init__(self, total: int, *, quiet: bool, mode: str) -> None:
         self._bar = None
-        if not quiet and sys.stderr.isatty() and total > 0:
+        self._json = not quiet and mode == "json"
+        self._total = total
+        self._done = 0
+        self._start = time.perf_counter()
+        if not quiet and total > 0 and (mode == "bar" or (mode == "auto" and sys.stderr.isatty())):
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, unit="file", file=sys.stderr, desc="batch", leave=False)
 
     def advance(self, record: dict) -> None:
+        self._done += 1
         if self._bar is not None:
             self._bar.set_postfix_str(Path(record["input"]).name, refresh=False)
             self._bar.update(1)
+        if self._json:
+            elapsed = time.perf_counter() - self._start
+            eta = elapsed / self._done * (self._total - self._done)
+            write_json_line(sys.stderr, {"event": "file", "input": record["input"], "status": record["status"],
+                                         "done": self._done, "total": self._total,
+                                         "elapsed_s": round(elapsed, 3), "eta_s": round(eta, 3)})
 
     def clear(self) -> None:
         if self._bar is not None:

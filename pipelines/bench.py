@@ -33,15 +33,23 @@ DEFAULT_OUT = "bench-out"
 
 def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
     """Add ``bench images|video|speed`` to the ``lotto-media`` parser."""
+    from .cli import ExamplesFormatter, examples
+
     bench = subparsers.add_parser(
         "bench", help="measure rate-distortion and speed against JPEG, WebP, x264, x265, SVT-AV1",
         description="Benchmarks. Points go to OUT/*.jsonl as they finish; summaries, Bjøntegaard "
-                    "tables and RD plots are written at the end. Progress lines go to stderr.")
+                    "tables and RD plots are written at the end. Progress lines go to stderr.",
+        formatter_class=ExamplesFormatter,
+        epilog=examples("lotto-media bench images ../shared/media/images/kodak --downscale 2 --preset medium",
+                        "lotto-media bench video clip.y4m --frames 9 --gop 16,1 --preset fast",
+                        "lotto-media bench speed --presets fast,medium"))
     kinds = bench.add_subparsers(title="benchmarks", dest="bench_kind", metavar="KIND", required=True)
 
     images = kinds.add_parser("images", help="RD curves and BD-rates on still images",
                               description="Code images with lotto-media and each anchor; measure bytes, "
-                                          "bpp, PSNR, MS-SSIM and times on the same pixels.")
+                                          "bpp, PSNR, MS-SSIM and times on the same pixels.",
+                              formatter_class=ExamplesFormatter,
+                              epilog=examples("lotto-media bench images photos/ --quality 30,50,70 --out bench-images"))
     images.add_argument("paths", nargs="+", metavar="PATH", help="image files or folders of images")
     images.add_argument("--downscale", type=_float_at_least(1.0), default=1.0, metavar="F",
                         help="shrink each image by F (Lanczos) before coding, e.g. 2 for Kodak at 384x256")
@@ -55,7 +63,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
 
     video = kinds.add_parser("video", help="lotto-media against x264/x265 on y4m/mp4 clips",
                              description="Code clips (native 4:2:0, same bit depth) with x264 and x265, "
-                                         "all-intra and inter, and with lotto-media where it supports the format.")
+                                         "all-intra and inter, and with lotto-media where it supports the format.",
+                             formatter_class=ExamplesFormatter,
+                             epilog=examples("lotto-media bench video clips/*.y4m --frames 9 --preset fast --out bench-video"))
     video.add_argument("paths", nargs="+", metavar="CLIP", help="y4m/mp4/... clips")
     video.add_argument("--frames", type=_int_at_least(1), default=None, metavar="N",
                        help="code the first N frames of each clip (default: all)")
@@ -75,7 +85,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     speed = kinds.add_parser("speed", help="search, decode and memory figures per preset",
                              description="Time the search of each preset (pixel-steps/s, s/frame), the "
                                          "decoder (ns/pixel), report kMAC/pixel and peak memory. Each preset "
-                                         "runs in a fresh process so its peak memory is its own.")
+                                         "runs in a fresh process so its peak memory is its own.",
+                             formatter_class=ExamplesFormatter,
+                             epilog=examples("lotto-media bench speed --image photo.png --presets fast --max-steps 100"))
     speed.add_argument("--image", metavar="PATH",
                        help="picture to code (default: a built-in %dx%d test pattern)" % SPEED_SIZE)
     speed.add_argument("--downscale", type=_float_at_least(1.0), default=1.0, metavar="F")

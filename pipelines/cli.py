@@ -22,12 +22,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Iterator, Sequence
 
+from lotto_media import options as limits
+from lotto_media.options import DEFAULT_GOP, DEVICES
 from lotto_media.search.presets import DEFAULT_PRESET, PRESET_NAMES
 from lotto_media.errors import FormatError, LottoError
 from lotto_media.plugins.image_io import encode_png_bytes, read_image, read_image_bytes
 
 from .fileio import OutputError, check_output, display_name, is_stdio, open_output, read_input, write_output
-from .progress import progress_callback
+from .progress import PROGRESS_MODES, progress_callback
 
 PROG = "lotto-media"
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -35,8 +37,6 @@ LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_LOG_LEVEL = "warning"
 #: Pipeline modules that add their own sub-command through ``register(subparsers)`` if installed.
 OPTIONAL_COMMAND_MODULES = ("transcode", "batch", "bench")
-#: as lotto_media.stream's (not imported from there: it pulls in torch, which --help does not need)
-DEFAULT_GOP, MAX_GOP = 16, 1024
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +103,11 @@ def _add_encode(commands: argparse._SubParsersAction, common: argparse.ArgumentP
         description="Encode a picture (PNG, JPEG, TIFF, WebP, BMP, ...) or a video (mp4, mkv, webm, mov, y4m, "
                     "image sequences; y4m or NUT on stdin) into a .lotto file. Encoding is a search: "
                     "--preset trades time for quality.",
-        epilog="examples: lotto-media encode photo.png --quality 60 | "
-               "ffmpeg -i in.mp4 -f yuv4mpegpipe - | lotto-media encode - -o clip.lotto")
+        formatter_class=ExamplesFormatter,
+        epilog=examples("lotto-media encode photo.png --quality 60",
+                        "lotto-media encode clip.mp4 -o clip.lotto --preset fast --gop 16",
+                        "ffmpeg -i in.mp4 -f yuv4mpegpipe - | lotto-media encode - -o clip.lotto",
+                        "lotto-media encode photo.png -o photo.lotto --progress json -y"))
     sub.add_argument("input", metavar="IN", help="input picture or video, or - for stdin")
     sub.add_argument("-o", "--output", metavar="OUT",
                      help="output .lotto file, or - for stdout (default: IN with suffix .lotto)")
@@ -117,31 +120,34 @@ def _add_encode(commands: argparse._SubParsersAction, common: argparse.ArgumentP
 def add_encoder_options(sub: argparse.ArgumentParser) -> None:
     """The options of every command that encodes (encode, transcode)."""
     rate = sub.add_mutually_exclusive_group()
-    rate.add_argument("--quality", type=_number_in(0, 100), metavar="Q",
+    rate.add_argument("--quality", type=_checked(float, limits.check_quality), metavar="Q",
                       help="quality 0..100, higher is better and bigger (default: 50)")
-    rate.add_argument("--lmbda", type=_positive_float, metavar="L",
+    rate.add_argument("--lmbda", type=_checked(float, limits.check_lmbda), metavar="L",
                       help="rate-distortion trade-off lambda, 0 < L < 10 (smaller: more bits); excludes --quality")
     sub.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET,
                      help=f"encoding effort (default: {DEFAULT_PRESET})")
-    sub.add_argument("--gop", type=_int_in(1, MAX_GOP), default=DEFAULT_GOP, metavar="N",
+    sub.add_argument("--gop", type=_checked(int, limits.check_gop), default=DEFAULT_GOP, metavar="N",
                      help=f"frames per group: an intra frame, then frames predicted from the one before; "
                           f"a scene cut starts a new group early, any group decodes alone "
                           f"(default: {DEFAULT_GOP}; 1 codes every frame on its own)")
     sub.add_argument("--frames", type=_frame_range, metavar="A:B",
                      help="code only frames A..B-1 of a video (counted from 0; A: and :B work too)")
-    sub.add_argument("--mask-ratio", type=_number_in(0, 1, include_high=False), default=0.2,
+    sub.add_argument("--mask-ratio", type=_checked(float, limits.check_mask_ratio), default=0.2,
                      metavar="R", help="fraction of random weights pruned, 0 <= R < 1 (default: 0.2)")
-    sub.add_argument("--seed", type=_int_in(0, 2**64 - 1), default=0, metavar="S",
+    sub.add_argument("--seed", type=_checked(int, limits.check_seed), default=0, metavar="S",
                      help="seed of the random network (default: 0)")
-    sub.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+    sub.add_argument("--device", choices=DEVICES, default="auto",
                      help="where the search runs (default: auto)")
-    sub.add_argument("--threads", type=_int_in(1, 4096), metavar="N",
+    sub.add_argument("--threads", type=_checked(int, limits.check_threads), metavar="N",
                      help="CPU threads for the search (default: PyTorch's choice)")
-    sub.add_argument("--steps", type=_int_in(2, 10**9), help=argparse.SUPPRESS)  # tests, benchmarks
+    sub.add_argument("--steps", type=_checked(int, limits.check_steps), help=argparse.SUPPRESS)  # tests, benchmarks
     sub.add_argument("-y", "--overwrite", action="store_true", dest="overwrite",
                      help="replace an existing output file")
     sub.add_argument("-q", "--quiet", action="store_true",
-                     help="no progress bar and no summary line")
+                     help="no progress and no summary line")
+    sub.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+                     help="auto: a bar when stderr is a terminal; bar: always; json: JSON lines on stderr "
+                          "for programs; none (default: auto)")
 
 
 def encode_options(args: argparse.Namespace):
@@ -158,15 +164,18 @@ def _add_decode(commands: argparse._SubParsersAction, common: argparse.ArgumentP
                     "MKV (FFV1, lossless), MP4 (x264) or a PNG sequence (a name with %%04d), chosen by "
                     "the output's suffix; - writes y4m (NUT for RGB and gray) to stdout. The source's "
                     "audio is put back where the container can hold it.",
-        epilog="examples: lotto-media decode clip.lotto -o clip.mkv | "
-               "lotto-media decode clip.lotto -o - | ffmpeg -i - out.mp4")
+        formatter_class=ExamplesFormatter,
+        epilog=examples("lotto-media decode photo.lotto -o photo.png",
+                        "lotto-media decode clip.lotto -o clip.mkv --frames 0:10",
+                        "lotto-media decode clip.lotto -o frames/%04d.png",
+                        "lotto-media decode clip.lotto -o - | ffmpeg -i - out.mp4"))
     sub.add_argument("input", metavar="IN", help="input .lotto file, or - for stdin")
     sub.add_argument("-o", "--output", metavar="OUT",
                      help="output file, pattern or - for stdout (default: IN with suffix .png for a "
                           "picture, .y4m for a video)")
     sub.add_argument("--frames", type=_frame_range, metavar="A:B",
                      help="decode only frames A..B-1 (counted from 0)")
-    sub.add_argument("--threads", type=_int_in(1, 4096), metavar="N",
+    sub.add_argument("--threads", type=_checked(int, limits.check_threads), metavar="N",
                      help="CPU threads for decoding (default: PyTorch's choice; 1 is best on a busy machine)")
     sub.add_argument("-y", "--overwrite", action="store_true", dest="overwrite",
                      help="replace an existing output file")
@@ -177,7 +186,10 @@ def _add_decode(commands: argparse._SubParsersAction, common: argparse.ArgumentP
 def _add_info(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     sub = commands.add_parser(
         "info", parents=[common], help="describe a .lotto file",
-        description="Show what a .lotto file holds and what the encoder measured.")
+        description="Show what a .lotto file holds and what the encoder measured.",
+        formatter_class=ExamplesFormatter,
+        epilog=examples("lotto-media info clip.lotto",
+                        "lotto-media info clip.lotto --json | jq .frame_details"))
     sub.add_argument("input", metavar="IN", help="input .lotto file, or - for stdin")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sub.set_defaults(func=run_info, parser=sub)
@@ -199,6 +211,20 @@ def _optional_command_modules() -> list[ModuleType]:
         if hasattr(module, "register"):
             modules.append(module)
     return modules
+
+
+class ExamplesFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that an ``examples:`` epilog keeps its lines (one command each)."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if text.startswith("examples:"):
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+
+def examples(*commands: str) -> str:
+    """A sub-command's epilog: its example command lines, one per line."""
+    return "examples:\n" + "\n".join(f"  {command}" for command in commands)
 
 
 # --------------------------------------------------------------------------- commands
@@ -226,7 +252,7 @@ def run_encode(args: argparse.Namespace) -> int:
     options = encode_options(args)
     log.info("%s: encoding %dx%d %s with preset %s", name, frame.width, frame.height,
              frame.pix_fmt, args.preset)
-    with progress_callback(name, quiet=args.quiet) as bar:
+    with progress_callback(name, quiet=args.quiet, mode=args.progress) as bar:
         result = codec.encode_frame(frame, options, progress=bar if bar.enabled else None)
     write_output(output, result.data, overwrite=args.overwrite)
 
@@ -249,7 +275,7 @@ def _encode_video(args: argparse.Namespace, output: str) -> int:
     check_output(output, overwrite=args.overwrite, input_name=args.input)
     options = encode_options(args)
     with media_io.open_video(args.input, name=name) as reader:
-        with progress_callback(name, quiet=args.quiet) as bar, open_output(output, overwrite=args.overwrite) as stream:
+        with progress_callback(name, quiet=args.quiet, mode=args.progress) as bar, open_output(output, overwrite=args.overwrite) as stream:
             summary = encode_video(reader, stream, options, gop=args.gop, frames=args.frames,
                                    progress=bar if bar.enabled else None, output_name=output)
     if not args.quiet:
@@ -504,29 +530,21 @@ def _version() -> str:
         return "unknown"
 
 
-def _number_in(low: float, high: float, *, include_high: bool = True):
-    def parse(text: str) -> float:
+def _checked(parse: type, check):
+    """An argparse type: the text parsed as ``parse``, then held to the codec's own limit (so the
+    parser refuses exactly what the codec would, in its words)."""
+    def convert(text: str):
         try:
-            value = float(text)
+            value = parse(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not (low <= value <= high if include_high else low <= value < high):
-            closing = "]" if include_high else ")"
-            raise argparse.ArgumentTypeError(f"{text} is outside [{low:g}, {high:g}{closing}")
-        return value
-    return parse
-
-
-def _int_in(low: int, high: int):
-    def parse(text: str) -> int:
+            kind = "an integer" if parse is int else "a number"
+            raise argparse.ArgumentTypeError(f"not {kind}: {text!r}") from None
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} is outside {low}..{high}")
-        return value
-    return parse
+            return check(value)
+        except LottoError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    convert.__name__ = parse.__name__  # argparse names the type in its messages
+    return convert
 
 
 def _frame_range(text: str) -> range:
@@ -539,16 +557,6 @@ def _frame_range(text: str) -> range:
     if not sep or first < 0 or last <= first:
         raise argparse.ArgumentTypeError(f"{text!r} is not a frame range A:B with 0 <= A < B")
     return range(first, last)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value < 10:  # the codec's own bounds on lambda
-        raise argparse.ArgumentTypeError(f"{text} must be a number with 0 < L < 10")
-    return value
 
 
 class _CliFormatter(logging.Formatter):

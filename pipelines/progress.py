@@ -1,14 +1,18 @@
-"""A terminal progress bar for the encoder's search, drawn with tqdm on stderr.
+"""The encoder's progress on stderr: a tqdm bar for a person, JSON lines for a program.
 
-The core reports ``Progress`` records through a callback; this module only renders them. A bar
-is drawn only when a person is watching (stderr is a terminal) and did not ask for quiet, so logs
-and pipes stay clean.
+The core reports ``Progress`` records through a callback; this module only renders them. With
+``--progress auto`` (the default) a bar is drawn only when a person is watching (stderr is a
+terminal) and did not ask for quiet, so logs and pipes stay clean; ``--progress json`` writes one
+JSON object per line (at most one a second, and the last step of every phase) wherever stderr goes.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 import sys
+import time
 from typing import TextIO
 
 from tqdm import tqdm
@@ -92,9 +96,57 @@ class ProgressBar:
         self.close()
 
 
-def progress_callback(label: str, *, quiet: bool) -> ProgressBar:
-    """The sink the CLI hands to the encoder: silent when quiet or when stderr is not a terminal."""
-    return ProgressBar(label, enabled=False if quiet else None)
+class JsonProgress:
+    """Callable progress sink writing JSON lines: ``{"event": "progress", "input": ..., "phase": ...,
+    "step": ..., "total": ..., "frame": ..., "frames": ..., "loss": ..., "psnr": ..., "bpp": ...,
+    "elapsed_s": ..., "eta_s": ...}`` (unknown numbers are null)."""
+
+    enabled = True
+
+    def __init__(self, label: str, *, stream: TextIO | None = None, min_interval: float = 1.0) -> None:
+        self._label = label
+        self._stream = stream if stream is not None else sys.stderr
+        self._min_interval = min_interval
+        self._last = -math.inf
+
+    def __call__(self, progress: Progress) -> None:
+        now = time.monotonic()
+        if progress.step < progress.total and now - self._last < self._min_interval:
+            return
+        self._last = now
+        record = {"event": "progress", "input": self._label, "phase": progress.phase, "step": progress.step,
+                  "total": progress.total, "frame": progress.frame, "frames": progress.frames}
+        for key in ("loss", "psnr", "bpp", "elapsed_s", "eta_s"):
+            value = float(getattr(progress, key))
+            record[key] = round(value, 4) if math.isfinite(value) else None
+        write_json_line(self._stream, record)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "JsonProgress":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def write_json_line(stream: TextIO, record: dict) -> None:
+    stream.write(json.dumps(record, sort_keys=True, allow_nan=False) + "\n")
+    stream.flush()
+
+
+#: ``--progress``: auto draws a bar on a terminal only; none is what -q gives
+PROGRESS_MODES = ("auto", "bar", "json", "none")
+
+
+def progress_callback(label: str, *, quiet: bool, mode: str = "auto") -> ProgressBar | JsonProgress:
+    """The sink the CLI hands to the encoder (``enabled`` says whether it shows anything)."""
+    if mode == "json" and not quiet:
+        return JsonProgress(label)
+    if quiet or mode == "none":
+        return ProgressBar(label, enabled=False)
+    return ProgressBar(label, enabled=True if mode == "bar" else None)
 
 
 def _is_terminal(stream: TextIO) -> bool:

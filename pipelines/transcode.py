@@ -194,14 +194,17 @@ def decode_video(reader, writer, on_frame: Callable[[Frame], None] | None = None
 # --------------------------------------------------------------------------- the command
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
-    from .cli import add_encoder_options
+    from .cli import ExamplesFormatter, add_encoder_options, examples
 
     sub = commands.add_parser(
         "transcode", parents=[common] if common is not None else [], help="code a video file into a .lotto stream",
         description="Code a video (any file FFmpeg reads: mp4, mkv, webm, mov, y4m, image sequences) into "
                     "a .lotto stream beside it, optionally writing the decoded frames to a playable file. "
                     "Audio is carried along unchanged.",
-        epilog="example: lotto-media transcode clip.mp4 --preset fast --decoded check.mkv")
+        formatter_class=ExamplesFormatter,
+        epilog=examples("lotto-media transcode clip.mp4 --preset fast --decoded check.mkv",
+                        "lotto-media transcode clip.mkv -o clip.lotto --quality 70 --gop 32 --frames 0:100",
+                        "ffmpeg -i in.mp4 -f nut -c:v rawvideo - | lotto-media transcode - -o clip.lotto"))
     sub.add_argument("input", metavar="IN", help="input video, or - for y4m/NUT on stdin")
     sub.add_argument("-o", "--output", metavar="OUT.lotto",
                      help="output stream (default: IN with suffix .lotto; - for stdout)")
@@ -227,7 +230,7 @@ def run_transcode(args: argparse.Namespace) -> int:
     name = display_name(args.input)
     options = encode_options(args)
     with media_io.open_video(args.input, name=name) as reader:
-        with progress_callback(name, quiet=args.quiet) as bar, open_output(output, overwrite=args.overwrite) as stream:
+        with progress_callback(name, quiet=args.quiet, mode=args.progress) as bar, open_output(output, overwrite=args.overwrite) as stream:
             decoded = None
             if args.decoded is not None:
                 decoded = media_io.open_video_writer(args.decoded, reader.format, reader.audio if args.frames is None else None,

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from conftest import save_png, synthetic_rgb
-from lotto_media.errors import InputError
+from lotto_media.errors import InputError, LottoError
 from lotto_media.pipelines import cli, fileio
 from lotto_media.pipelines.progress import ProgressBar, format_seconds
 
@@ -487,7 +487,7 @@ def test_real_stream_missing_its_tail_still_decodes_with_a_warning(capsys, real_
 def test_real_failed_encode_leaves_nothing(capsys, tmp_path, tiny_png):
     # the parser refuses what the codec would refuse (a search needs 2 steps), before any work
     code, _, err = run(capsys, "encode", tiny_png, "--preset", "ultrafast", "--steps", "1")
-    assert code == 2 and "--steps" in err and "outside 2.." in err
+    assert code == 2 and "--steps" in err and "steps must be in 2.." in err
     # a failure inside the codec leaves no output either: here, a device this machine lacks
     import torch
     if torch.cuda.is_available():
@@ -519,3 +519,71 @@ def test_real_yuv_stream_info_and_decode(capsys, tmp_path):
     assert code == 1 and out == "" and "yuv420p" in err
     assert_one_error_line(err)
     assert files_in(tmp_path) == {"yuv.lotto"}
+
+
+@pytest.mark.parametrize("option, field, parse, values", [
+    ("--quality", "quality", float, ["-1", "0", "50", "100", "100.5", "nan"]),
+    ("--lmbda", "lmbda", float, ["0", "1e-9", "9.99", "10", "-1", "inf"]),
+    ("--mask-ratio", "mask_ratio", float, ["-0.1", "0", "0.99", "1"]),
+    ("--seed", "seed", int, ["-1", "0", str(2**64 - 1), str(2**64)]),
+    ("--threads", "threads", int, ["0", "1", "4096", "4097"]),
+    ("--steps", "steps", int, ["1", "2", str(10**9), str(10**9 + 1)]),
+])
+def test_parser_refuses_exactly_what_the_codec_refuses_in_the_same_words(capsys, option, field, parse, values):
+    from lotto_media.options import EncodeOptions
+
+    for text in values:
+        try:
+            EncodeOptions(**{field: parse(text)})
+            codec_error = None
+        except LottoError as exc:
+            codec_error = str(exc)
+        try:
+            cli.build_parser().parse_args(["encode", "in.png", option, text])
+            parser_error = None
+        except SystemExit:
+            parser_error = capsys.readouterr().err
+        assert (parser_error is None) == (codec_error is None), (option, text, parser_error, codec_error)
+        if codec_error is not None:
+            assert codec_error in parser_error, (option, text)
+
+
+def test_progress_json_writes_parsable_lines_on_stderr_only(capsys, tmp_path, tiny_png):
+    output = tmp_path / "out.lotto"
+    code, out, err = run(capsys, "encode", tiny_png, "-o", output, "--preset", "ultrafast", "--steps", "6",
+                         "--progress", "json")
+    assert code == 0 and out == ""
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert lines and all(r["event"] == "progress" and r["input"] == str(tiny_png) for r in lines)
+    assert lines[-1]["step"] == lines[-1]["total"]  # the end of the search is always reported
+    code, _, err = run(capsys, "encode", tiny_png, "-o", output, "-y", "--preset", "ultrafast", "--steps", "6",
+                       "--progress", "json", "-q")
+    assert code == 0 and err == ""
+
+
+def _subparsers(parser):
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield name, sub
+                for inner, subsub in _subparsers(sub):
+                    yield f"{name} {inner}", subsub
+
+
+def test_every_command_help_has_examples_that_the_parser_accepts():
+    import shlex
+
+    commands = dict(_subparsers(cli.build_parser()))
+    assert {"encode", "decode", "info", "transcode", "batch", "bench", "bench images"} <= set(commands)
+    for name, sub in commands.items():
+        help_text = sub.format_help()
+        assert "examples:\n" in help_text, name
+        lines = [line.strip() for line in help_text.split("examples:\n", 1)[1].splitlines() if line.strip()]
+        assert lines, name
+        for line in lines:
+            for piece in line.split("|"):
+                argv = shlex.split(piece)
+                if argv and argv[0] == "lotto-media":
+                    cli.build_parser().parse_args(argv[1:])  # a usage error raises SystemExit

@@ -45,7 +45,7 @@ from ..errors import FormatError, InputError, UnsupportedError
 from ..frame import PIXEL_FORMATS, Frame, VideoFormat
 from ..model.latents import level_shapes
 from ..metrics import psnr_planes, psnr_rgb, psnr_yuv
-from ..options import EncodeOptions
+from ..options import DEFAULT_GOP, MAX_GOP, EncodeOptions, check_gop, check_threads
 from ..model.random_weights import random_synthesis_weights
 from ..model.motion import compensate, estimate_translation, is_scene_cut
 from ..model.reconstruct import reconstruct, synthesis_output
@@ -59,8 +59,6 @@ log = logging.getLogger(__name__)
 SUPPORTED_PIX_FMTS = ("rgb24", "gray", "yuv420p", "yuv420p10le")
 #: frames per group unless the user says otherwise: the group header (~0.5-1.4 KB of networks) is
 #: shared by 16 frames, and a damaged or skipped-to group costs at most 16 frames
-DEFAULT_GOP = 16
-MAX_GOP = 1024
 
 
 def resolve_device(name: str) -> torch.device:
@@ -79,8 +77,7 @@ def torch_threads(threads: int | None) -> Iterator[None]:
     if threads is None:
         yield
         return
-    if threads < 1:
-        raise InputError(f"threads must be >= 1, got {threads}")
+    check_threads(threads)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -178,8 +175,7 @@ def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_fram
         raise UnsupportedError(
             f"pixel format {video.pix_fmt} is not supported yet (supported: {', '.join(SUPPORTED_PIX_FMTS)})"
         )
-    if not 1 <= gop <= MAX_GOP:
-        raise InputError(f"gop must be in 1..{MAX_GOP}, got {gop}")
+    check_gop(gop)
     lmbda = options.resolved_lmbda()
     options.schedule()  # refuse a bad preset or step count before any work
     model = ModelConfig(
