@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import glob
 import json
 import logging
@@ -26,7 +27,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence, TextIO
+from typing import Callable, Iterator, Sequence, TextIO
 
 from lotto_media.errors import LottoError
 from lotto_media.options import EncodeOptions
@@ -240,7 +241,9 @@ def run_local(plan: Sequence[Job], settings: BatchSettings, workers: int, on_res
     pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                                   initializer=_quiet_worker)
     try:
-        futures = {pool.submit(run_job, job, settings): job for job in plan}
+        # the workers start during the submissions (spawned on demand), with these variables
+        with _thread_environment(settings.threads):
+            futures = {pool.submit(run_job, job, settings): job for job in plan}
         for future in concurrent.futures.as_completed(futures):
             job = futures[future]
             try:
@@ -256,6 +259,29 @@ def run_local(plan: Sequence[Job], settings: BatchSettings, workers: int, on_res
         _interrupt_workers(processes)
         raise
     pool.shutdown()
+
+
+#: the thread pools of the native libraries a worker loads (OpenMP, numpy's OpenBLAS, MKL), which
+#: would otherwise each start one thread per core in every worker
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _thread_environment(threads: int | None) -> Iterator[None]:
+    """This process's environment, with the native thread counts of a worker, while workers start."""
+    if threads is None:
+        yield
+        return
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _quiet_worker() -> None:

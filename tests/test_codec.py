@@ -112,7 +112,7 @@ def test_very_small_images(shape):
 
 
 def test_bad_options_and_inputs_are_clear_errors():
-    with pytest.raises(InputError, match="either lmbda or quality"):
+    with pytest.raises(InputError, match="either lambda or quality"):
         encode_image(synthetic_rgb(4, 4), lmbda=0.01, quality=50)
     with pytest.raises(InputError, match="quality"):
         encode_image(synthetic_rgb(4, 4), quality=101)
