@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import FormatError, InputError, LottoError, UnsupportedError
+from .errors import FormatError, InputError, LimitError, LottoError, UnsupportedError
 from .frame import ColorTags, Frame
 
 __version__ = "0.1.0"
@@ -20,7 +20,7 @@ _CODEC_NAMES = (
 )
 
 __all__ = [
-    "ColorTags", "Frame", "FormatError", "InputError", "LottoError", "UnsupportedError", "__version__",
+    "ColorTags", "Frame", "FormatError", "InputError", "LimitError", "LottoError", "UnsupportedError", "__version__",
     *_CODEC_NAMES,
 ]
 

@@ -15,8 +15,9 @@ from dataclasses import replace
 import numpy as np
 
 from .coding.bitstream import unpack_frame, unpack_group
-from .container import FORMAT_VERSION, FrameChunk, GroupChunk, SequenceHeader, StreamReader
-from .errors import FormatError
+from .container import (DEFAULT_MAX_PIXELS, FORMAT_VERSION, FrameChunk, GroupChunk, SequenceHeader, StreamReader,
+                        check_pixel_limit)
+from .errors import FormatError, UnsupportedError
 from .frame import Frame, VideoFormat
 from .metrics import bpp as bits_per_pixel
 from .model.synthesis import count_kmac_per_pixel
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "EncodeOptions", "EncodeResult", "Progress", "StreamInfo", "SUPPORTED_PIX_FMTS", "FORMAT_VERSION",
+    "DEFAULT_MAX_PIXELS",
     "encode_frame", "decode_frame", "inspect", "encode_image", "decode_image", "resolve_device", "torch_threads",
 ]
 
@@ -66,19 +68,22 @@ def stream_header(prefix: bytes, name: str = "<stream>") -> SequenceHeader:
     return StreamReader(prefix[:HEADER_PREFIX_BYTES], name).header
 
 
-def decode_frame(data: bytes, name: str = "<stream>") -> Frame:
-    """The first frame of a .lotto stream."""
-    reader = LottoReader(data, name, frames=range(0, 1), read_to_end=True)
+def decode_frame(data: bytes, name: str = "<stream>", *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Frame:
+    """The first frame of a .lotto stream. A stream with larger frames than ``max_pixels``
+    (None: what the format allows) raises LimitError before anything is decoded."""
+    reader = LottoReader(data, name, frames=range(0, 1), read_to_end=True, max_pixels=max_pixels)
     frames = list(reader)
     if frames:
         return frames[0]
     raise FormatError(f"{name}: no intact frame" + (f" ({reader.damage})" if reader.damage else ""))
 
 
-def inspect(data: bytes, name: str = "<stream>") -> StreamInfo:
-    """Describe a stream without decoding its pictures: size, format, rate, groups, frames."""
+def inspect(data: bytes, name: str = "<stream>", *, max_pixels: int | None = None) -> StreamInfo:
+    """Describe a stream without decoding its pictures: size, format, rate, groups, frames.
+    ``max_pixels`` refuses (LimitError) what a decoder with that limit would refuse."""
     reader = StreamReader(data, name)
     h = reader.header
+    check_pixel_limit(h, max_pixels, name)
     # the encoder's per-frame statistics are in the metadata chunk, at the end: filled in after
     details: list[FrameInfo] = []
     arm_widths: list[int] = []
@@ -86,13 +91,13 @@ def inspect(data: bytes, name: str = "<stream>") -> StreamInfo:
         if isinstance(item, GroupChunk):
             try:
                 arm_widths.append(unpack_group(item.payload, h.model, h.format_version).arm_hidden)
-            except FormatError:
+            except (FormatError, UnsupportedError):  # described as unknown: decoding says why
                 arm_widths.append(0)
         elif isinstance(item, FrameChunk):
             packet = item.packet
             try:
                 kind = unpack_frame(packet.payload, h.format_version).frame_type.name
-            except FormatError:
+            except (FormatError, UnsupportedError):
                 kind = "?"
             details.append(FrameInfo(index=len(details), group=packet.group, pts=packet.pts, duration=packet.duration,
                                      frame_type=kind, bytes=len(packet.payload), psnr=math.nan, psnr_planes={}))
@@ -167,5 +172,5 @@ def encode_image(array: np.ndarray, *, progress: ProgressCallback | None = None,
     return encode_frame(Frame.from_array(array), EncodeOptions(**options), progress).data
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    return decode_frame(data).to_array()
+def decode_image(data: bytes, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    return decode_frame(data, max_pixels=max_pixels).to_array()

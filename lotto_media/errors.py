@@ -19,3 +19,8 @@ class FormatError(LottoError):
 
 class UnsupportedError(LottoError):
     """A valid stream that uses a feature this version does not implement."""
+
+
+class LimitError(LottoError):
+    """A stream (or picture) larger than a limit the caller set, e.g. a decoder's ``max_pixels``:
+    refused before anything of that size is allocated."""

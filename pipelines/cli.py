@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Iterator, Sequence
 
 from lotto_media import options as limits
+from lotto_media.container.header import DEFAULT_MAX_PIXELS, MAX_PIXELS
 from lotto_media.options import DEFAULT_GOP, DEVICES
 from lotto_media.search.presets import DEFAULT_PRESET, PRESET_NAMES
 from lotto_media.errors import FormatError, LottoError
@@ -177,6 +178,7 @@ def _add_decode(commands: argparse._SubParsersAction, common: argparse.ArgumentP
                      help="decode only frames A..B-1 (counted from 0)")
     sub.add_argument("--threads", type=_checked(int, limits.check_threads), metavar="N",
                      help="CPU threads for decoding (default: PyTorch's choice; 1 is best on a busy machine)")
+    add_max_pixels(sub)
     sub.add_argument("-y", "--overwrite", action="store_true", dest="overwrite",
                      help="replace an existing output file")
     sub.add_argument("-q", "--quiet", action="store_true", help="no summary line")
@@ -192,7 +194,16 @@ def _add_info(commands: argparse._SubParsersAction, common: argparse.ArgumentPar
                         "lotto-media info clip.lotto --json | jq .frame_details"))
     sub.add_argument("input", metavar="IN", help="input .lotto file, or - for stdin")
     sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_max_pixels(sub)
     sub.set_defaults(func=run_info, parser=sub)
+
+
+def add_max_pixels(sub: argparse.ArgumentParser) -> None:
+    """The decoder's pixel limit, as Pillow's MAX_IMAGE_PIXELS and libavcodec's max_pixels."""
+    sub.add_argument("--max-pixels", type=_max_pixels, default=DEFAULT_MAX_PIXELS, metavar="N",
+                     help=f"refuse a stream whose frames have more than N pixels before decoding anything "
+                          f"(default: {DEFAULT_MAX_PIXELS}, enough for 8K; 0: the format's own limit, "
+                          f"{MAX_PIXELS})")
 
 
 def _optional_command_modules() -> list[ModuleType]:
@@ -315,7 +326,7 @@ def run_decode(args: argparse.Namespace) -> int:
             data = prefix + source.read()
             # A single picture is either intact or an error. Damage elsewhere in the file (a lost
             # index or metadata chunk) is reported as a warning by the reader itself, once.
-            frame = codec.decode_frame(data, name)
+            frame = codec.decode_frame(data, name, max_pixels=args.max_pixels)
             write_output(output, encode_png_bytes(frame), overwrite=args.overwrite)
             if not args.quiet:
                 note(f"{output_name(output)}: {frame.width}x{frame.height} {frame.pix_fmt}")
@@ -323,7 +334,8 @@ def run_decode(args: argparse.Namespace) -> int:
         from lotto_media.stream import LottoReader
 
         # the damage is the error line _decode_video prints: the reader must not warn it too
-        reader = LottoReader(_Rewound(prefix, source), name, frames=args.frames, warn=False)
+        reader = LottoReader(_Rewound(prefix, source), name, frames=args.frames, warn=False,
+                             max_pixels=args.max_pixels)
         return _decode_video(args, reader, output, name)
 
 
@@ -398,7 +410,7 @@ def run_info(args: argparse.Namespace) -> int:
     """``lotto-media info``: describe a .lotto file."""
     name = display_name(args.input)
     # Damage is warned about by the container reader and shown in the output.
-    info = _codec().inspect(read_input(args.input), name)
+    info = _codec().inspect(read_input(args.input), name, max_pixels=args.max_pixels)
     if args.json:
         _print_json(info.to_dict())
     else:
@@ -545,6 +557,16 @@ def _checked(parse: type, check):
             raise argparse.ArgumentTypeError(str(exc)) from None
     convert.__name__ = parse.__name__  # argparse names the type in its messages
     return convert
+
+
+def _max_pixels(text: str) -> int | None:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"the pixel limit must be 0 (none) or positive, got {value}")
+    return value or None
 
 
 def _frame_range(text: str) -> range:

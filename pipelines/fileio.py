@@ -78,22 +78,35 @@ def open_output(name: str | Path, *, overwrite: bool) -> Iterator[BinaryIO]:
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     try:
-        with os.fdopen(fd, "wb") as temp:
-            try:
+        try:
+            # closing is inside: a buffered write that fails (a full disk) fails at the close
+            with os.fdopen(fd, "wb") as temp:
                 yield temp
                 temp.flush()
                 os.fsync(temp.fileno())
-            except OSError as exc:
-                if exc.filename is None and not isinstance(exc, BrokenPipeError):
-                    raise OutputError(f"{path}: write failed ({exc.strerror or exc})") from None
-                raise
+        except OSError as exc:
+            if not _is_about(exc, temp_name):
+                raise  # e.g. the input's own error, which names the input
+            raise OutputError(f"{path}: write failed ({exc.strerror or exc})") from None
         if not overwrite and path.exists():
             raise OutputError(f"{path}: already exists (use -y to overwrite)")
-        os.replace(temp_name, path)
+        try:
+            os.replace(temp_name, path)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
         # BaseException on purpose: KeyboardInterrupt must not leave the temporary file behind.
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def _is_about(exc: OSError, temp_name: Path) -> bool:
+    """Whether an error met while writing an output is the output's: one naming no file or the
+    temporary file (the user never asked for that name), except a closed pipe, which the
+    command line reports on its own."""
+    if isinstance(exc, BrokenPipeError):
+        return False
+    return exc.filename is None or os.fspath(exc.filename) == os.fspath(temp_name)
 
 
 def _same_file(a: Path, b: Path) -> bool:

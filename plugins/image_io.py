@@ -15,6 +15,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from lotto_media.container.header import picture_size_problem
 from lotto_media.errors import InputError, UnsupportedError
 from lotto_media.frame import ColorTags, Frame
 
@@ -23,6 +24,11 @@ log = logging.getLogger(__name__)
 # Still images hold full-range samples; RGB ones use H.273's identity matrix (code point 0).
 _FULL_RANGE_RGB = ColorTags(color_range=2, matrix=0)
 _FULL_RANGE_GRAY = ColorTags(color_range=2)
+
+
+#: FFmpeg's decoders that render text as pictures (ANSI art and its kin): a README or a log file
+#: would otherwise be coded as a picture, or a video, of its characters
+_TEXT_ART_CODECS = frozenset({"ansi", "bintext", "xbin", "idf"})
 
 
 def read_image(path: str | Path) -> Frame:
@@ -77,6 +83,11 @@ def _read(source: str | io.BytesIO, name: str) -> Frame:
         with av.open(source, mode="r") as container:
             if not container.streams.video:
                 raise InputError(f"{name}: contains no picture")
+            context = container.streams.video[0].codec_context
+            if context.name in _TEXT_ART_CODECS:
+                raise InputError(f"{name}: a text file, not a picture")
+            # before decoding: a few bytes of PNG can claim a picture of gigabytes
+            check_size(context.width, context.height, name)
             picture = next(container.decode(video=0), None)
     except InputError:
         raise
@@ -86,7 +97,17 @@ def _read(source: str | io.BytesIO, name: str) -> Frame:
         raise InputError(f"{name}: not a readable image ({exc})") from exc
     if picture is None:
         raise InputError(f"{name}: contains no decodable picture")
+    check_size(picture.width, picture.height, name)
     return _to_frame(picture, name)
+
+
+def check_size(width: int, height: int, name: str) -> None:
+    """Refuse a picture the .lotto format cannot hold, naming the file; a size of 0 is unknown
+    (a demuxer that leaves it to the decoder) and passes."""
+    if width and height:
+        problem = picture_size_problem(width, height)
+        if problem:
+            raise InputError(f"{name}: {problem}")
 
 
 def _ffmpeg_reason(exc: av.FFmpegError) -> str:

@@ -58,7 +58,8 @@ from lotto_media.frame import PIXEL_FORMATS, ColorTags, Frame, VideoFormat
 
 from . import y4m
 from .anchors import downsample_chroma, upsample_chroma
-from .image_io import _palette_has_transparency, _round_16_to_8, encode_png_array, encode_png_bytes
+from .image_io import (_TEXT_ART_CODECS, _palette_has_transparency, _round_16_to_8, check_size, encode_png_array,
+                       encode_png_bytes)
 
 log = logging.getLogger(__name__)
 
@@ -421,6 +422,10 @@ def _container_reader(container: av.container.InputContainer, name: str, stack: 
     video = container.streams.video[0]
     if video.codec_context is None:
         raise InputError(f"{name}: this FFmpeg build has no decoder for its video stream")
+    if video.codec_context.name in _TEXT_ART_CODECS:
+        raise InputError(f"{name}: a text file, not a video or picture (FFmpeg would draw its characters "
+                         f"as {video.codec_context.name} art)")
+    check_size(video.codec_context.width, video.codec_context.height, name)  # before any frame is decoded
     video.codec_context.thread_type = "AUTO"  # frame threads too: the order of frames is unchanged
     audio_stream = container.streams.audio[0] if container.streams.audio else None
     audio = _audio_params(audio_stream, name) if audio_stream is not None else None
@@ -444,6 +449,7 @@ def _container_reader(container: av.container.InputContainer, name: str, stack: 
                                                   packet.duration or 0, packet.is_keyframe))
                     continue
                 for vf in packet.decode():
+                    check_size(vf.width, vf.height, name)
                     frame = timing.apply(_convert(vf, name, warn))
                     if color_tag is not None:
                         frame.color = _fill_unspecified(frame.color, color_tag)
@@ -532,6 +538,8 @@ def _open_pictures(paths: Sequence[Path], name: str) -> VideoReader:
             with av.open(str(path)) as container:
                 if not container.streams.video:
                     raise InputError(f"{path}: contains no picture")
+                context = container.streams.video[0].codec_context
+                check_size(context.width, context.height, str(path))
                 vf = next(container.decode(video=0), None)
         except av.FFmpegError as exc:
             raise InputError(f"{path}: not a readable picture ({_reason(exc)})") from exc

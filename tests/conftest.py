@@ -129,7 +129,7 @@ class FakeCodec:
         data = self._pack(header, planes)
         return EncodeResult(data, recon, self._info(header, len(data), None), 3, 0.01, 0.02)
 
-    def decode_frame(self, data: bytes, name: str = "<stream>") -> Frame:
+    def decode_frame(self, data: bytes, name: str = "<stream>", *, max_pixels: int | None = None) -> Frame:
         self.calls.append(("decode_frame", name))
         header, planes, _ = self._unpack(data, name)
         return Frame(planes, header["pix_fmt"])
@@ -145,7 +145,7 @@ class FakeCodec:
             raise FormatError(f"{name}: truncated or damaged header") from exc
         return types.SimpleNamespace(n_frames=1, pix_fmt=header["pix_fmt"])
 
-    def inspect(self, data: bytes, name: str = "<stream>"):
+    def inspect(self, data: bytes, name: str = "<stream>", *, max_pixels: int | None = None):
         self.calls.append(("inspect", name))
         header, _, damage = self._unpack(data, name)
         return self._info(header, len(data), damage)

@@ -311,8 +311,8 @@ def test_info_table_and_json(capsys, fake_stream):
 def test_json_never_carries_nan(capsys, fake_codec, fake_stream, monkeypatch):
     original = fake_codec.inspect
 
-    def without_psnr(data, name="<stream>"):
-        info = original(data, name)
+    def without_psnr(data, name="<stream>", **options):
+        info = original(data, name, **options)
         info.psnr = float("nan")
         return info
     monkeypatch.setattr(fake_codec, "inspect", without_psnr)

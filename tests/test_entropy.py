@@ -398,10 +398,76 @@ def test_v2_latent_stream_must_end_where_the_encoder_ended_it():
         with pytest.raises(FormatError, match="^latent stream: "):
             decode_latents(packet, SHAPES, arm)
             pytest.fail(f"{what}: decoded without an error")
-    # v1 has no such check: an emptied main stream decodes to something
-    v1 = encode_latents(latents, arm, version=1)
-    v1_escape = v1[4 + int.from_bytes(v1[:4], "little") :]
-    assert not same(decode_latents(repack(b"", v1_escape), SHAPES, arm, version=1), latents)
+
+
+
+def test_v1_latent_and_mask_streams_must_end_where_the_encoder_ended_them():
+    """Version 1 streams were all written by constriction's encoder with the tables the decoder
+    uses, so the same end-of-stream rule holds for them (an emptied stream once decoded to
+    something without an error)."""
+    latents, arm = escape_rich_latents(8)
+    data = encode_latents(latents, arm, version=1)
+    main_len = int.from_bytes(data[:4], "little")
+    main, escape = data[4 : 4 + main_len], data[4 + main_len :]
+    assert same(decode_latents(data, SHAPES, arm, version=1), latents)
+    damaged = {
+        "emptied main stream": repack(b"", escape),
+        "main stream one word short": repack(main[:-4], escape),
+        "main stream zeroed": repack(bytes(len(main)), escape),
+        "a zero word appended to the main stream": repack(main + bytes(4), escape),
+        "emptied escape stream": repack(main, b""),
+        "a word appended to the escape stream": repack(main, escape + bytes(4)),
+    }
+    for what, packet in damaged.items():
+        with pytest.raises(FormatError, match="^latent stream: "):
+            decode_latents(packet, SHAPES, arm, version=1)
+            pytest.fail(f"{what}: decoded without an error")
+    mask = np.zeros(1723, dtype=bool)
+    mask[::7] = True
+    code = encode_mask(mask, version=1)
+    assert np.array_equal(decode_mask(code, 1723, int(mask.sum()), version=1), mask)
+    for packet in (b"", code[:-4], code + bytes(4)):
+        with pytest.raises(FormatError, match="^mask: "):
+            decode_mask(packet, 1723, int(mask.sum()), version=1)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_stream_that_runs_out_is_refused_where_its_data_ends(version: int):
+    """A few words cannot code a large grid: decoding stops within a piece of the wavefront walk
+    of where the data ran out (constriction shifts in zeros past the end), not after the last of
+    the latents the shapes claim."""
+    latents, arm = escape_rich_latents(8)
+    data = encode_latents(latents, arm, version=version)
+    shapes = level_shapes(4000, 4000, 7)
+    ends_early = r"^latent stream: (escape stream: )?data ends early \(\d+ words; the first \d+ latents"
+    with pytest.raises(FormatError, match=ends_early):
+        decode_latents(data, shapes, arm, version=version)
+
+
+def test_wavefront_pieces_follow_the_format_order():
+    """The piecewise walk gives every latent in the order of docs/FORMAT.md 3.3 (wavefront c + 4r,
+    then level, then row), whatever the piece size, for odd shapes and levels narrower than 4."""
+    from lotto_media.model.arm import PAD, ContextLayout
+
+    rng = np.random.default_rng(0)
+    cases = [level_shapes(h, w, n) for h, w, n in [(1, 1, 1), (16, 24, 7), (11, 13, 7), (1, 100, 3), (100, 1, 5),
+                                                   (3, 2, 7), (257, 129, 12)]]
+    cases += [level_shapes(int(rng.integers(1, 60)), int(rng.integers(1, 60)), int(rng.integers(1, 13)))
+              for _ in range(40)]
+    for shapes in cases:
+        layout = ContextLayout.for_shapes(shapes)
+        keys, positions = [], []
+        for level, (h, w) in enumerate(shapes):
+            r, c = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+            keys.append((c + 4 * r).ravel())
+            positions.append((layout.bases[level] + (r + PAD) * (w + 2 * PAD) + c + PAD).ravel())
+        key = np.concatenate(keys)
+        order = np.argsort(key, kind="stable")
+        fronts = np.unique(key, return_counts=True)[1].tolist()
+        for piece_size in (1, 7, 1 << 15):
+            pieces = list(layout.pieces(piece_size))
+            assert np.array_equal(np.concatenate([p.positions for p in pieces]), np.concatenate(positions)[order])
+            assert [b - a for p in pieces for a, b in zip(p.bounds[:-1], p.bounds[1:])] == fronts
 
 
 def test_v2_latents_without_escapes_have_an_empty_escape_stream():

@@ -219,17 +219,21 @@ GOLDEN_STREAMS = {
     "pan_rgb_3f_v2.lotto": "rgb24",
     "pan_yuv420p10_odd_2f_v2.lotto": "yuv420p10le",
     "pan_yuv420p_inter_4f_v2.lotto": "yuv420p-inter",
+    "pan_gray_1f_v2.lotto": "gray",
 }
 
 
 def golden_frames(kind: str) -> tuple[list[Frame], int, bool]:
-    """(frames, gop, inter): the first two streams are intra frames sharing their group's
+    """(frames, gop, inter): the rgb24 and 10-bit streams are intra frames sharing their group's
     networks; the third an intra frame and three predicted frames (the picture moves one sample a
     frame; the vectors the encoder found against its decoded frames are whole, fractional, negative)."""
     if kind == "rgb24":
         return pan(3, height=16, width=24), 2, False
     if kind == "yuv420p10le":
         return [to_yuv420(f, 10) for f in pan(2, height=11, width=13)], 2, False
+    if kind == "gray":  # one picture: the fuzz tests' seed of a gray file
+        (frame,) = pan(1, height=9, width=14)
+        return [Frame([to_yuv420(frame).planes[0]], "gray", pts=frame.pts)], 1, False
     return [to_yuv420(f) for f in pan(4, height=15, width=22, step=1)], 4, True
 
 

@@ -7,16 +7,18 @@ A symbol is the residual ``latent - round(mean)`` inside a window of +-WINDOW, o
 followed by the latent value in a second, uniform stream. Decoding proceeds in wavefronts: all
 latents whose causal context is complete are decoded together with one vectorised call.
 
-Two coding versions (``version=`` keyword, default 2; docs/format_entropy_v2.md):
+Two coding versions (``version=`` keyword, default 2; docs/FORMAT.md, Part 3 §3.5):
 
 - version 1 hands the 2^-31 integer tables to constriction's ``Categorical(perfect=False)`` as
-  floats and lets its float quantiser pick the 24-bit frequencies; decoders ignore what follows
-  the last symbol.
+  floats and lets its float quantiser pick the 24-bit frequencies.
 - version 2 derives 24-bit integer frequencies from the same tables with an integer-only rule
-  (``laplace_frequencies``), hands constriction ``frequency - 1`` so that its quantiser is the
-  identity (its scale is then exactly 1.0), and accepts a stream only if it is word for word what
-  the encoder writes for the decoded symbols: running out of data, unused trailing words and any
-  other non-canonical tail raise ``FormatError``.
+  (``laplace_frequencies``) and hands constriction ``frequency - 1`` so that its quantiser is the
+  identity (its scale is then exactly 1.0).
+
+Either way a stream is accepted only if it is word for word what the encoder writes for the
+decoded symbols: running out of data, unused trailing words and any other non-canonical tail
+raise ``FormatError`` (constriction's decoder alone shifts in zeros past the end and never
+notices; version 1 streams were always written by that encoder, so the rule holds for them too).
 """
 
 from __future__ import annotations
@@ -149,15 +151,34 @@ def _interval_table() -> tuple[np.ndarray, np.ndarray]:
     return index, weights
 
 
-def _reencode_latent_symbols(rows: np.ndarray, symbols: np.ndarray) -> np.ndarray:
-    """The words ``encode_latents(version=2)`` writes for these main-stream symbols."""
+#: main-stream symbols per re-encoding call in version 1, whose 64-float rows are gathered per
+#: symbol (2 MB a call)
+_V1_REENCODE_BATCH = 4096
+
+
+def _reencode_into(coder: constriction.stream.queue.RangeEncoder, rows: np.ndarray, symbols: np.ndarray,
+                   version: int) -> None:
+    """Append to ``coder`` the words ``encode_latents`` writes for these main-stream symbols:
+    version 2 through ``_interval_table``'s 3-symbol twins, version 1 with the very float rows its
+    encoder used (constriction's quantiser then gives the same frequencies)."""
+    model = _model()
+    if version == 1:
+        table = laplace_tables()
+        for start in range(0, rows.size, _V1_REENCODE_BATCH):
+            stop = start + _V1_REENCODE_BATCH
+            coder.encode(symbols[start:stop], model, table[rows[start:stop]])
+        return
     index, weights = _interval_table()
     pair = rows * N_SYMBOLS + symbols
-    coder = constriction.stream.queue.RangeEncoder()
-    model = _model()
     for start in range(0, pair.size, 4 * ENCODE_BATCH):
         chunk = pair[start : start + 4 * ENCODE_BATCH]
         coder.encode(index[chunk], model, weights[chunk])
+
+
+def _reencode_latent_symbols(rows: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """The words ``encode_latents(version=2)`` writes for these main-stream symbols."""
+    coder = constriction.stream.queue.RangeEncoder()
+    _reencode_into(coder, np.asarray(rows, dtype=np.int64), np.asarray(symbols, dtype=np.int32), 2)
     return coder.get_compressed()
 
 
@@ -250,8 +271,8 @@ def _to_words(data: bytes, what: str) -> np.ndarray:
 
 
 def _check_stream_end(words: np.ndarray, expected: np.ndarray, what: str, unit: str) -> None:
-    """Version 2's end-of-stream rule: a stream is valid only if it is word for word what the
-    encoder writes for the symbols decoded from it (docs/format_entropy_v2.md section 5)."""
+    """The end-of-stream rule: a stream is valid only if it is word for word what the encoder
+    writes for the symbols decoded from it (docs/FORMAT.md 3.5.5)."""
     expected = np.asarray(expected, dtype=np.uint32)
     if words.size < expected.size:
         raise FormatError(
@@ -261,6 +282,21 @@ def _check_stream_end(words: np.ndarray, expected: np.ndarray, what: str, unit: 
         raise FormatError(f"{what}: {words.size - expected.size} unused words after the last {unit[:-1]}")
     if not np.array_equal(words, expected):
         raise FormatError(f"{what}: the words are not the encoder's output for the decoded {unit} (corrupt data)")
+
+
+def _check_not_run_out(coder: constriction.stream.queue.RangeEncoder, n_words: int, what: str, unit: str,
+                       decoded: int) -> None:
+    """Refuse a stream as soon as re-encoding what was decoded so far needs more words than it has.
+
+    The encoder's output for the first k symbols has R_k + 1 or R_k + 2 words (R_k renormalisations,
+    then the termination) and the whole stream's at least R_k + 1: so once the prefix takes
+    ``n_words + 2`` words, the whole stream takes more than ``n_words`` (docs/FORMAT.md 3.5.5).
+    constriction's decoder shifts in zeros past the end without a word; this check stops the
+    decoding within a piece of where the data ran out, instead of after every latent a header
+    may claim."""
+    if coder.num_words() > n_words + 1:
+        raise FormatError(f"{what}: data ends early ({n_words} words; the first {decoded} {unit} "
+                          f"already take {coder.num_words() - 1})")
 
 
 @dataclass(frozen=True)
@@ -275,14 +311,21 @@ class LatentSymbols:
 def latent_symbols(latents: list[np.ndarray], arm: IntegerArm) -> LatentSymbols:
     layout = ContextLayout.for_shapes([q.shape for q in latents])
     buf = layout.scatter(latents)
-    order = np.concatenate(layout.wavefronts())
-    context = buf[layout.all_context_indices()[order]]
-    values = buf[layout.all_positions()[order]]
-    centre, rows = CoderHead.for_arm(arm).table_index(arm, context)
-    residual = values - centre
-    escaped = np.abs(residual) > WINDOW
-    symbols = np.where(escaped, ESCAPE, residual + WINDOW).astype(np.int32)
-    return LatentSymbols(symbols, rows, values[escaped])
+    offsets = layout.offset_table()
+    head = CoderHead.for_arm(arm)
+    symbols, rows, escapes = [], [], []
+    for piece in layout.pieces():
+        context = buf[piece.positions[:, None] + offsets[piece.levels]]
+        values = buf[piece.positions]
+        centre, piece_rows = head.table_index(arm, context)
+        residual = values - centre
+        escaped = np.abs(residual) > WINDOW
+        symbols.append(np.where(escaped, ESCAPE, residual + WINDOW).astype(np.int32))
+        rows.append(piece_rows)
+        escapes.append(values[escaped])
+    if not symbols:
+        return LatentSymbols(np.zeros(0, np.int32), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return LatentSymbols(np.concatenate(symbols), np.concatenate(rows), np.concatenate(escapes))
 
 
 def estimate_latent_bits(latents: list[np.ndarray], arm: IntegerArm, *, version: int = 2) -> float:
@@ -330,10 +373,13 @@ def encode_latents(latents: list[np.ndarray], arm: IntegerArm, *, version: int =
 def decode_latents(
     data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm, *, version: int = 2
 ) -> list[np.ndarray]:
-    """Inverse of ``encode_latents``. Version 2 also re-encodes what it decoded (after the last
-    wavefront, with ``_interval_table``'s equivalent 3-symbol models) and rejects the packet
-    unless both streams are exactly the encoder's output: data that runs out, unused words after
-    the termination, a corrupt tail (docs/format_entropy_v2.md section 5)."""
+    """Inverse of ``encode_latents``. Both streams must be exactly the encoder's output for the
+    symbols decoded from them (docs/FORMAT.md 3.5.5, both versions): data that runs out, unused
+    words after the termination or a corrupt tail raise FormatError. What was decoded is
+    re-encoded piece by piece of the wavefront walk (with ``_interval_table``'s 3-symbol twins in
+    version 2), so that a stream too short for the latents its header claims is refused where
+    its data runs out. Memory: one byte per latent for the buffer, the int64 result, and a few MB
+    per piece."""
     _check_version(version)
     if len(data) < 4:
         raise FormatError("latent stream: truncated")
@@ -341,57 +387,54 @@ def decode_latents(
     if main_len > len(data) - 4:
         raise FormatError("latent stream: main stream length exceeds the packet")
     main_words = _to_words(data[4 : 4 + main_len], "latent stream")
-    check = version >= 2
-    escape_words = _to_words(data[4 + main_len :], "latent stream: escape stream" if check else "escape stream")
+    escape_words = _to_words(data[4 + main_len :], "latent stream: escape stream")
     layout = ContextLayout.for_shapes(shapes)
     n_latents = sum(h * w for h, w in shapes)
-    if check and main_words.size == 0 and n_latents:
+    if main_words.size == 0 and n_latents:
         raise FormatError(f"latent stream: the main stream is empty, but {n_latents} latents are coded")
     main = constriction.stream.queue.RangeDecoder(main_words)
     escape = constriction.stream.queue.RangeDecoder(escape_words)
     uniform = constriction.stream.model.Uniform(_LATENT_RANGE)
-    buf = np.zeros(layout.size, dtype=np.int64)
-    fronts = layout.wavefronts()
-    order = np.concatenate(fronts)
-    # Positions and levels in wavefront order, so that each wavefront is a contiguous slice; the
-    # (n, 24) neighbour indices are built per wavefront to keep memory at a few bytes per latent.
-    positions = layout.all_positions()[order]
-    levels = np.concatenate([np.full(h * w, i, dtype=np.int64) for i, (h, w) in enumerate(shapes)])[order]
-    offsets = np.stack([layout.neighbour_offsets(i) for i in range(len(shapes))])
-    bounds = np.cumsum([0] + [f.size for f in fronts])
+    # int8 holds whatever a stream decodes to: a centre in -64..63 plus a residual in -31..31, or
+    # an escaped value in -64..63
+    buf = np.zeros(layout.size, dtype=np.int8)
+    offsets = layout.offset_table()
     table = laplace_tables() if version == 1 else _latent_weights_v2()
     model = _model()
     head = CoderHead.for_arm(arm)
-    # version 2: what was decoded, for the end-of-stream check
-    all_rows = np.empty(order.size if check else 0, dtype=np.int64)
-    all_symbols = np.empty(order.size if check else 0, dtype=np.int32)
-    escaped_values: list[np.ndarray] = []
+    main_shadow = constriction.stream.queue.RangeEncoder()
+    escape_shadow = constriction.stream.queue.RangeEncoder()
+    decoded = 0
     try:
-        for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-            front = positions[start:stop]
-            centre, rows = head.table_index(arm, buf[front[:, None] + offsets[levels[start:stop]]])
-            symbols = main.decode(model, table[rows])
-            if check:
-                all_rows[start:stop] = rows
-                all_symbols[start:stop] = symbols
-            values = np.asarray(symbols, dtype=np.int64)
-            escaped = values == ESCAPE
-            values += centre - WINDOW
-            if escaped.any():
-                n_escaped = int(escaped.sum())
-                coded = np.asarray(escape.decode(uniform, n_escaped), dtype=np.int64)
-                if check:
-                    escaped_values.append(coded)
-                values[escaped] = coded + LATENT_MIN
-            buf[front] = values
-    except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports exhausted/invalid data
+        for piece in layout.pieces():
+            piece_rows = np.empty(piece.size, dtype=np.int64)
+            piece_symbols = np.empty(piece.size, dtype=np.int32)
+            piece_escapes: list[np.ndarray] = []
+            for start, stop in zip(piece.bounds[:-1], piece.bounds[1:]):
+                front = piece.positions[start:stop]
+                centre, rows = head.table_index(arm, buf[front[:, None] + offsets[piece.levels[start:stop]]])
+                symbols = main.decode(model, table[rows])
+                piece_rows[start:stop] = rows
+                piece_symbols[start:stop] = symbols
+                values = np.asarray(symbols, dtype=np.int64)
+                escaped = values == ESCAPE
+                values += centre - WINDOW
+                if escaped.any():
+                    coded = np.asarray(escape.decode(uniform, int(escaped.sum())), dtype=np.int64)
+                    piece_escapes.append(coded)
+                    values[escaped] = coded + LATENT_MIN
+                buf[front] = values
+            decoded += piece.size
+            _reencode_into(main_shadow, piece_rows, piece_symbols, version)
+            _check_not_run_out(main_shadow, main_words.size, "latent stream", "latents", decoded)
+            if piece_escapes:
+                escape_shadow.encode(np.concatenate(piece_escapes).astype(np.int32), uniform)
+                _check_not_run_out(escape_shadow, escape_words.size, "latent stream: escape stream", "latents",
+                                   decoded)
+    except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports invalid data
         raise FormatError(f"latent stream: cannot be decoded ({exc})") from None
-    if check:
-        _check_stream_end(main_words, _reencode_latent_symbols(all_rows, all_symbols), "latent stream", "latents")
-        expected = constriction.stream.queue.RangeEncoder()
-        if escaped_values:
-            expected.encode(np.concatenate(escaped_values).astype(np.int32), uniform)
-        _check_stream_end(escape_words, expected.get_compressed(), "latent stream: escape stream", "escapes")
+    _check_stream_end(main_words, main_shadow.get_compressed(), "latent stream", "latents")
+    _check_stream_end(escape_words, escape_shadow.get_compressed(), "latent stream: escape stream", "escapes")
     return layout.gather(buf)
 
 
@@ -417,16 +460,20 @@ def decode_mask(data: bytes, n: int, n_kept: int, *, version: int = 2) -> np.nda
     _check_version(version)
     if version >= 2:
         return _decode_bits(data, n, n_kept, "mask", "weights kept, header says")
-    coder = constriction.stream.queue.RangeDecoder(_to_words(data, "mask"))
+    words = _to_words(data, "mask")
+    if words.size == 0 and n:
+        raise FormatError(f"mask: the stream is empty, but {n} bits are coded")
+    model = constriction.stream.model.Categorical(_mask_probs(n, n_kept), perfect=False)
     try:
-        bits = np.asarray(
-            coder.decode(constriction.stream.model.Categorical(_mask_probs(n, n_kept), perfect=False), n)
-        )
+        symbols = np.asarray(constriction.stream.queue.RangeDecoder(words).decode(model, n), dtype=np.int32)
     except (ValueError, RuntimeError, AssertionError) as exc:
         raise FormatError(f"mask: cannot be decoded ({exc})") from None
-    mask = bits.astype(bool)
+    mask = symbols.astype(bool)
     if int(mask.sum()) != n_kept:
         raise FormatError(f"mask: {int(mask.sum())} weights kept, header says {n_kept}")
+    shadow = constriction.stream.queue.RangeEncoder()
+    shadow.encode(symbols, model)
+    _check_stream_end(words, shadow.get_compressed(), "mask", "bits")
     return mask
 
 
@@ -524,22 +571,44 @@ def exp_golomb_encode(values: np.ndarray, k: int) -> bytes:
     return int(s, 2).to_bytes(len(s) // 8, "big") if s else b""
 
 
+#: longest exp-Golomb prefix accepted: no parameter (|v| <= 2^16) needs more than 17 zeros
+_MAX_GOLOMB_ZEROS = 40
+
+
 def exp_golomb_decode(data: bytes, count: int, k: int, what: str) -> tuple[np.ndarray, int]:
     """Returns (values, bytes consumed)."""
-    s = "".join(format(b, "08b") for b in data)
-    pos, out = 0, []
-    for _ in range(count):
-        zeros = 0
-        while pos < len(s) and s[pos] == "0":
-            zeros += 1
-            pos += 1
-        if zeros > 40 or pos + zeros + k + 1 > len(s):
+    # No code word is longer than 2 * _MAX_GOLOMB_ZEROS + k + 1 bits, so bytes beyond that many
+    # per value cannot be read and are not expanded to bits.
+    limit = (count * (2 * _MAX_GOLOMB_ZEROS + k + 1) + 7) // 8
+    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8, count=min(len(data), limit)))
+    n = int(bits.size)
+    # for every bit position: the first 1 at or after it, hence the length of a code starting there
+    next_one = np.full(n + 1, n, dtype=np.int64)
+    ones = np.flatnonzero(bits)
+    next_one[ones] = ones
+    next_one = np.minimum.accumulate(next_one[::-1])[::-1]
+    zeros = (next_one[:n] - np.arange(n)).tolist()
+    starts = np.empty(count, dtype=np.int64)
+    runs = np.empty(count, dtype=np.int64)
+    pos = 0
+    for i in range(count):  # where each code starts depends on the one before: one step each
+        if pos >= n:
             raise FormatError(f"{what}: truncated or corrupt parameter code")
-        code = int(s[pos : pos + zeros + k + 1], 2)
-        pos += zeros + k + 1
-        u = code - (1 << k)
-        out.append(u // 2 if u % 2 == 0 else -(u + 1) // 2)
-    return np.array(out, dtype=np.int64), (pos + 7) // 8
+        run = zeros[pos]
+        if run > _MAX_GOLOMB_ZEROS or pos + 2 * run + k + 1 > n:
+            raise FormatError(f"{what}: truncated or corrupt parameter code")
+        starts[i], runs[i] = pos, run
+        pos += 2 * run + k + 1
+    # the code words themselves (run + k + 1 <= 56 bits), one bit position at a time for all
+    widths = runs + k + 1
+    first = starts + runs
+    codes = np.zeros(count, dtype=np.int64)
+    for j in range(int(widths.max()) if count else 0):
+        more = j < widths
+        codes[more] = (codes[more] << 1) | bits[first[more] + j]
+    u = codes - (1 << k)
+    values = np.where(u % 2 == 0, u // 2, -((u + 1) // 2))
+    return values.astype(np.int64), (pos + 7) // 8
 
 
 def best_exp_golomb_order(values: np.ndarray) -> int:

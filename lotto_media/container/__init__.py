@@ -14,8 +14,9 @@ frames them, orders them and protects them. Its modules, each depending only on 
 
 from .chunks import (AUDIO, AUDIO_HEADER, AUDIO_PACKETS, FORMAT_VERSION, FRME, GHDR, INDEX, MAX_CHUNK_LENGTH,
                      META, SEND, SHDR, SIGNATURE, TRAILER_TYPES)
-from .header import (MAX_DIMENSION, MAX_PIXELS, MAX_SOURCE_NAME, PIX_FMT_CODES, PIX_FMT_NAMES,
-                     SHDR_MAX_LENGTH, SHDR_MIN_LENGTH, SequenceHeader)
+from .header import (DEFAULT_MAX_PIXELS, MAX_DIMENSION, MAX_PIXELS, MAX_SOURCE_NAME, PIX_FMT_CODES,
+                     PIX_FMT_NAMES, SHDR_MAX_LENGTH, SHDR_MIN_LENGTH, SequenceHeader, check_pixel_limit,
+                     picture_size_problem)
 from .index import ContainerIndex, IndexEntry, read_chunk_at, read_index
 from .payloads import (FramePacket, decode_audio_header, decode_audio_packets, decode_audio_payload,
                        decode_metadata_payload, encode_audio_header, encode_audio_packets,
@@ -34,5 +35,6 @@ __all__ = [
     "decode_audio_payload", "decode_metadata_payload", "encode_audio_header",
     "encode_audio_packets", "encode_audio_payload", "encode_metadata_payload", "AudioHeaderChunk",
     "AudioPacketsChunk", "Container", "FrameChunk", "GroupChunk", "StreamChunk", "StreamReader",
-    "read_container", "READ_PIECE", "ContainerWriter",
+    "read_container", "READ_PIECE", "ContainerWriter", "DEFAULT_MAX_PIXELS", "check_pixel_limit",
+    "picture_size_problem",
 ]

@@ -9,13 +9,20 @@ import struct
 from dataclasses import dataclass
 from fractions import Fraction
 
-from ..errors import FormatError, InputError, UnsupportedError
+from ..errors import FormatError, InputError, LimitError, UnsupportedError
 from ..frame import PIXEL_FORMATS, ColorTags
 from ..model.config import ModelConfig
 from .chunks import FORMAT_VERSION, _U32_MAX, _is_printable_ascii
 
 MAX_DIMENSION = 16384
 MAX_PIXELS = 1 << 26
+#: the pixels per frame a decoder admits unless told otherwise (``max_pixels``, ``--max-pixels``):
+#: 8K UHD (7680x4320, 33.2 Mpx) and DCI 8K (8192x4320, 35.4 Mpx) pass, the format's largest
+#: pictures (up to 2^26 = 67.1 Mpx, e.g. 16384x4096) need the limit raised. A range coder codes a
+#: huge flat picture in a few hundred bytes, so the file's size cannot bound what decoding it
+#: costs (several hundred bytes of memory per pixel); this limit does, as Pillow's
+#: MAX_IMAGE_PIXELS and libavcodec's max_pixels do.
+DEFAULT_MAX_PIXELS = 40_000_000
 
 #: pixel format codes stored in the sequence header; the names are those of ``frame.PIXEL_FORMATS``.
 PIX_FMT_CODES: dict[str, int] = {"gray": 0, "rgb24": 1, "yuv420p": 2, "yuv420p10le": 3}
@@ -37,6 +44,27 @@ _SHDR_FIXED = struct.Struct(">BHIIBIIII5BhQ3HBHBdddIIBH")
 SHDR_MIN_LENGTH = min(_SHDR_FIXED_V1.size, _SHDR_FIXED.size)
 MAX_SOURCE_NAME = 1024
 SHDR_MAX_LENGTH = _SHDR_FIXED.size + 255 + MAX_SOURCE_NAME
+
+
+def picture_size_problem(width: int, height: int) -> str | None:
+    """Why a picture of this size cannot be coded in a .lotto stream, or None if it can."""
+    if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
+        return f"picture size {width}x{height} is outside the format's 1..{MAX_DIMENSION} per side"
+    if width * height > MAX_PIXELS:
+        return f"picture size {width}x{height} exceeds the format's {MAX_PIXELS} pixels"
+    return None
+
+
+def check_pixel_limit(header: "SequenceHeader", max_pixels: int | None, name: str) -> None:
+    """Refuse (LimitError) a stream whose frames have more than ``max_pixels`` pixels, before
+    any of its frames is decoded; None admits what the format allows."""
+    if max_pixels is None:
+        return
+    pixels = header.width * header.height
+    if pixels > max_pixels:
+        raise LimitError(f"{name}: picture {header.width}x{header.height} ({pixels} pixels) exceeds the "
+                         f"decoder's limit of {max_pixels} pixels per frame (raise max_pixels, "
+                         f"--max-pixels on the command line, to decode it)")
 
 
 def _as_fraction(value: object, what: str) -> Fraction:
@@ -111,8 +139,9 @@ class SequenceHeader:
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= MAX_DIMENSION:
                 return f"{name} {value} out of range 1..{MAX_DIMENSION}"
-        if self.width * self.height > MAX_PIXELS:
-            return f"picture size {self.width}x{self.height} exceeds {MAX_PIXELS} pixels"
+        problem = picture_size_problem(self.width, self.height)
+        if problem:
+            return problem
         if self.pix_fmt not in PIX_FMT_CODES:
             return f"pix_fmt {self.pix_fmt!r} unknown (choose from {', '.join(PIX_FMT_CODES)})"
         if not isinstance(self.model, ModelConfig):

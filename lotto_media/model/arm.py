@@ -9,6 +9,7 @@ and decoder compute identical probabilities on every machine.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -145,6 +146,25 @@ class IntegerArm:
         return self._w3, self._b3
 
 
+#: latents per piece of the wavefront walk (``ContextLayout.pieces``): the index arrays that coding
+#: builds stay at a few MB whatever the picture size, instead of some 100 bytes per latent
+PIECE_LATENTS = 1 << 15
+
+
+@dataclass(frozen=True)
+class WavefrontPiece:
+    """Consecutive wavefronts of all levels in coding order: each latent's flat buffer position
+    and level; wavefront j of the piece is ``positions[bounds[j]:bounds[j + 1]]``."""
+
+    positions: np.ndarray
+    levels: np.ndarray
+    bounds: list[int]
+
+    @property
+    def size(self) -> int:
+        return int(self.positions.size)
+
+
 @dataclass(frozen=True)
 class ContextLayout:
     """Where every latent of every level lives in one flat, zero-padded buffer, and in which
@@ -160,43 +180,66 @@ class ContextLayout:
         for h, w in shapes:
             bases.append(size)
             size += (h + PAD) * (w + 2 * PAD)
-        return cls(tuple(shapes), tuple(bases), size)
-
-    def positions(self, level: int) -> np.ndarray:
-        """Flat buffer index of each latent of a level, row-major, shape (h*w,)."""
-        h, w = self.shapes[level]
-        rows = np.arange(h)[:, None] + PAD
-        cols = np.arange(w)[None, :] + PAD
-        return (self.bases[level] + rows * (w + 2 * PAD) + cols).ravel()
+        return cls(tuple(tuple(s) for s in shapes), tuple(bases), size)
 
     def neighbour_offsets(self, level: int) -> np.ndarray:
         w = self.shapes[level][1] + 2 * PAD
         return np.array([dy * w + dx for dy, dx in CONTEXT_OFFSETS], dtype=np.int64)
 
-    def all_positions(self) -> np.ndarray:
-        return np.concatenate([self.positions(i) for i in range(len(self.shapes))])
+    def offset_table(self) -> np.ndarray:
+        """(levels, 24) buffer offsets of the neighbours, row ``level``."""
+        return np.stack([self.neighbour_offsets(i) for i in range(len(self.shapes))])
 
-    def all_context_indices(self) -> np.ndarray:
-        """(n_latents, 24) buffer indices of each latent's neighbours, levels in order."""
-        return np.concatenate(
-            [self.positions(i)[:, None] + self.neighbour_offsets(i)[None, :] for i in range(len(self.shapes))]
-        )
+    def pieces(self, max_latents: int = PIECE_LATENTS) -> Iterator[WavefrontPiece]:
+        """The wavefronts in coding order, grouped into pieces of about ``max_latents`` latents
+        (at least one wavefront each): by wavefront ``c + 4r``, then level, then row, as
+        docs/FORMAT.md 3.3 orders them. Each piece is computed from the shapes alone, so no array
+        covers the whole picture; empty wavefronts (levels narrower than 4) are left out."""
+        if not self.shapes:
+            return
+        n_fronts = max(w - 1 + WAVEFRONT_SLOPE * (h - 1) + 1 for h, w in self.shapes)
+        # a wavefront meets a row at most once and a level on at most ceil(w / 4) rows
+        widest = sum(min(h, -(-w // WAVEFRONT_SLOPE)) for h, w in self.shapes)
+        step = max(1, max_latents // widest)
+        for first in range(0, n_fronts, step):
+            stop = min(n_fronts, first + step)
+            keys, positions, levels = [], [], []
+            for level, (h, w) in enumerate(self.shapes):
+                row_lo = max(0, -(-(first - w + 1) // WAVEFRONT_SLOPE))
+                row_hi = min(h - 1, (stop - 1) // WAVEFRONT_SLOPE)
+                if row_lo > row_hi:
+                    continue
+                rows = np.arange(row_lo, row_hi + 1, dtype=np.int64)
+                col_lo = np.maximum(0, first - WAVEFRONT_SLOPE * rows)
+                counts = np.minimum(w, stop - WAVEFRONT_SLOPE * rows) - col_lo  # >= 1 for these rows
+                r = np.repeat(rows, counts)
+                c = np.repeat(col_lo - (np.cumsum(counts) - counts), counts) + np.arange(r.size, dtype=np.int64)
+                keys.append(c + WAVEFRONT_SLOPE * r)
+                positions.append(self.bases[level] + (r + PAD) * (w + 2 * PAD) + (c + PAD))
+                levels.append(np.full(r.size, level, dtype=np.intp))
+            if not keys:
+                continue
+            key = np.concatenate(keys)
+            # each level's latents are listed row-major and the levels in order, so a stable sort
+            # by wavefront leaves them by level, then by row, inside each wavefront
+            order = np.argsort(key, kind="stable")
+            key = key[order]
+            bounds = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), int(key.size)]
+            yield WavefrontPiece(np.concatenate(positions)[order], np.concatenate(levels)[order], bounds)
 
-    def wavefronts(self) -> list[np.ndarray]:
-        """Indices (into the level-ordered latent list) of each wavefront, all levels together."""
-        keys = []
-        for h, w in self.shapes:
-            r, c = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-            keys.append((c + WAVEFRONT_SLOPE * r).ravel())
-        key = np.concatenate(keys)
-        order = np.argsort(key, kind="stable")
-        bounds = np.flatnonzero(np.diff(key[order])) + 1
-        return np.split(order, bounds)
+    def level_view(self, buf: np.ndarray, level: int) -> np.ndarray:
+        """The (h, w) latents of a level as a view into the flat buffer."""
+        h, w = self.shapes[level]
+        base = self.bases[level]
+        grid = buf[base : base + (h + PAD) * (w + 2 * PAD)].reshape(h + PAD, w + 2 * PAD)
+        return grid[PAD:, PAD : PAD + w]
 
-    def scatter(self, latents: list[np.ndarray]) -> np.ndarray:
-        buf = np.zeros(self.size, dtype=np.int64)
-        buf[self.all_positions()] = np.concatenate([q.ravel() for q in latents])
+    def scatter(self, latents: list[np.ndarray], dtype: type = np.int64) -> np.ndarray:
+        buf = np.zeros(self.size, dtype=dtype)
+        for level, latent in enumerate(latents):
+            self.level_view(buf, level)[...] = latent
         return buf
 
     def gather(self, buf: np.ndarray) -> list[np.ndarray]:
-        return [buf[self.positions(i)].reshape(self.shapes[i]) for i in range(len(self.shapes))]
+        """Each level's latents as int64 arrays (copies)."""
+        return [self.level_view(buf, i).astype(np.int64) for i in range(len(self.shapes))]

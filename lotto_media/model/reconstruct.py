@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from . import chroma
 from .latents import UPSAMPLE_PAD, polyphase_taps, replicate_pad
-from .synthesis import SYNTH_FRAC, pixel_coordinates
+from .synthesis import SYNTH_FRAC, coordinate_axis
 from ..coding.params import QuantizedNetworks
 from .random_weights import WEIGHT_FRAC
 
@@ -97,19 +97,35 @@ def _conv3x3(img: torch.Tensor, layer: _Affine) -> torch.Tensor:
 
 
 def _upsample(u: torch.Tensor, kernel: torch.Tensor, frac: int, out_hw: tuple[int, int]) -> torch.Tensor:
-    """2x transposed convolution as four 4x4 polyphase filters evaluated with one matmul: PyTorch
-    has no fast float64 convolution on CPU, BLAS has a fast float64 matmul."""
+    """2x transposed convolution of (c, h, w) to (c, H, W), rounded and bounded."""
+    out = torch.empty(u.shape[0], *out_hw, dtype=torch.float64)
+    _upsample_into(out, u, kernel, frac)
+    return out
+
+
+def _upsample_into(out: torch.Tensor, u: torch.Tensor, kernel: torch.Tensor, frac: int) -> None:
+    """``_upsample`` written into ``out`` (c, H, W), which may be a view.
+
+    Four 4x4 polyphase filters evaluated with one matmul: PyTorch has no fast float64 convolution
+    on CPU, BLAS has a fast float64 matmul. Each output parity (a, b) is a 4x4 correlation of the
+    padded grid with taps K[a+6-2m, b+6-2n]; the four phases interleave into the output shifted
+    by one sample (a test checks this equals the transposed convolution of docs/FORMAT.md). The
+    16 shifted windows cost 24 float64 per output sample, so they are made for a band of rows at
+    a time (each sample is an exact integer sum, whatever the banding)."""
     c, h, w = u.shape
+    height, width = out.shape[1:]
     x = replicate_pad(u, UPSAMPLE_PAD)  # (c, h+4, w+4)
-    # Each output parity (a, b) is a 4x4 correlation of the padded grid with taps K[a+6-2m, b+6-2n];
-    # the four phases interleave into the output shifted by one sample. A test checks this equals
-    # the transposed convolution of docs/FORMAT.md.
-    windows = F.unfold(x.unsqueeze(1), kernel_size=4)  # (c, 16, (h+1)*(w+1))
     taps = polyphase_taps(kernel)  # (4 phases, 16), shared with training
-    phases = taps @ windows  # (c, 4, (h+1)*(w+1))
-    phases = phases.view(c, 2, 2, h + 1, w + 1).permute(0, 3, 1, 4, 2).reshape(c, 2 * h + 2, 2 * w + 2)
-    out = phases[:, 1 : 1 + out_hw[0], 1 : 1 + out_hw[1]].contiguous()
-    return _bound_(_rshift_(out, frac))
+    band = max(1, TILE // (w + 1))
+    for i0 in range(0, h + 1, band):  # phase rows i0..i1-1 make output rows 2 i0 - 1 .. 2 i1 - 2
+        i1 = min(h + 1, i0 + band)
+        windows = F.unfold(x[:, i0 : i1 + 3].unsqueeze(1), kernel_size=4)  # (c, 16, (i1-i0)*(w+1))
+        phases = (taps @ windows).view(c, 2, 2, i1 - i0, w + 1).permute(0, 3, 1, 4, 2)
+        phases = phases.reshape(c, 2 * (i1 - i0), 2 * w + 2)
+        first, stop = max(2 * i0, 1), min(2 * i1, height + 1)
+        if first < stop:
+            out[:, first - 1 : stop - 1] = phases[:, first - 2 * i0 : stop - 2 * i0, 1 : 1 + width]
+    _bound_(_rshift_(out, frac))
 
 
 def reconstruct(
@@ -162,8 +178,11 @@ def synthesis_output(
     (kernel,) = [t(a) for a in nets.upsampler.exact()]
     u = t(latents[-1])[None] * _ONE
     for level in reversed(latents[:-1]):
-        up = _upsample(u, kernel, nets.upsampler.frac, level.shape)
-        u = torch.cat([t(level)[None] * _ONE, up], dim=0)
+        # filled in place rather than concatenated: a concatenation would hold both copies
+        finer = torch.empty(u.shape[0] + 1, *level.shape, dtype=torch.float64)
+        torch.mul(t(level), _ONE, out=finer[0])
+        _upsample_into(finer[1:], u, kernel, nets.upsampler.frac)
+        u = finer
     pixels = height * width
     features = u.reshape(u.shape[0], pixels)
     tiles = [slice(start, min(start + TILE, pixels)) for start in range(0, pixels, TILE)]
@@ -176,8 +195,9 @@ def synthesis_output(
     o1 = torch.empty(3, pixels, dtype=torch.float64)
     for tile in tiles:
         o1[:, tile] = _act_(fc1(_act_(fc0(features[:, tile]))))
-    o2 = _bound_(o1 + _act_(_conv3x3(o1.view(3, height, width), res2)))
-    o3 = _bound_(o2 + _act_(_conv3x3(o2.view(3, height, width), res3)))
+    # the residual sums in place in the activation's own tensor: two picture-sized copies fewer
+    o2 = _bound_(_act_(_conv3x3(o1.view(3, height, width), res2)).add_(o1))
+    o3 = _bound_(_act_(_conv3x3(o2.view(3, height, width), res3)).add_(o2))
 
     layers, start = [], 0
     flat_mask = np.asarray(mask, dtype=bool)
@@ -187,12 +207,14 @@ def synthesis_output(
     first = _Affine(layers[0], WEIGHT_FRAC)
     # layers 2..4 read [hidden; o3, o2, ...]: their weights split after the hidden columns
     rewound = [_Affine(w, WEIGHT_FRAC, n_first=width_in) for w, width_in in zip(layers[1:], (w.shape[0] for w in layers[:-1]))]
-    coords = t(pixel_coordinates(height, width).T)
+    # coordinates per tile (those of the picture would be 16 bytes a pixel, held throughout)
+    xs, ys = t(coordinate_axis(width)), t(coordinate_axis(height))
     out = torch.empty(layers[3].shape[0], pixels, dtype=torch.float64)
     for tile in tiles:
         o0 = _act_(fc0(features[:, tile]))  # recomputed: cheaper than keeping 48 rows
         rewind = torch.cat([o3[:, tile], o2[:, tile], o1[:, tile], o0], dim=0)  # layers 2..4 read 6, 9, all rows
-        h = _act_(first(coords[:, tile]))
+        index = torch.arange(tile.start, tile.stop)
+        h = _act_(first(torch.stack([xs[index % width], ys[index // width]])))
         h = _act_(rewound[0](h, rewind))
         h = _act_(rewound[1](h, rewind))
         out[:, tile] = rewound[2](h, rewind)

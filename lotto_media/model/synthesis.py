@@ -37,14 +37,15 @@ def activation(x: torch.Tensor) -> torch.Tensor:
     return F.hardswish(ACT_SCALE * x) / ACT_SCALE
 
 
+def coordinate_axis(n: int) -> np.ndarray:
+    """The n pixel-centre coordinates of one axis in [-1, 1], integers with SYNTH_FRAC bits."""
+    num = (2 * np.arange(n, dtype=np.int64) + 1 - n) << SYNTH_FRAC
+    return (2 * num + n) // (2 * n)  # round(num / n), exact integer division
+
+
 def pixel_coordinates(height: int, width: int) -> np.ndarray:
     """(H*W, 2) integer (x, y) pixel-centre coordinates in [-1, 1] with SYNTH_FRAC bits."""
-
-    def axis(n: int) -> np.ndarray:
-        num = (2 * np.arange(n, dtype=np.int64) + 1 - n) << SYNTH_FRAC
-        return (2 * num + n) // (2 * n)  # round(num / n), exact integer division
-
-    ys, xs = axis(height), axis(width)
+    ys, xs = coordinate_axis(height), coordinate_axis(width)
     return np.stack([np.tile(xs, height), np.repeat(ys, width)], axis=1)
 
 

@@ -32,6 +32,7 @@ from ..coding.bitstream import FramePayload, FrameType, GroupHeader, MaskCoding,
 from ..model.config import ModelConfig
 from ..search.presets import ENCODER_MOD_HIDDEN, arm_hidden_for
 from ..container import (
+    DEFAULT_MAX_PIXELS,
     AudioHeaderChunk,
     AudioPacketsChunk,
     ContainerWriter,
@@ -40,6 +41,7 @@ from ..container import (
     GroupChunk,
     SequenceHeader,
     StreamReader,
+    check_pixel_limit,
 )
 from ..errors import FormatError, InputError, UnsupportedError
 from ..frame import PIXEL_FORMATS, Frame, VideoFormat
@@ -356,17 +358,31 @@ class _GroupState:
 
 class StreamDecoder:
     """Packets in, frames out (decode order is display order). Feed it the group header before
-    the frames of that group; a group needs nothing from any other group."""
+    the frames of that group; a group needs nothing from any other group.
 
-    def __init__(self, header: SequenceHeader, name: str = "<stream>") -> None:
+    ``max_pixels`` (None: what the format allows) refuses, with LimitError when it is made, a
+    stream whose frames are larger: a few hundred bytes of a hostile file can claim the
+    format's largest picture, and decoding costs memory and time per pixel."""
+
+    def __init__(self, header: SequenceHeader, name: str = "<stream>", *,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         if header.pix_fmt not in SUPPORTED_PIX_FMTS:
             raise UnsupportedError(f"{name}: pixel format {header.pix_fmt} is not supported by this build")
         if header.model.out_channels != (1 if header.pix_fmt == "gray" else 3):
             raise FormatError(f"{name}: {header.model.out_channels} synthesis outputs cannot make {header.pix_fmt} pictures")
+        check_pixel_limit(header, max_pixels, name)
         self.header = header
         self.name = name
-        self._weights = random_synthesis_weights(header.model)
+        self._random_weights: list[np.ndarray] | None = None
         self._group: _GroupState | None = None
+
+    @property
+    def _weights(self) -> list[np.ndarray]:
+        # Made when a frame's mask and latents have decoded, not when the header is read: the
+        # widest network the header allows takes seconds and ~100 MB to generate.
+        if self._random_weights is None:
+            self._random_weights = random_synthesis_weights(self.header.model)
+        return self._random_weights
 
     def add_group(self, index: int, payload: bytes) -> None:
         try:
@@ -407,21 +423,25 @@ class StreamDecoder:
         header = self.header
         try:
             group, payload, mask = self._frame_parts(packet)
-            nets, prediction = group.header.nets, None
+            nets = group.header.nets
             if payload.frame_type == FrameType.PREDICTED:
                 if group.header.predicted_nets is None:
                     raise FormatError("a predicted frame in a group without networks for predicted frames")
                 nets = group.header.predicted_nets
                 if group.previous is None:
                     raise FormatError("its reference frame was not decoded")
-                prediction = compensate(group.previous, payload.motion, is_420(header.pix_fmt))
-                if group.zero_response is None or not group.zero_response.matches(nets, mask):
-                    group.zero_response = ZeroResponse.of(nets, self._weights, mask, header)
             shapes = level_shapes(header.height, header.width, group.config.n_levels)
+            # the latents first: their data must be there before anything picture-sized is made
             latents = entropy.decode_latents(payload.latents, shapes, nets.integer_arm(),
                                              version=header.format_version)
         except (FormatError, UnsupportedError) as exc:  # unsupported: a newer frame packet version
             raise type(exc)(f"{self.name}: frame at pts {packet.pts}: {exc}") from None
+        prediction = None
+        if payload.frame_type == FrameType.PREDICTED:
+            assert group.previous is not None
+            prediction = compensate(group.previous, payload.motion, is_420(header.pix_fmt))
+            if group.zero_response is None or not group.zero_response.matches(nets, mask):
+                group.zero_response = ZeroResponse.of(nets, self._weights, mask, header)
         planes = reconstruct(latents, nets, self._weights, mask, header.height, header.width,
                              bit_depth=header.bit_depth, chroma_420=is_420(header.pix_fmt), prediction=prediction,
                              zero_response=group.zero_response.planes if prediction is not None else None)
@@ -512,16 +532,18 @@ class LottoReader:
     ``take_audio_packets()``. After iteration ``damage`` says what was lost (None: intact)."""
 
     def __init__(self, source: bytes | bytearray | BinaryIO, name: str = "<stream>", frames: range | None = None,
-                 *, read_to_end: bool = False, warn: bool = True) -> None:
+                 *, read_to_end: bool = False, warn: bool = True,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         """``read_to_end``: after the selection, read (without decoding) to the end of the stream,
         so that damage anywhere is reported. ``warn``: log the damage as a warning when iteration
-        ends (False for a caller that reports ``damage`` itself, so the loss is named once)."""
+        ends (False for a caller that reports ``damage`` itself, so the loss is named once).
+        ``max_pixels``: see ``StreamDecoder`` (LimitError before any frame is read)."""
         self.name = name
         self.read_to_end = read_to_end
         self.warn = warn
         self._reader = StreamReader(source, name)
         self.header = self._reader.header
-        self.decoder = StreamDecoder(self.header, name)
+        self.decoder = StreamDecoder(self.header, name, max_pixels=max_pixels)
         self.selection = frames
         self.audio: AudioParams | None = None
         self._audio_packets: list[AudioPacket] = []
