@@ -20,6 +20,7 @@ import argparse
 import math
 from collections.abc import Callable, Iterable
 
+from lotto_media.options import DEVICES
 from lotto_media.plugins.anchors import ANCHORS, VIDEO_ANCHORS, VIDEO_DEFAULT_QPS
 from lotto_media.search.presets import DEFAULT_PRESET, PRESET_NAMES, PRESETS
 
@@ -98,6 +99,8 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     speed.add_argument("--quality", type=_float_list(0, 100), default=(50.0,), metavar="Q")
     speed.add_argument("--decode-repeats", type=_int_at_least(1), default=3, metavar="N",
                        help="decode N times and keep the fastest (default: 3)")
+    speed.add_argument("--device", choices=DEVICES, default="cpu",
+                       help="where the search runs (default: cpu; auto: CUDA when present); decoding is on the CPU")
     speed.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)  # tests
     _add_common(speed, jobs=False)
     speed.set_defaults(func=run_speed, parser=speed)

@@ -319,13 +319,14 @@ def speed_summary(records: Sequence[Record], command: str, machine: dict[str, ob
     rows = []
     for r in records:
         if r.get("status") != "ok":
-            rows.append([r.get("preset"), r.get("size", "-"), "-", "-", "-", "-", "-", "-", "-", f"{r.get('status')}: {r.get('error')}"])
+            rows.append([r.get("preset"), r.get("size", "-"), r.get("device", "cpu"), "-", "-", "-", "-", "-", "-", "-",
+                         f"{r.get('status')}: {r.get('error')}"])
             continue
         spf = _fmt(r["s_per_frame"], 1) + ("*" if r.get("extrapolated") else "")
-        rows.append([r["preset"], f"{r['width']}x{r['height']}", f"{r['steps_run']}/{r['preset_steps']}",
+        rows.append([r["preset"], f"{r['width']}x{r['height']}", r.get("device", "cpu"), f"{r['steps_run']}/{r['preset_steps']}",
                      f"{r['pixel_steps_per_s']:.3g}", spf, _fmt(r["decode_ns_per_pixel"], 0),
                      _fmt(r.get("decode_cold_ns_per_pixel"), 0),
                      _fmt(r["kmac_per_pixel"], 2), _fmt(r["peak_rss_mb"], 0), ""])
-    lines += _table(["preset", "size", "steps run/preset", "pixel-steps/s", "s/frame", "decode ns/pixel",
+    lines += _table(["preset", "size", "search on", "steps run/preset", "pixel-steps/s", "s/frame", "decode ns/pixel",
                      "cold decode ns/pixel", "kMAC/pixel", "peak RSS MB", "note"], rows)
     return "\n".join(lines) + "\n"

@@ -47,11 +47,12 @@ class SpeedTask:
     threads: int | None = None
     steps: int | None = None  # forces the step count (tests); otherwise min(preset, max_steps)
     fresh_process: bool = True
+    device: str = "cpu"
 
     def base_record(self) -> Record:
         height, width = self.rgb.shape[:2]
         return {"kind": "speed", "preset": self.preset, "width": width, "height": height,
-                "quality": self.quality, "size": f"{width}x{height}"}
+                "quality": self.quality, "size": f"{width}x{height}", "device": self.device}
 
 
 def _peak_rss_mb() -> float | None:
@@ -79,7 +80,7 @@ def _speed_point(task: SpeedTask) -> Record:
     steps = task.steps if task.steps is not None else min(preset_steps, task.max_steps)
     source = Frame.from_array(task.rgb)
     options = codec.EncodeOptions(quality=task.quality, preset=task.preset, threads=task.threads,
-                                  steps=steps if steps != preset_steps else None)
+                                  steps=steps if steps != preset_steps else None, device=task.device)
     samples: list[tuple[int, float]] = []
 
     def record_step(progress: object) -> None:
@@ -141,7 +142,7 @@ def _in_fresh_process(task: SpeedTask) -> Record:
 
 
 def _describe_speed(record: Record) -> str:
-    head = f"speed {record['preset']} {record['size']}"
+    head = f"speed {record['preset']} {record['size']} ({record.get('device', 'cpu')})"
     if record.get("status") != "ok":
         return f"{head}: {record['status']}: {record.get('error')}"
     mark = " (extrapolated)" if record["extrapolated"] else ""
@@ -158,7 +159,7 @@ def run_speed(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tasks = [SpeedTask(p, rgb, args.quality[0], args.max_steps, args.decode_repeats, args.threads, args.steps,
-                       fresh_process=not args.in_process) for p in args.presets]
+                       fresh_process=not args.in_process, device=args.device) for p in args.presets]
     sink = PointSink(out / "speed.jsonl", len(tasks), args.quiet, _describe_speed)
     try:
         for task in tasks:

@@ -109,3 +109,30 @@ def test_synthesis_equals_the_unscaled_reference_network():
         out = torch.cat([h, o3, o2, o1, o0], 1) @ w4.t()
         reference = (0.5 * out + 0.5).t().reshape(3, 9, 13)
     assert torch.allclose(ours, reference, atol=1e-5)
+
+
+def test_the_zero_latent_response_equals_the_synthesis_of_zeros_with_its_gradients():
+    """A predicted frame's response to zero latents is made without a pass of the modulation
+    network over the picture (its output is then constant): the same values and the same
+    gradients for the networks and the mask scores as synthesising zero latents."""
+    config = ModelConfig(seed=7, mask_ratio=0.3)
+    g = torch.Generator().manual_seed(8)
+    outputs, grads = [], []
+    for shortcut in (True, False):
+        model = FrameModel(config, 11, 14, generator=torch.Generator().manual_seed(7)).double()
+        with torch.no_grad():
+            for p in model.modulation.parameters():
+                p.normal_(0, 0.3, generator=torch.Generator().manual_seed(9))
+        mask = model.mask()
+        if shortcut:
+            out = model.zero_response(mask)
+        else:
+            out = model.synthesise([torch.zeros_like(z) for z in model.latents], mask)
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(10), dtype=torch.float64)
+        (out * weights).sum().backward()
+        outputs.append(out.detach())
+        grads.append([torch.zeros_like(p) if p.grad is None else p.grad.clone()
+                      for p in [*model.modulation.parameters(), model.scores]])
+    assert outputs[0].std() > 1e-3  # a response that depends on the networks, not a constant
+    assert torch.allclose(outputs[0], outputs[1], atol=1e-10)
+    assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(*grads))

@@ -74,17 +74,31 @@ class Modulation(nn.Module):
         img3 = img2 + F.hardswish(F.conv2d(replicate_pad(img2, 1), self.res3.weight, s * self.res3.bias))
         return [img3.view(3, -1), img2.view(3, -1), o1, o0]
 
+    def zero_input_response(self) -> list[torch.Tensor]:
+        """``forward`` of all-zero features, as (channels, 1) columns: every pixel gets the same
+        modulations (the 3x3 convolutions of a constant, replicate-padded picture are constant),
+        so a predicted frame's response to zero latents costs no pass over the picture here."""
+        s = ACT_SCALE
+        o0 = F.hardswish(s * self.fc0.bias.unsqueeze(1))
+        o1 = F.hardswish(torch.addmm(s * self.fc1.bias.unsqueeze(1), self.fc1.weight, o0))
+        img2 = o1 + F.hardswish(torch.addmm(s * self.res2.bias.unsqueeze(1), self.res2.weight.sum(dim=(2, 3)), o1))
+        img3 = img2 + F.hardswish(torch.addmm(s * self.res3.bias.unsqueeze(1), self.res3.weight.sum(dim=(2, 3)), img2))
+        return [img3, img2, o1, o0]
+
 
 def _rewound_layer(hidden: torch.Tensor, rewind: list[torch.Tensor], weight: torch.Tensor) -> torch.Tensor:
     """weight @ [hidden; o3; o2; ...]: the modulations this layer reads follow its hidden input
     (layers 2, 3 and 4 read [o3, o2], [o3, o2, o1] and all four: the deepest modulations feed the
     earliest layers). One concatenation and one matmul: slicing a shared stack instead would make
     autograd zero-fill a full-size gradient per slice."""
-    n_mod = weight.shape[1] - hidden.shape[0]
+    n_hidden = hidden.shape[0]
+    n_mod = weight.shape[1] - n_hidden
     taken, k = [], 0
     while k < n_mod:
         taken.append(rewind[len(taken)])
         k += taken[-1].shape[0]
+    if taken[0].shape[1] != hidden.shape[1]:  # modulations constant over the pixels: (c, 1) columns
+        return torch.addmm(weight[:, n_hidden:] @ torch.cat(taken, dim=0), weight[:, :n_hidden], hidden)
     return weight @ torch.cat([hidden, *taken], dim=0)
 
 
@@ -129,27 +143,42 @@ class FrameModel(nn.Module):
 
     def synthesise(self, levels: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
         """Quantised (or proxy) latents -> (C, H, W) picture in [0, 1] before clamping."""
-        u = upsample_pyramid(levels, self.up_kernel)
-        rewind = self.modulation(u.reshape(u.shape[0], -1), self.height, self.width)
-        w1, w2, w3, w4 = self.masked_layers(mask)
-        h = F.hardswish(w1 @ self.coords)
-        h = F.hardswish(_rewound_layer(h, rewind, w2))
-        h = F.hardswish(_rewound_layer(h, rewind, w3))
-        # out = w4 [h; rewind] on unscaled values; the picture is 0.5 * out + 0.5
-        out = _rewound_layer(h, rewind, w4 * (0.5 / ACT_SCALE))
-        return (out + 0.5).view(-1, self.height, self.width)
+        layers = self.masked_layers(mask)
+        return self._synthesis_tail(self._first_layer(layers), self._modulations(levels), layers)
 
     def synthesise_predicted(self, levels: list[torch.Tensor], mask: torch.Tensor, prediction: torch.Tensor,
                              zero_response: torch.Tensor | None = None) -> torch.Tensor:
         """A predicted frame: ``prediction`` ((C, H, W) on [0, 1], the motion-compensated reference)
         plus the synthesis output less its output for all-zero latents, so that zero latents copy
-        the prediction. ``zero_response`` may pass that second output when it is fixed."""
+        the prediction. ``zero_response`` may pass that second output when it is fixed; otherwise
+        it is made here from the same first layer (which the latents do not reach) and the
+        modulations' constant response to zero."""
+        layers = self.masked_layers(mask)
+        first = self._first_layer(layers)
         if zero_response is None:
-            zero_response = self.zero_response(mask)
-        return self.synthesise(levels, mask) - zero_response + prediction
+            zero_response = self._synthesis_tail(first, self.modulation.zero_input_response(), layers)
+        return self._synthesis_tail(first, self._modulations(levels), layers) - zero_response + prediction
 
     def zero_response(self, mask: torch.Tensor) -> torch.Tensor:
-        return self.synthesise([torch.zeros_like(z) for z in self.latents], mask)
+        """The synthesis output for all-zero latents."""
+        layers = self.masked_layers(mask)
+        return self._synthesis_tail(self._first_layer(layers), self.modulation.zero_input_response(), layers)
+
+    def _modulations(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
+        u = upsample_pyramid(levels, self.up_kernel)
+        return self.modulation(u.reshape(u.shape[0], -1), self.height, self.width)
+
+    def _first_layer(self, layers: list[torch.Tensor]) -> torch.Tensor:
+        return F.hardswish(layers[0] @ self.coords)
+
+    def _synthesis_tail(self, first: torch.Tensor, rewind: list[torch.Tensor], layers: list[torch.Tensor]) -> torch.Tensor:
+        """Layers 2..4 after the first layer's activations, reading the modulations (the rewind)."""
+        _, w2, w3, w4 = layers
+        h = F.hardswish(_rewound_layer(first, rewind, w2))
+        h = F.hardswish(_rewound_layer(h, rewind, w3))
+        # out = w4 [h; rewind] on unscaled values; the picture is 0.5 * out + 0.5
+        out = _rewound_layer(h, rewind, w4 * (0.5 / ACT_SCALE))
+        return (out + 0.5).view(-1, self.height, self.width)
 
     def rate_bits(self, levels: list[torch.Tensor]) -> torch.Tensor:
         """Estimated bits of the (proxy-)quantised latents under the ARM's Laplace model, all

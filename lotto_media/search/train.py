@@ -140,11 +140,13 @@ def search_group(
     done = 0
     annealing = _Annealing(schedule)
 
-    def report(frame: int, phase: str, loss: float, mse: float, bits: float) -> None:
+    def report(frame: int, phase: str, loss: torch.Tensor, mse: torch.Tensor, bits: torch.Tensor) -> None:
+        # the values are read only when reported: on a GPU each read waits for the device
         if progress is None or not (done % report_every == 0 or done == total):
             return
         elapsed = time.perf_counter() - start
-        progress(Progress(step=done, total=total, phase=phase, loss=loss, psnr=_psnr(mse), bpp=bits / pixels,
+        progress(Progress(step=done, total=total, phase=phase, loss=float(loss.detach()),
+                          psnr=_psnr(float(mse.detach())), bpp=float(bits.detach()) / pixels,
                           elapsed_s=elapsed, eta_s=elapsed / max(done, 1) * (total - done),
                           frame=frame, frames=n_frames))
 
@@ -199,7 +201,7 @@ def search_group(
             optimiser.step()
             _clamp_latents(latents)
             done += 1
-            report(k, "soft", float(loss.detach()), float(mse.detach()), float(bits.detach()))
+            report(k, "soft", loss, mse, bits)
         frame_seconds.append(time.perf_counter() - frame_start)
 
     # Joint hard-rounding phase: gradients of every frame's loss accumulate before one step.
@@ -216,7 +218,7 @@ def search_group(
             loss = mse + lmbda * bits / pixels
             loss.backward()
             done += 1
-            report(k, "hard", float(loss.detach()), float(mse.detach()), float(bits.detach()))
+            report(k, "hard", loss, mse, bits)
         optimiser.step()
         for latents in frame_latents:
             _clamp_latents(latents)
