@@ -6,6 +6,7 @@ activation evaluated as a scaled hardswish); these tests hold it to the plain de
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -32,14 +33,15 @@ def test_shifted_windows_forward_and_backward_equal_plain_slicing():
     assert torch.autograd.gradcheck(lambda x: shifted_windows(x, offsets, size), (grid,))
 
 
-def test_training_upsampler_is_the_transposed_convolution_of_the_spec():
+@pytest.mark.parametrize("convolution", [False, True])  # the CPU's windows, the GPU's convolution
+def test_training_upsampler_is_the_transposed_convolution_of_the_spec(convolution):
     g = torch.Generator().manual_seed(2)
     for h, w, out_h, out_w in [(5, 7, 10, 14), (5, 7, 9, 13), (1, 1, 1, 2), (3, 2, 6, 3)]:
         u = torch.randn(3, h, w, generator=g, dtype=torch.float64, requires_grad=True)
         kernel = torch.randn(8, 8, generator=g, dtype=torch.float64, requires_grad=True)
         padded = replicate_pad(u, UPSAMPLE_PAD).unsqueeze(1)
         direct = F.conv_transpose2d(padded, kernel.view(1, 1, 8, 8), stride=2, padding=UPSAMPLE_CROP)[:, 0, :out_h, :out_w]
-        ours = upsample2x(u, kernel, (out_h, out_w))
+        ours = upsample2x(u, kernel, (out_h, out_w), convolution=convolution)
         assert torch.allclose(ours, direct, atol=1e-12)
         probe = torch.randn(ours.shape, generator=g, dtype=torch.float64)
         grads_ours = torch.autograd.grad((ours * probe).sum(), (u, kernel))
@@ -75,6 +77,31 @@ def test_arm_channels_first_prediction_equals_a_per_latent_mlp():
     h1 = F.relu(arm.fc1(context))
     out = arm.fc3(h1 + F.relu(arm.fc2(h1)))
     assert torch.allclose(mu.reshape(-1), out[:, 0]) and torch.allclose(log_scale.reshape(-1), out[:, 1])
+
+
+@pytest.mark.parametrize("convolution", [True, False])
+@pytest.mark.parametrize("hidden", [8, 24])
+def test_arm_over_all_levels_equals_the_per_latent_mlp_with_its_gradients(hidden, convolution):
+    """``predict_levels`` (a masked 5x9 convolution per level, or shifted windows) gives every
+    latent of every level the MLP of its 24 causal neighbours, and the same gradients for the
+    latents and the first layer."""
+    torch.manual_seed(11)
+    levels = [torch.randint(-9, 9, shape).double().requires_grad_() for shape in [(9, 13), (5, 7), (3, 4), (2, 2), (1, 1)]]
+    arm = Arm(hidden).double()
+    results = []
+    for fast in (True, False):
+        arm.zero_grad()
+        for q in levels:
+            q.grad = None
+        if fast:
+            mu, log_scale = arm.predict_levels(levels, convolution=convolution)
+        else:
+            context = torch.cat([causal_context(q) for q in levels], dim=1).t()  # (n, 24)
+            h1 = F.relu(arm.fc1(context))
+            mu, log_scale = arm.fc3(h1 + F.relu(arm.fc2(h1))).t()
+        (mu * 0.7 + log_scale.square()).sum().backward()
+        results.append([mu.detach(), log_scale.detach(), arm.fc1.weight.grad.clone(), *(q.grad.clone() for q in levels)])
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(*results))
 
 
 def test_synthesis_equals_the_unscaled_reference_network():
@@ -116,7 +143,6 @@ def test_the_zero_latent_response_equals_the_synthesis_of_zeros_with_its_gradien
     network over the picture (its output is then constant): the same values and the same
     gradients for the networks and the mask scores as synthesising zero latents."""
     config = ModelConfig(seed=7, mask_ratio=0.3)
-    g = torch.Generator().manual_seed(8)
     outputs, grads = [], []
     for shortcut in (True, False):
         model = FrameModel(config, 11, 14, generator=torch.Generator().manual_seed(7)).double()

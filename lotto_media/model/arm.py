@@ -34,6 +34,10 @@ WAVEFRONT_SLOPE = 4
 ARM_FRAC = 8
 
 _PADDED_OFFSETS = tuple((PAD + dy, PAD + dx) for dy, dx in CONTEXT_OFFSETS)
+#: the causal window as a convolution kernel: rows dy = -4..0, columns dx = -4..4, and the
+#: flat kernel position of each context tap
+_KERNEL_ROWS, _KERNEL_COLS = PAD + 1, 2 * PAD + 1
+_KERNEL_TAPS = tuple(row * _KERNEL_COLS + col for row, col in _PADDED_OFFSETS)
 
 assert N_CONTEXT == 24
 assert all(dx + WAVEFRONT_SLOPE * dy < 0 for dy, dx in CONTEXT_OFFSETS)
@@ -62,7 +66,31 @@ class Arm(nn.Module):
 
         Channels-first keeps every matmul a wide GEMM and lets the contexts of all levels be
         concatenated into one pass."""
-        h1 = F.relu(torch.addmm(self.fc1.bias.unsqueeze(1), self.fc1.weight, context))
+        return self._rest(torch.addmm(self.fc1.bias.unsqueeze(1), self.fc1.weight, context))
+
+    def predict_levels(self, levels: list[torch.Tensor], *, convolution: bool | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-scale of every latent of every level, levels in order, each row-major:
+        ``predict`` of the levels' concatenated causal contexts.
+
+        ``convolution`` (default: off a CPU) runs the first layer as one 5x9 convolution per level,
+        the kernel zero outside the 24 causal taps: a few operations where the windows are 48 a
+        level, which is what a GPU step pays for. On a 2-core CPU it measured no faster overall
+        (one thread, 384x256, forward and backward: 38 ms against 31-40 for the windows)."""
+        if convolution is None:
+            convolution = levels[0].device.type != "cpu"
+        if not convolution:
+            return self.predict(torch.cat([causal_context(q) for q in levels], dim=1))
+        taps = torch.tensor(_KERNEL_TAPS, device=self.fc1.weight.device)
+        kernel = self.fc1.weight.new_zeros(self.hidden, _KERNEL_ROWS * _KERNEL_COLS).index_copy(1, taps, self.fc1.weight)
+        kernel = kernel.view(self.hidden, 1, _KERNEL_ROWS, _KERNEL_COLS)
+        first = [F.conv2d(F.pad(q, (PAD, PAD, PAD, 0))[None, None], kernel, self.fc1.bias).view(self.hidden, -1)
+                 for q in levels]
+        return self._rest(torch.cat(first, dim=1))
+
+    def _rest(self, first: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The layers after the first one's affine map (hidden, n)."""
+        h1 = F.relu(first)
         h2 = h1 + F.relu(torch.addmm(self.fc2.bias.unsqueeze(1), self.fc2.weight, h1))
         out = torch.addmm(self.fc3.bias.unsqueeze(1), self.fc3.weight, h2)
         return out[0], out[1]

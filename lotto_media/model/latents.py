@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .shifts import shifted_windows
 
@@ -44,30 +45,59 @@ _PHASE_TAPS = tuple(6 - 2 * m for m in range(4))
 _WINDOW_OFFSETS = tuple((i, j) for i in range(4) for j in range(4))
 
 
+#: flat index into the 8x8 kernel of each phase's taps: phase (a, b), tap (m, n) -> K[a + 6 - 2m, b + 6 - 2n]
+_PHASE_INDEX = tuple((a + ta) * UPSAMPLE_KERNEL + b + tb for a in (0, 1) for b in (0, 1)
+                     for ta in _PHASE_TAPS for tb in _PHASE_TAPS)
+
+
 def polyphase_taps(kernel: torch.Tensor) -> torch.Tensor:
-    """8x8 transposed-conv kernel -> (4 phases, 16 taps) in _WINDOW_OFFSETS order."""
-    idx = torch.tensor(_PHASE_TAPS, device=kernel.device)
-    return torch.stack([kernel[a + idx][:, b + idx].reshape(16) for a in (0, 1) for b in (0, 1)])
+    """8x8 transposed-conv kernel -> (4 phases, 16 taps), each phase's 4x4 taps row-major."""
+    return kernel.reshape(-1)[torch.tensor(_PHASE_INDEX, device=kernel.device)].view(4, 16)
 
 
-def upsample2x(x: torch.Tensor, kernel: torch.Tensor, out_hw: tuple[int, int]) -> torch.Tensor:
+def upsample2x(x: torch.Tensor, kernel: torch.Tensor, out_hw: tuple[int, int], *,
+               convolution: bool | None = None) -> torch.Tensor:
     """(c, h, w) -> (c, H, W) with H <= 2h, W <= 2w, one shared 8x8 kernel for every channel.
 
-    The transposed convolution of docs/FORMAT.md computed as four 4x4 polyphase filters over 16
-    shifted windows and one matmul: on a CPU about twice as fast (forward and backward) as
-    ``conv_transpose2d`` with its single input channel."""
+    The transposed convolution of docs/FORMAT.md computed as four 4x4 polyphase filters. On a CPU
+    over 16 shifted windows and one matmul: about twice as fast (forward and backward) as
+    ``conv_transpose2d`` with its single input channel, and as one convolution with the four
+    phases as output channels (384x256, one thread: 15 ms against 29 for a whole pyramid).
+    ``convolution`` (default: off a CPU) uses that convolution: one operation where the windows
+    are 33, which is what a GPU step pays for."""
+    return _upsample2x(x, polyphase_taps(kernel), out_hw, convolution)
+
+
+def _upsample2x(x: torch.Tensor, taps: torch.Tensor, out_hw: tuple[int, int], convolution: bool | None) -> torch.Tensor:
     c, h, w = x.shape
-    windows = shifted_windows(replicate_pad(x, UPSAMPLE_PAD), _WINDOW_OFFSETS, (h + 1, w + 1))
-    phases = (polyphase_taps(kernel) @ windows.view(16, -1)).view(2, 2, c, h + 1, w + 1)
-    up = phases.permute(2, 3, 0, 4, 1).reshape(c, 2 * h + 2, 2 * w + 2)
-    return up[:, 1 : 1 + out_hw[0], 1 : 1 + out_hw[1]]
+    padded = replicate_pad(x, UPSAMPLE_PAD)
+    if convolution if convolution is not None else x.device.type != "cpu":
+        phases = F.conv2d(padded.unsqueeze(1), taps.view(4, 1, 4, 4))  # (c, 4, h + 1, w + 1)
+        up = phases.view(c, 2, 2, h + 1, w + 1).permute(0, 3, 1, 4, 2)
+    else:
+        windows = shifted_windows(padded, _WINDOW_OFFSETS, (h + 1, w + 1))
+        up = (taps @ windows.view(16, -1)).view(2, 2, c, h + 1, w + 1).permute(2, 3, 0, 4, 1)
+    return up.reshape(c, 2 * h + 2, 2 * w + 2)[:, 1 : 1 + out_hw[0], 1 : 1 + out_hw[1]]
 
 
-def upsample_pyramid(levels: list[torch.Tensor], kernel: torch.Tensor) -> torch.Tensor:
+def noisy_soft_round(latents: list[torch.Tensor], temperature: float, noise_a: float,
+                     generator: torch.Generator) -> list[torch.Tensor]:
+    """The search's quantisation proxy of every level, soft_round(soft_round(z) + noise), made on
+    all levels at once: one pass instead of one per level, since on a small picture or a GPU the
+    cost of each operation, not its size, is what a step pays."""
+    flat = torch.cat([z.reshape(-1) for z in latents])
+    noise = kumaraswamy_noise(flat.shape, noise_a, generator, flat.device)
+    proxy = soft_round(soft_round(flat, temperature) + noise, temperature)
+    return [piece.view(z.shape) for piece, z in zip(proxy.split([z.numel() for z in latents]), latents)]
+
+
+def upsample_pyramid(levels: list[torch.Tensor], kernel: torch.Tensor, *,
+                     convolution: bool | None = None) -> torch.Tensor:
     """Progressive upsampling: u_last = L_last, u_k = [L_k, up(u_{k+1})]. Returns (n_levels, H, W)."""
+    taps = polyphase_taps(kernel)  # once for every level
     u = levels[-1].unsqueeze(0)
     for level in reversed(levels[:-1]):
-        u = torch.cat([level.unsqueeze(0), upsample2x(u, kernel, tuple(level.shape))], dim=0)
+        u = torch.cat([level.unsqueeze(0), _upsample2x(u, taps, tuple(level.shape), convolution)], dim=0)
     return u
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arm import Arm, causal_context
+from .arm import Arm
 from .config import ModelConfig
 from .latents import bicubic_kernel, level_shapes, replicate_pad, upsample_pyramid
 from .random_weights import WEIGHT_FRAC, random_synthesis_weights
@@ -183,9 +183,8 @@ class FrameModel(nn.Module):
     def rate_bits(self, levels: list[torch.Tensor]) -> torch.Tensor:
         """Estimated bits of the (proxy-)quantised latents under the ARM's Laplace model, all
         levels in one pass."""
-        context = torch.cat([causal_context(q) for q in levels], dim=1)
         values = torch.cat([q.reshape(-1) for q in levels])
-        mu, log_scale = self.arm.predict(context)
+        mu, log_scale = self.arm.predict_levels(levels)
         return laplace_bits(values, mu, log_scale).sum()
 
 

@@ -24,7 +24,7 @@ import torch
 from ..coding.params import MODULES, QuantizedNetworks, module_parameters
 from ..model.chroma import Distortion
 from ..model.config import ModelConfig
-from ..model.latents import kumaraswamy_noise, quantise_ste, soft_round, to_integers
+from ..model.latents import noisy_soft_round, quantise_ste, to_integers
 from ..model.supermask import straight_through_mask, topk_mask
 from ..model.synthesis import FrameModel
 from ..reports import Progress
@@ -80,6 +80,7 @@ def search_predicted_group(
     _, height, width = targets[0].shape
     pixels = height * width
     total = sum(predicted_steps(schedule, k) for k in range(n_frames))
+    report_every = max(1, total // 200)
 
     intra_progress = None
     if progress is not None:
@@ -130,7 +131,8 @@ def search_predicted_group(
             return mse + lmbda * bits / pixels, mse, bits
 
         def report(phase: str, loss: torch.Tensor, mse: torch.Tensor, bits: torch.Tensor) -> None:
-            if progress is None:
+            # read only when reported: on a GPU each read waits for the device
+            if progress is None or not (done % report_every == 0 or done == total):
                 return
             elapsed = time.perf_counter() - start
             progress(Progress(step=done, total=total, phase=phase, loss=float(loss.detach()),
@@ -153,11 +155,7 @@ def search_predicted_group(
             temperature, noise_a, decay = annealing.at(step / max(soft_steps - 1, 1))
             for group, lr in zip(optimiser.param_groups, base_lrs):
                 group["lr"] = lr * decay
-            levels = [
-                soft_round(soft_round(z, temperature) + kumaraswamy_noise(z.shape, noise_a, noise_gen, device), temperature)
-                for z in latents
-            ]
-            descend(levels, "soft")
+            descend(noisy_soft_round(latents, temperature, noise_a, noise_gen), "soft")
         for group in optimiser.param_groups:
             group["lr"] = schedule.lr_hard
         for _ in range(schedule.hard_steps):

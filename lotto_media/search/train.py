@@ -22,7 +22,7 @@ import torch
 from ..model.chroma import Distortion
 from ..model.config import ModelConfig
 from .presets import TrainConfig, quality_to_lmbda
-from ..model.latents import LATENT_MAX, LATENT_MIN, kumaraswamy_noise, quantise_ste, soft_round, to_integers
+from ..model.latents import LATENT_MAX, LATENT_MIN, noisy_soft_round, quantise_ste, to_integers
 from ..model.synthesis import FrameModel
 from ..model.supermask import straight_through_mask, topk_mask
 from ..reports import Progress
@@ -150,12 +150,6 @@ def search_group(
                           elapsed_s=elapsed, eta_s=elapsed / max(done, 1) * (total - done),
                           frame=frame, frames=n_frames))
 
-    def proxy_levels(latents: list[torch.Tensor], temperature: float, noise_a: float) -> list[torch.Tensor]:
-        return [
-            soft_round(soft_round(z, temperature) + kumaraswamy_noise(z.shape, noise_a, noise_gen, device), temperature)
-            for z in latents
-        ]
-
     # One optimiser for the whole group, so that the networks' Adam moments carry from frame to
     # frame; a frame's parameters join it when its search starts (params without a gradient are
     # left alone by Adam, so earlier frames rest while a later one is searched).
@@ -191,7 +185,7 @@ def search_group(
             temperature, noise_a, decay = annealing.at(t)
             for group, lr in zip(active, base_lrs):
                 group["lr"] = lr * decay
-            levels = proxy_levels(latents, temperature, noise_a)
+            levels = noisy_soft_round(latents, temperature, noise_a, noise_gen)
             recon = model.synthesise(levels, straight_through_mask(scores, config.n_kept()))
             mse = distortion(recon, target)
             bits = model.rate_bits(levels)
@@ -259,9 +253,9 @@ WARM_ANNEALING_START = 0.0
 
 
 def _clamp_latents(latents: list[torch.Tensor]) -> None:
-    with torch.no_grad():
-        for z in latents:
-            z.clamp_(LATENT_MIN, LATENT_MAX)
+    with torch.no_grad():  # two operations for all levels
+        torch._foreach_clamp_min_(latents, LATENT_MIN)
+        torch._foreach_clamp_max_(latents, LATENT_MAX)
 
 
 def _mse(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
