@@ -76,7 +76,7 @@ class Arm(nn.Module):
         ``convolution`` (default: off a CPU) runs the first layer as one 5x9 convolution per level,
         the kernel zero outside the 24 causal taps: a few operations where the windows are 48 a
         level, which is what a GPU step pays for. On a 2-core CPU it measured no faster overall
-        (one thread, 384x256, forward and backward: 38 ms against 31-40 for the windows)."""
+        (one thread, 384x256, forward and backward: 37-43 ms against 31-40 for the windows)."""
         if convolution is None:
             convolution = levels[0].device.type != "cpu"
         if not convolution:

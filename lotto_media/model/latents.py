@@ -71,7 +71,9 @@ def upsample2x(x: torch.Tensor, kernel: torch.Tensor, out_hw: tuple[int, int], *
 def _upsample2x(x: torch.Tensor, taps: torch.Tensor, out_hw: tuple[int, int], convolution: bool | None) -> torch.Tensor:
     c, h, w = x.shape
     padded = replicate_pad(x, UPSAMPLE_PAD)
-    if convolution if convolution is not None else x.device.type != "cpu":
+    if convolution is None:
+        convolution = x.device.type != "cpu"
+    if convolution:
         phases = F.conv2d(padded.unsqueeze(1), taps.view(4, 1, 4, 4))  # (c, 4, h + 1, w + 1)
         up = phases.view(c, 2, 2, h + 1, w + 1).permute(0, 3, 1, 4, 2)
     else:
