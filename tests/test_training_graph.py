@@ -162,3 +162,25 @@ def test_the_zero_latent_response_equals_the_synthesis_of_zeros_with_its_gradien
     assert outputs[0].std() > 1e-3  # a response that depends on the networks, not a constant
     assert torch.allclose(outputs[0], outputs[1], atol=1e-10)
     assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(*grads))
+
+
+def test_a_held_synthesis_is_the_predicted_synthesis_with_the_same_latent_gradients():
+    """With the networks and the mask held, ``synthesise_held`` computes once what the latents do
+    not reach; the picture and the latents' gradients are those of ``synthesise_predicted``."""
+    config = ModelConfig(seed=12, mask_ratio=0.3)
+    model = FrameModel(config, 10, 15, generator=torch.Generator().manual_seed(12)).double()
+    g = torch.Generator().manual_seed(13)
+    with torch.no_grad():
+        for p in model.modulation.parameters():
+            p.normal_(0, 0.3, generator=g)
+    mask = model.mask(straight_through=False)
+    prediction = torch.rand(3, 10, 15, generator=g, dtype=torch.float64)
+    probe = torch.randn(3, 10, 15, generator=g, dtype=torch.float64)
+    levels = [(torch.randn(s, generator=g, dtype=torch.float64) * 3).requires_grad_() for s in model.shapes]
+    held = model.synthesise_held(levels, model.hold(mask), prediction)
+    held_grads = torch.autograd.grad((held * probe).sum(), levels)
+    plain = model.synthesise_predicted(levels, mask, prediction)
+    plain_grads = torch.autograd.grad((plain * probe).sum(), levels)
+    assert (held - prediction).abs().max() > 1e-3  # the latents change the picture
+    assert torch.allclose(held, plain, atol=1e-10)
+    assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(held_grads, plain_grads))

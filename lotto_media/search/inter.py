@@ -115,17 +115,18 @@ def search_predicted_group(
         optimiser = torch.optim.Adam(groups)
         base_lrs = [group["lr"] for group in optimiser.param_groups]
 
-        # with the networks and the mask held, the response to zero latents is a constant
-        held_mask = held_response = None
+        # with the networks and the mask held, what the latents do not reach is computed once
+        held = None
         if not first:
             frame_scores.requires_grad_(False)
             with torch.no_grad():
-                held_mask = topk_mask(frame_scores, config.n_kept())
-                held_response = model.zero_response(held_mask)
+                held = model.hold(topk_mask(frame_scores, config.n_kept()))
 
         def loss_of(levels: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-            mask = straight_through_mask(frame_scores, config.n_kept()) if held_mask is None else held_mask
-            recon = model.synthesise_predicted(levels, mask, prediction, held_response)
+            if held is None:
+                recon = model.synthesise_predicted(levels, straight_through_mask(frame_scores, config.n_kept()), prediction)
+            else:
+                recon = model.synthesise_held(levels, held, prediction)
             mse = distortion(recon, target)
             bits = model.rate_bits(levels)
             return mse + lmbda * bits / pixels, mse, bits
