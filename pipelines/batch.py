@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, TextIO
 
+from lotto_media.container.header import DEFAULT_MAX_PIXELS
 from lotto_media.errors import LottoError
 from lotto_media.options import EncodeOptions
 
@@ -70,6 +71,7 @@ class BatchSettings:
     overwrite: bool = False
     skip_existing: bool = False
     threads: int | None = None
+    max_pixels: int | None = DEFAULT_MAX_PIXELS  # with decode: the decoder's pixel limit
 
 
 @dataclass
@@ -173,7 +175,8 @@ def run_job(job: Job, settings: BatchSettings) -> dict:
             return _failure(job.input, output, f"{output}: already exists (--skip-existing resumes, -y overwrites)")
         Path(output).parent.mkdir(parents=True, exist_ok=True)
         if settings.decode:
-            result = jobs.decode_file(job.input, output, overwrite=settings.overwrite, threads=settings.threads)
+            result = jobs.decode_file(job.input, output, overwrite=settings.overwrite, threads=settings.threads,
+                                      max_pixels=settings.max_pixels)
         else:
             options = replace(settings.options, threads=settings.threads)
             result = jobs.encode_file(job.input, output, options, gop=settings.gop, frames=settings.frames,
@@ -371,7 +374,7 @@ class Report:
 # --------------------------------------------------------------------------- the command
 
 def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser | None = None) -> None:
-    from .cli import ExamplesFormatter, add_encoder_options, examples
+    from .cli import ExamplesFormatter, add_encoder_options, add_max_pixels, examples
 
     sub = commands.add_parser(
         "batch", parents=[common] if common is not None else [],
@@ -397,6 +400,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
                      help="files coded at once (default: the cores, divided by --threads)")
     sub.add_argument("--skip-existing", action="store_true",
                      help="leave inputs whose output exists alone (resumes an interrupted batch)")
+    add_max_pixels(sub)
     sub.add_argument("--report", metavar="FILE.jsonl", help="write one JSON line per input (- for stdout)")
     sub.add_argument("--engine", choices=ENGINES, default="local",
                      help="local: a pool of worker processes (default); ray: a Ray cluster")
@@ -435,7 +439,7 @@ def run_batch(args: argparse.Namespace) -> int:
     workers, threads = split_threads(len(plan.jobs), args.jobs, args.threads, cores)
     settings = BatchSettings(options=encode_options(args), gop=args.gop, frames=args.frames, decode=args.decode,
                              video_suffix="." + args.video_format, overwrite=args.overwrite,
-                             skip_existing=args.skip_existing, threads=threads)
+                             skip_existing=args.skip_existing, threads=threads, max_pixels=args.max_pixels)
     log.info("batch: %d inputs, %s engine, %d x %d threads", total, args.engine, workers, threads)
 
     start = time.perf_counter()

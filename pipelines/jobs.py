@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lotto_media.container.header import DEFAULT_MAX_PIXELS
 from lotto_media.errors import FormatError, LottoError
 from lotto_media.options import EncodeOptions
 
@@ -82,7 +83,7 @@ def decoded_suffix(input_path: str | Path, video_suffix: str) -> str:
 
 
 def decode_file(input_path: str | Path, output_path: str | Path, *, overwrite: bool = False,
-                threads: int | None = None) -> FileResult:
+                threads: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> FileResult:
     """Decode a ``.lotto`` file: a picture to PNG, a video to the container its name asks for (with
     the source's audio). A damaged video keeps every intact frame and raises a FormatError naming
     the loss once they are written."""
@@ -97,13 +98,13 @@ def decode_file(input_path: str | Path, output_path: str | Path, *, overwrite: b
     check_output(output_name, overwrite=overwrite, input_name=input_name)
     start = time.perf_counter()
     with torch_threads(threads), open(input_name, "rb") as source:
-        reader = LottoReader(source, input_name, warn=False)
+        reader = LottoReader(source, input_name, warn=False, max_pixels=max_pixels)
         header = reader.header
         if _is_picture(header):
             if Path(output_name).suffix.lower() != ".png":
                 raise LottoError(f"{output_name}: a picture decodes to PNG; give the output a .png name")
             source.seek(0)
-            frame = decode_frame(source.read(), input_name)
+            frame = decode_frame(source.read(), input_name, max_pixels=max_pixels)
             data = encode_png_bytes(frame)
             write_output(output_name, data, overwrite=overwrite)
             return FileResult(input_name, output_name, "picture", len(data), 1, frame.width, frame.height,

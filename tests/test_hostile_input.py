@@ -86,7 +86,8 @@ def with_size(name: str, width: int, height: int) -> bytes:
 
 
 def test_a_tiny_file_claiming_16384x4096_is_refused_at_once(capsys, tmp_path):
-    """The hostile-user file (under 1 KB) made decode allocate 3.8 GB and run 400 s."""
+    """A file of under 1 KB whose header claims 16384x4096 is refused before any picture-sized
+    work: decoding it would cost gigabytes and minutes."""
     data = with_size("pan_gray_1f_v2.lotto", 16384, 4096)
     assert len(data) < 1000 and 16384 * 4096 > DEFAULT_MAX_PIXELS
     start = time.perf_counter()
@@ -163,11 +164,11 @@ def _latent_code_replaced(name: str, code: bytes) -> bytes:
 @pytest.mark.parametrize("code, problem", [
     (b"\0\0\0\0", "the main stream is empty"),            # main stream and escapes emptied
     (b"\4\0\0\0" + bytes(4), "data ends early"),          # one zero word: constriction shifts in zeros
-    (b"\4\0\0\0\xff\xff\xff\xff", "latent stream"),        # one word of anything
+    (b"\4\0\0\0\xff\xff\xff\xff", "data ends early"),      # one word of anything
 ])
 def test_an_emptied_latent_stream_behind_a_good_crc_is_an_error(name, code, problem):
-    """Before, version 1 files decoded such a stream without any error (constriction's decoder
-    does not notice the end of its data)."""
+    """A latent stream emptied or cut behind a good CRC is an error, in version 1 files too
+    (constriction's decoder alone does not notice the end of its data)."""
     data = _latent_code_replaced(name, code)
     with pytest.raises(FormatError, match=rf"^damaged\.lotto: frame at pts -?\d+: latent stream: .*"):
         try:

@@ -182,5 +182,8 @@ def test_a_held_synthesis_is_the_predicted_synthesis_with_the_same_latent_gradie
     plain = model.synthesise_predicted(levels, mask, prediction)
     plain_grads = torch.autograd.grad((plain * probe).sum(), levels)
     assert (held - prediction).abs().max() > 1e-3  # the latents change the picture
+    with torch.no_grad():
+        definition = model.synthesise(levels, mask) - model.synthesise([torch.zeros_like(q) for q in levels], mask)
+    assert torch.allclose(held, definition + prediction, atol=1e-10)
     assert torch.allclose(held, plain, atol=1e-10)
     assert all(torch.allclose(a, b, atol=1e-9) for a, b in zip(held_grads, plain_grads))

@@ -587,14 +587,14 @@ def exp_golomb_decode(data: bytes, count: int, k: int, what: str) -> tuple[np.nd
     ones = np.flatnonzero(bits)
     next_one[ones] = ones
     next_one = np.minimum.accumulate(next_one[::-1])[::-1]
-    zeros = (next_one[:n] - np.arange(n)).tolist()
+    zeros = next_one[:n] - np.arange(n)  # read one entry per code below, not made a list of n ints
     starts = np.empty(count, dtype=np.int64)
     runs = np.empty(count, dtype=np.int64)
     pos = 0
     for i in range(count):  # where each code starts depends on the one before: one step each
         if pos >= n:
             raise FormatError(f"{what}: truncated or corrupt parameter code")
-        run = zeros[pos]
+        run = int(zeros[pos])
         if run > _MAX_GOLOMB_ZEROS or pos + 2 * run + k + 1 > n:
             raise FormatError(f"{what}: truncated or corrupt parameter code")
         starts[i], runs[i] = pos, run

@@ -52,6 +52,9 @@ class Arm(nn.Module):
         self.fc1 = nn.Linear(N_CONTEXT, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.fc3 = nn.Linear(hidden, 2)
+        # where the first layer's weights sit in the 5x9 kernel of ``predict_levels``' convolution
+        # (a buffer, so that it moves with the module instead of being copied to the device each step)
+        self.register_buffer("kernel_taps", torch.tensor(_KERNEL_TAPS), persistent=False)
         with torch.no_grad():
             self.fc3.weight.mul_(0.1)
             self.fc3.bias.zero_()
@@ -81,8 +84,10 @@ class Arm(nn.Module):
             convolution = levels[0].device.type != "cpu"
         if not convolution:
             return self.predict(torch.cat([causal_context(q) for q in levels], dim=1))
-        taps = torch.tensor(_KERNEL_TAPS, device=self.fc1.weight.device)
-        kernel = self.fc1.weight.new_zeros(self.hidden, _KERNEL_ROWS * _KERNEL_COLS).index_copy(1, taps, self.fc1.weight)
+        # cuDNN may run this convolution in TF32 (its default): that only touches the search's rate
+        # estimate, never the coded stream, whose probabilities come from the integer ARM
+        kernel = self.fc1.weight.new_zeros(self.hidden, _KERNEL_ROWS * _KERNEL_COLS).index_copy(
+            1, self.kernel_taps, self.fc1.weight)
         kernel = kernel.view(self.hidden, 1, _KERNEL_ROWS, _KERNEL_COLS)
         first = [F.conv2d(F.pad(q, (PAD, PAD, PAD, 0))[None, None], kernel, self.fc1.bias).view(self.hidden, -1)
                  for q in levels]
