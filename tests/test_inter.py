@@ -8,6 +8,7 @@ or seen through a window that moves by known whole and fractional offsets.
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from lotto_media.coding.bitstream import FramePayload, FrameType, GroupHeader, M
 from lotto_media.container import read_container
 from lotto_media.errors import FormatError, UnsupportedError
 from lotto_media.frame import Frame
-from lotto_media.model.motion import compensate, shift_plane
+from lotto_media.model.motion import MotionField, compensate, shift_plane
 from lotto_media.options import EncodeOptions
 from lotto_media.plugins.image_io import read_image
 from lotto_media.stream import LottoReader, StreamDecoder
@@ -85,8 +86,15 @@ def test_known_motion_is_recovered_and_predicted_frames_cost_a_fifth_of_the_intr
     offsets = [0, 3, 6, 10, 14]  # steps of 3/4 and of one whole sample
     frames = moving_window(offsets)
     data, coded = encode(frames, gop=5, options=SHORT_FAST)
-    motion = [p.motion for p in frame_payloads(data)]
-    assert motion == [(0, 0)] + [(b - a, 0) for a, b in zip(offsets, offsets[1:])]
+    payloads = frame_payloads(data)
+    assert payloads[0].motion == (0, 0)
+    for payload, shift in zip(payloads[1:], [b - a for a, b in zip(offsets, offsets[1:])]):
+        field = payload.motion if isinstance(payload.motion, MotionField) else MotionField.translation(*payload.motion)
+        # the picture's translation, and most blocks' own vectors (a block where new content
+        # enters at the edge may find a better match elsewhere)
+        assert field.base == (shift, 0)
+        vectors = field.vectors.reshape(-1, 2)
+        assert (vectors == (shift, 0)).all(axis=1).mean() >= 0.6, vectors
     intra = coded[0]
     assert all(len(p.data) <= len(intra.data) / 5 for p in coded[2:]), [len(p.data) for p in coded]
     assert all(same_planes(d, c.reconstruction) for d, c in zip(LottoReader(data), coded))
@@ -130,6 +138,107 @@ def test_predicted_frame_packets_carry_their_motion_and_reference():
     no_reference[3] = 0
     with pytest.raises(FormatError, match="reference 0"):
         bitstream.unpack_frame(bytes(no_reference))
+
+
+def _field(block: int, vectors: list[list[tuple[int, int]]], base: tuple[int, int] = (0, 0)) -> MotionField:
+    return MotionField(block, np.array(vectors, dtype=np.int64), base)
+
+
+@pytest.mark.parametrize("bits", [8, 10])
+def test_a_uniform_field_compensates_as_its_translation(bits):
+    frame = to_yuv420(pan(1, height=23, width=37)[0], bits)  # odd sizes: chroma 12 x 19
+    for mv in [(5, -3), (-9, 7), (16, 0)]:
+        rows, cols = MotionField.grid(8, 23, 37)
+        field = _field(8, [[mv] * cols for _ in range(rows)])
+        for a, b in zip(compensate(frame.planes, field, True), compensate(frame.planes, mv, True)):
+            assert np.array_equal(a, b)
+
+
+def test_each_block_follows_its_own_vector():
+    """Every sample of a block equals the whole plane shifted by that block's vector (luma in
+    quarter samples, 4:2:0 chroma by the same integers in eighth samples over blocks half as wide)."""
+    frame = to_yuv420(pan(1, height=40, width=48)[0])
+    vectors = [[(5, -3), (0, 0), (-13, 6)], [(2, 9), (-4, -4), (7, 1)], [(0, 8), (-1, 0), (3, -7)]]
+    moved = compensate(frame.planes, _field(16, vectors), chroma_420=True)
+    for plane, out, size, frac in [(frame.planes[0], moved[0], 16, 2), (frame.planes[1], moved[1], 8, 3)]:
+        for r, row in enumerate(vectors):
+            for c, (mx, my) in enumerate(row):
+                block = (slice(r * size, (r + 1) * size), slice(c * size, (c + 1) * size))
+                assert np.array_equal(out[block], shift_plane(plane, mx, my, frac)[block]), (r, c)
+
+
+def test_motion_field_packets_round_trip_and_damage_is_refused():
+    field = _field(16, [[(3, -1), (4, 0)], [(-20, 7), (4, 0)]], base=(4, 0))
+    payload = FramePayload(b"m", b"latents", frame_type=FrameType.PREDICTED, mask_coding=MaskCoding.DELTA,
+                           reference=1, motion=field)
+    data = bitstream.pack_frame(payload)
+    assert data[0] == bitstream.FRAME_VERSION_FIELD
+    parsed = bitstream.unpack_frame(data)
+    assert parsed.motion == field and parsed.latents == b"latents" and parsed.mask == b"m"
+    # one vector for every block travels as a version-2 translation
+    uniform = bitstream.pack_frame(replace(payload, motion=_field(16, [[(4, 0), (4, 0)]], base=(4, 0))))
+    assert uniform[0] == bitstream.FRAME_VERSION and bitstream.unpack_frame(uniform).motion == (4, 0)
+    field_at = 8 + 1  # head, then the 1-byte mask code
+    damaged = {
+        "blocks of 12 samples": (field_at, 12),          # not 8, 16, 32 or 64
+        "cannot fit": (field_at + 1, 200),               # 200 x 2 blocks in a few bytes
+        "exceeds the packet": (field_at + 10, 255),      # code length beyond the packet
+    }
+    for problem, (offset, value) in damaged.items():
+        bad = bytearray(data)
+        bad[offset] = value
+        with pytest.raises(FormatError, match=problem):
+            bitstream.unpack_frame(bytes(bad))
+    with pytest.raises(FormatError, match="motion field"):
+        bitstream.unpack_frame(data[: field_at + 5])
+    intra = bytearray(data)
+    intra[1], intra[3] = FrameType.INTRA, 0
+    with pytest.raises(FormatError, match="for predicted frames"):
+        bitstream.unpack_frame(bytes(intra))
+
+
+def two_motions(n: int, height: int = 48, width: int = 64) -> list[Frame]:
+    """A real picture whose left half pans right by 2 samples a frame while its right half pans
+    left by 3: no single translation predicts both."""
+    big = picture()
+    frames = []
+    for k in range(n):
+        left = big[20 : 20 + height, 40 + 2 * k : 40 + 2 * k + width // 2]
+        right = big[20 : 20 + height, 100 - 3 * k + width // 2 : 100 - 3 * k + width]
+        frames.append(Frame.from_array(np.ascontiguousarray(np.concatenate([left, right], axis=1).astype(np.uint8)),
+                                       pts=k))
+    return frames
+
+
+def test_two_motions_are_coded_as_a_field_that_decodes_exactly():
+    frames = two_motions(3)
+    data, coded = encode(frames, gop=3, options=SHORT_FAST)
+    payloads = frame_payloads(data)
+    assert [p.frame_type for p in payloads] == [FrameType.INTRA, FrameType.PREDICTED, FrameType.PREDICTED]
+    fields = [p.motion for p in payloads[1:]]
+    assert all(isinstance(f, MotionField) and f.block == 16 for f in fields), fields
+    for field in fields:
+        # the outer blocks of each half carry its motion (quarter samples), within half a sample:
+        # the search matches the source against the decoded, not the original, reference
+        for column, truth in ((0, (8, 0)), (-1, (-12, 0))):
+            error = np.abs(field.vectors[:, column] - np.array(truth)).max(axis=-1)
+            assert (error <= 2).mean() >= 0.6, field.vectors
+    assert all(same_planes(d, c.reconstruction) for d, c in zip(LottoReader(data), coded))
+
+
+def test_a_field_for_another_picture_size_is_refused():
+    frames = two_motions(2)
+    data, _ = encode(frames, gop=2, options=SHORT_FAST)
+    container = read_container(data)
+    payload = bitstream.unpack_frame(container.frames[1].payload)
+    assert isinstance(payload.motion, MotionField)
+    small = replace(payload, motion=_field(16, [[(0, 0), (4, 0)], [(8, 0), (0, 4)]]))  # the picture has 3x4
+    decoder = StreamDecoder(container.header, "two.lotto")
+    decoder.add_group(0, container.groups[0])
+    decoder.decode(container.frames[0])
+    packet = replace(container.frames[1], payload=bitstream.pack_frame(small))
+    with pytest.raises(FormatError, match="motion field of 2x2 blocks, where the picture has 3x4"):
+        decoder.decode(packet)
 
 
 def test_a_group_with_predicted_frames_sends_both_network_sets():

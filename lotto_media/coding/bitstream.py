@@ -7,7 +7,10 @@ import struct
 from dataclasses import dataclass
 from enum import IntEnum
 
-from . import params
+import numpy as np
+
+from . import entropy, params
+from ..model.motion import FIELD_BLOCKS, MotionField
 from ..model.config import ModelConfig
 from ..errors import FormatError, UnsupportedError
 
@@ -15,10 +18,16 @@ from ..errors import FormatError, UnsupportedError
 #: a version-2 stream's group with predicted frames has a version-3 header (it adds their networks)
 GROUP_VERSION_1, GROUP_VERSION, GROUP_VERSION_PREDICTED = 1, 2, 3
 FRAME_VERSION_1, FRAME_VERSION = 1, 2
+#: a predicted frame whose motion is a field of block vectors (model.motion.MotionField)
+FRAME_VERSION_FIELD = 3
 
 _FRAME_HEAD_V2 = struct.Struct("<BBBBI")
 #: a predicted frame's motion vector, after its mask code
 _MOTION = struct.Struct("<hh")
+#: frame version 3: block size (u8), blocks per column and per row (u16 each), the translation
+#: (i16 x, y), exp-Golomb order (u8) and length (u32) of the code of the block differences
+_FIELD_HEAD = struct.Struct("<BHHhhBI")
+_I16 = (-(1 << 15), (1 << 15) - 1)
 
 
 class FrameType(IntEnum):
@@ -108,8 +117,9 @@ class FramePayload:
     frame_type: FrameType = FrameType.INTRA
     mask_coding: MaskCoding = MaskCoding.ABSOLUTE
     reference: int = 0
-    #: a predicted frame's translation of its reference, in quarter samples (model.motion)
-    motion: tuple[int, int] = (0, 0)
+    #: a predicted frame's motion (model.motion.MotionField; (mx, my) for one translation), in
+    #: quarter samples of the first plane
+    motion: MotionField | tuple[int, int] = (0, 0)
 
 
 def _reference_problem(frame_type: int, mask_coding: int, reference: int) -> bool:
@@ -119,14 +129,58 @@ def _reference_problem(frame_type: int, mask_coding: int, reference: int) -> boo
 
 def pack_frame(payload: FramePayload) -> bytes:
     """version (u8) | frame type (u8) | mask coding (u8) | reference (u8) | mask code length
-    (u32 LE) | mask code | [predicted frames: motion x, y (i16 LE each)] | latent code."""
+    (u32 LE) | mask code | [predicted frames: the motion] | latent code. The motion is one vector
+    (x, y: i16 LE each) in version 2, a field of block vectors in version 3 (``_pack_field``);
+    a predicted frame whose field is one translation is written as version 2."""
     if _reference_problem(payload.frame_type, payload.mask_coding, payload.reference):
         raise ValueError("a delta-coded mask or a predicted frame needs a reference frame, and only they do")
-    head = _FRAME_HEAD_V2.pack(FRAME_VERSION, payload.frame_type, payload.mask_coding, payload.reference, len(payload.mask))
-    motion = _MOTION.pack(*payload.motion) if payload.frame_type == FrameType.PREDICTED else b""
-    if payload.frame_type != FrameType.PREDICTED and payload.motion != (0, 0):
-        raise ValueError("only a predicted frame has motion")
+    field = payload.motion if isinstance(payload.motion, MotionField) else MotionField.translation(*payload.motion)
+    version, motion = FRAME_VERSION, b""
+    if payload.frame_type != FrameType.PREDICTED:
+        if field.vectors.any():
+            raise ValueError("only a predicted frame has motion")
+    elif field.is_translation:
+        motion = _MOTION.pack(*(int(v) for v in field.vectors[0, 0]))
+    else:
+        version, motion = FRAME_VERSION_FIELD, _pack_field(field)
+    head = _FRAME_HEAD_V2.pack(version, payload.frame_type, payload.mask_coding, payload.reference, len(payload.mask))
     return head + payload.mask + motion + payload.latents
+
+
+def _pack_field(field: MotionField) -> bytes:
+    """block (u8) | rows, cols (u16 LE each) | base x, y (i16 LE each) | k (u8) | code length L
+    (u32 LE) | L bytes: the signed exp-Golomb code (order k) of each block's (x - base x,
+    y - base y), blocks in raster order, padded with zero bits to a byte."""
+    rows, cols = field.vectors.shape[:2]
+    if field.block not in FIELD_BLOCKS[1:] or not (1 <= rows < 1 << 16 and 1 <= cols < 1 << 16):
+        raise ValueError(f"a motion field of {rows}x{cols} blocks of {field.block} does not fit the frame packet")
+    if field.vectors.min() < _I16[0] or field.vectors.max() > _I16[1] or not all(_I16[0] <= v <= _I16[1] for v in field.base):
+        raise ValueError("motion vectors must fit 16 bits")
+    differences = (field.vectors - np.array(field.base)).reshape(-1)
+    k = entropy.best_exp_golomb_order(differences)
+    code = entropy.exp_golomb_encode(differences, k)
+    return _FIELD_HEAD.pack(field.block, rows, cols, *field.base, k, len(code)) + code
+
+
+def _unpack_field(data: bytes, at: int) -> tuple[MotionField, int]:
+    if len(data) < at + _FIELD_HEAD.size:
+        raise FormatError("frame packet: truncated motion field")
+    block, rows, cols, base_x, base_y, k, length = _FIELD_HEAD.unpack_from(data, at)
+    if block not in FIELD_BLOCKS[1:] or not rows or not cols:
+        raise FormatError(f"frame packet: motion field of {rows}x{cols} blocks of {block} samples")
+    at += _FIELD_HEAD.size
+    if length > len(data) - at:
+        raise FormatError("frame packet: motion field code exceeds the packet")
+    count = 2 * rows * cols
+    if count > 8 * length:  # every value takes at least one bit: refused before anything of its size
+        raise FormatError(f"frame packet: {count} motion values cannot fit {length} bytes")
+    values, used = entropy.exp_golomb_decode(data[at : at + length], count, k, "frame packet: motion field")
+    if used != length:
+        raise FormatError("frame packet: motion field code has unused bytes")
+    vectors = values.reshape(rows, cols, 2) + np.array([base_x, base_y])
+    if vectors.min() < _I16[0] or vectors.max() > _I16[1]:
+        raise FormatError("frame packet: motion vector beyond 16 bits")
+    return MotionField(block, vectors, (base_x, base_y)), at + length
 
 
 def unpack_frame(data: bytes, format_version: int = 2) -> FramePayload:
@@ -135,8 +189,11 @@ def unpack_frame(data: bytes, format_version: int = 2) -> FramePayload:
     if len(data) < _FRAME_HEAD_V2.size:
         raise FormatError("frame packet: truncated")
     version, frame_type, mask_coding, reference, mask_len = _FRAME_HEAD_V2.unpack_from(data, 0)
-    if version != FRAME_VERSION:
-        raise UnsupportedError(f"frame packet version {version} is not supported in format version 2 (expected {FRAME_VERSION})")
+    if version not in (FRAME_VERSION, FRAME_VERSION_FIELD):
+        raise UnsupportedError(f"frame packet version {version} is not supported in format version 2 "
+                               f"(expected {FRAME_VERSION} or {FRAME_VERSION_FIELD})")
+    if version == FRAME_VERSION_FIELD and frame_type != FrameType.PREDICTED:
+        raise FormatError(f"frame packet: version {version} is for predicted frames")
     if frame_type not in FrameType.__members__.values():
         raise UnsupportedError(f"frame packet: frame type {frame_type} is not supported by this build")
     if mask_coding not in MaskCoding.__members__.values():
@@ -149,8 +206,10 @@ def unpack_frame(data: bytes, format_version: int = 2) -> FramePayload:
         raise FormatError("frame packet: mask length exceeds the packet")
     body = _FRAME_HEAD_V2.size
     latents_at = body + mask_len
-    motion = (0, 0)
-    if frame_type == FrameType.PREDICTED:
+    motion: MotionField | tuple[int, int] = (0, 0)
+    if version == FRAME_VERSION_FIELD:
+        motion, latents_at = _unpack_field(data, latents_at)
+    elif frame_type == FrameType.PREDICTED:
         if len(data) < latents_at + _MOTION.size:
             raise FormatError("frame packet: truncated motion vector")
         motion = _MOTION.unpack_from(data, latents_at)

@@ -6,8 +6,8 @@ A stream has one random synthesis network (from the sequence header's seed). Fra
 groups: an intra frame, then predicted frames (the previous decoded frame, motion-compensated,
 plus a residual). The group header carries the small networks (ARM, upsampler, modulation) of
 its intra frame and of its predicted frames; each frame packet carries its mask (whole, or as a
-delta from the previous frame's), its motion vector when predicted, and its latents. A group
-decodes without the others.
+delta from the previous frame's), its motion (a vector, or a field of block vectors) when
+predicted, and its latents. A group decodes without the others.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from ..model.latents import level_shapes
 from ..metrics import psnr_planes, psnr_rgb, psnr_yuv
 from ..options import DEFAULT_GOP, MAX_GOP, EncodeOptions, check_gop, check_threads
 from ..model.random_weights import random_synthesis_weights
-from ..model.motion import compensate, estimate_translation, is_scene_cut
+from ..model.motion import MotionField, compensate, estimate_field, is_scene_cut
 from ..model.reconstruct import reconstruct, synthesis_output
 from ..reports import Progress
 from ..coding.params import QuantizedNetworks
@@ -262,7 +262,7 @@ class StreamEncoder:
                 group, solutions, decoded, motions = self._search_predicted(frames, targets, progress, distortion)
             else:
                 group, solutions, decoded = self._search_shared(targets, progress, distortion)
-                motions = [(0, 0)] * len(frames)
+                motions = [MotionField.translation(0, 0)] * len(frames)
             packets = [Packet("group", pack_group(group), group_index, index=first)]
             intra_arm = group.nets.integer_arm()
             predicted_arm = group.predicted_nets.integer_arm() if group.predicted_nets is not None else None
@@ -308,21 +308,23 @@ class StreamEncoder:
                            zero_response=zero)
 
     def _search_predicted(self, frames: list[Frame], targets: list[torch.Tensor], progress: ProgressCallback | None,
-                          distortion: Distortion | None) -> tuple[GroupHeader, list[FrameSolution], list[list[np.ndarray]], list[tuple[int, int]]]:
+                          distortion: Distortion | None
+                          ) -> tuple[GroupHeader, list[FrameSolution], list[list[np.ndarray]], list[MotionField]]:
         """An intra frame, then frames predicted from the previous decoded one, each displaced by
-        the translation that block matching finds between that picture and the frame's source."""
+        the motion field that block matching finds between that picture and the frame's source."""
         header = self.header
         chroma_420 = is_420(header.pix_fmt)
         decoded: list[list[np.ndarray]] = []
         predictions: list[list[np.ndarray]] = []
-        motion_vectors = [(0, 0)]
+        motion_vectors = [MotionField.translation(0, 0)]
 
         def predict_next(k: int, nets: QuantizedNetworks, solution: FrameSolution) -> torch.Tensor | None:
             decoded.append(self._reconstruct(nets, solution, predictions[-1] if k else None))
             if k + 1 == len(frames):
                 return None
-            motion = estimate_translation(_motion_plane(decoded[-1], header.pix_fmt),
-                                          _motion_plane(frames[k + 1].planes, header.pix_fmt))
+            motion = estimate_field(_motion_plane(decoded[-1], header.pix_fmt),
+                                    _motion_plane(frames[k + 1].planes, header.pix_fmt),
+                                    header.lmbda, (1 << header.bit_depth) - 1)
             motion_vectors.append(motion)
             predictions.append(compensate(decoded[-1], motion, chroma_420))
             return search_target(Frame(list(predictions[-1]), header.pix_fmt))
@@ -430,6 +432,12 @@ class StreamDecoder:
                 nets = group.header.predicted_nets
                 if group.previous is None:
                     raise FormatError("its reference frame was not decoded")
+                if isinstance(payload.motion, MotionField):
+                    expected = MotionField.grid(payload.motion.block, header.height, header.width)
+                    if payload.motion.vectors.shape[:2] != expected:
+                        raise FormatError(f"a motion field of {payload.motion.vectors.shape[0]}x"
+                                          f"{payload.motion.vectors.shape[1]} blocks, where the picture has "
+                                          f"{expected[0]}x{expected[1]}")
             shapes = level_shapes(header.height, header.width, group.config.n_levels)
             # the latents first: their data must be there before anything picture-sized is made
             latents = entropy.decode_latents(payload.latents, shapes, nets.integer_arm(),
