@@ -52,6 +52,7 @@ SEED_FILES = (
     "pan_rgb_3f_v2.lotto",
     "pan_yuv420p10_odd_2f_v2.lotto",
     "pan_yuv420p_inter_4f_v2.lotto",
+    "two_motions_yuv420p_field_3f_v2.lotto",
     "container_v2.lotto",
     "container_v1.lotto",
 )

@@ -23,7 +23,7 @@ from lotto_media.model.motion import MotionField, compensate, shift_plane
 from lotto_media.options import EncodeOptions
 from lotto_media.plugins.image_io import read_image
 from lotto_media.stream import LottoReader, StreamDecoder
-from test_stream import encode, pan, same_planes, to_yuv420
+from test_stream import encode, pan, same_planes, to_yuv420, two_motions
 
 ULTRA = EncodeOptions(preset="ultrafast", steps=24, quality=50, threads=1)
 #: enough search for the residuals to settle, still a few seconds on 2 cores at 40x32
@@ -195,19 +195,6 @@ def test_motion_field_packets_round_trip_and_damage_is_refused():
     intra[1], intra[3] = FrameType.INTRA, 0
     with pytest.raises(FormatError, match="for predicted frames"):
         bitstream.unpack_frame(bytes(intra))
-
-
-def two_motions(n: int, height: int = 48, width: int = 64) -> list[Frame]:
-    """A real picture whose left half pans right by 2 samples a frame while its right half pans
-    left by 3: no single translation predicts both."""
-    big = picture()
-    frames = []
-    for k in range(n):
-        left = big[20 : 20 + height, 40 + 2 * k : 40 + 2 * k + width // 2]
-        right = big[20 : 20 + height, 100 - 3 * k + width // 2 : 100 - 3 * k + width]
-        frames.append(Frame.from_array(np.ascontiguousarray(np.concatenate([left, right], axis=1).astype(np.uint8)),
-                                       pts=k))
-    return frames
 
 
 def test_two_motions_are_coded_as_a_field_that_decodes_exactly():

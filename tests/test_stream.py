@@ -38,6 +38,18 @@ def pan(n: int, height: int = 24, width: int = 32, step: int = 2) -> list[Frame]
                              pts=3 * k) for k in range(n)]
 
 
+def two_motions(n: int, height: int = 48, width: int = 64) -> list[Frame]:
+    """A real picture whose left half pans right by 2 samples a frame while its right half pans
+    left by 3: no single translation predicts both."""
+    big = read_image(SAMPLES_DIR / "kodim23_192x128.png").to_array()
+    frames = []
+    for k in range(n):
+        left = big[20 : 20 + height, 40 + 2 * k : 40 + 2 * k + width // 2]
+        right = big[20 : 20 + height, 100 - 3 * k + width // 2 : 100 - 3 * k + width]
+        frames.append(Frame.from_array(np.ascontiguousarray(np.concatenate([left, right], axis=1)), pts=k))
+    return frames
+
+
 def to_yuv420(frame: Frame, bits: int = 8) -> Frame:
     """BT.601 full-range 4:2:0 from RGB planes (an independent, plain conversion for test input)."""
     r, g, b = (p.astype(np.float64) for p in frame.planes)
@@ -220,6 +232,7 @@ GOLDEN_STREAMS = {
     "pan_yuv420p10_odd_2f_v2.lotto": "yuv420p10le",
     "pan_yuv420p_inter_4f_v2.lotto": "yuv420p-inter",
     "pan_gray_1f_v2.lotto": "gray",
+    "two_motions_yuv420p_field_3f_v2.lotto": "yuv420p-field",
 }
 
 
@@ -234,6 +247,8 @@ def golden_frames(kind: str) -> tuple[list[Frame], int, bool]:
     if kind == "gray":  # one picture: the fuzz tests' seed of a gray file
         (frame,) = pan(1, height=9, width=14)
         return [Frame([to_yuv420(frame).planes[0]], "gray", pts=frame.pts)], 1, False
+    if kind == "yuv420p-field":  # predicted frames whose motion is a field of block vectors
+        return [to_yuv420(f) for f in two_motions(3, height=32, width=48)], 3, True
     return [to_yuv420(f) for f in pan(4, height=15, width=22, step=1)], 4, True
 
 
@@ -254,6 +269,9 @@ def test_version_2_golden_streams_decode_to_pinned_pixels(name):
         digests_path.write_text("".join(f"{k} {v}\n" for k, v in sorted(lines.items())))
     pinned = dict(l.split() for l in digests_path.read_text().splitlines())
     assert digest == pinned[name], f"{name} decodes to other pixels: a format break (bump the version)"
+    if GOLDEN_STREAMS[name] == "yuv420p-field":
+        versions = [p.payload[0] for p in read_container(data).frames]
+        assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_FIELD in versions[1:]
     assert StreamReader(data).header.format_version == 2
 
 
