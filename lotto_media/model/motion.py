@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 #: fractional bits of a motion vector on the first plane (quarter samples)
 MOTION_FRAC = 2
@@ -171,6 +172,7 @@ def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak
     vectors = np.empty((rows, cols, 2), dtype=np.int64)
     one = 1 << MOTION_FRAC
     base_x, base_y = translation
+    moved = np.pad(shift_plane(reference, base_x, base_y, MOTION_FRAC), BLOCK_SEARCH_RANGE, mode="edge")
     for r in range(rows):
         for c in range(cols):
             y0, x0 = r * block, c * block
@@ -180,14 +182,18 @@ def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak
             def cost(mv: tuple[int, int]) -> float:
                 return float(np.mean((_block_prediction(reference, y0, x0, h, w, *mv) - goal) ** 2))
 
+            # whole-sample offsets from the translation, all at once: windows of the translated
+            # picture (its edges repeated, as compensation clamps them, up to the corners)
+            region = moved[y0 : y0 + h + 2 * BLOCK_SEARCH_RANGE, x0 : x0 + w + 2 * BLOCK_SEARCH_RANGE]
+            costs = np.mean((sliding_window_view(region, (h, w)) - goal) ** 2, axis=(2, 3))
             best, best_cost = translation, cost(translation)
+            dy, dx = np.unravel_index(int(np.argmin(costs)), costs.shape)
+            if costs[dy, dx] < 0.99 * costs[BLOCK_SEARCH_RANGE, BLOCK_SEARCH_RANGE]:
+                mv = (base_x + (int(dx) - BLOCK_SEARCH_RANGE) * one, base_y + (int(dy) - BLOCK_SEARCH_RANGE) * one)
+                c_mv = cost(mv)
+                if c_mv < 0.99 * best_cost:
+                    best, best_cost = mv, c_mv
             whole = best
-            for dy in range(-BLOCK_SEARCH_RANGE, BLOCK_SEARCH_RANGE + 1):
-                for dx in range(-BLOCK_SEARCH_RANGE, BLOCK_SEARCH_RANGE + 1):
-                    mv = (base_x + dx * one, base_y + dy * one)
-                    c_mv = cost(mv)
-                    if c_mv < 0.99 * best_cost:
-                        best, best_cost, whole = mv, c_mv, mv
             for fy in range(-one + 1, one):
                 for fx in range(-one + 1, one):
                     mv = (whole[0] + fx, whole[1] + fy)
