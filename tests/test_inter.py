@@ -183,6 +183,7 @@ def test_motion_field_packets_round_trip_and_damage_is_refused():
         "blocks of 12 samples": (field_at, 12),          # not 8, 16, 32 or 64
         "cannot fit": (field_at + 1, 200),               # 200 x 2 blocks in a few bytes
         "exceeds the packet": (field_at + 10, 255),      # code length beyond the packet
+        "order 99": (field_at + 9, 99),                  # exp-Golomb order beyond 15
     }
     for problem, (offset, value) in damaged.items():
         bad = bytearray(data)

@@ -28,6 +28,8 @@ _MOTION = struct.Struct("<hh")
 #: (i16 x, y), exp-Golomb order (u8) and length (u32) of the code of the block differences
 _FIELD_HEAD = struct.Struct("<BHHhhBI")
 _I16 = (-(1 << 15), (1 << 15) - 1)
+#: largest exp-Golomb order of a motion field code (the group header's parameter codes too)
+MAX_FIELD_ORDER = 15
 
 
 class FrameType(IntEnum):
@@ -168,6 +170,8 @@ def _unpack_field(data: bytes, at: int) -> tuple[MotionField, int]:
     block, rows, cols, base_x, base_y, k, length = _FIELD_HEAD.unpack_from(data, at)
     if block not in FIELD_BLOCKS[1:] or not rows or not cols:
         raise FormatError(f"frame packet: motion field of {rows}x{cols} blocks of {block} samples")
+    if k > MAX_FIELD_ORDER:
+        raise FormatError(f"frame packet: motion field code order {k} (at most {MAX_FIELD_ORDER})")
     at += _FIELD_HEAD.size
     if length > len(data) - at:
         raise FormatError("frame packet: motion field code exceeds the packet")
