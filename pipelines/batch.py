@@ -411,10 +411,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
 
 
 def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    from .cli import parse_integer
+
+    value = parse_integer(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value

@@ -559,11 +559,16 @@ def _checked(parse: type, check):
     return convert
 
 
-def _max_pixels(text: str) -> int | None:
+def parse_integer(text: str) -> int:
+    """An option's whole number, or argparse's error naming the text."""
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def _max_pixels(text: str) -> int | None:
+    value = parse_integer(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"the pixel limit must be 0 (none) or positive, got {value}")
     return value or None

@@ -19,7 +19,7 @@ from lotto_media.coding.bitstream import FramePayload, FrameType, GroupHeader, M
 from lotto_media.container import read_container
 from lotto_media.errors import FormatError, UnsupportedError
 from lotto_media.frame import Frame
-from lotto_media.model.motion import MotionField, compensate, shift_plane
+from lotto_media.model.motion import MotionField, as_field, compensate, shift_plane
 from lotto_media.options import EncodeOptions
 from lotto_media.plugins.image_io import read_image
 from lotto_media.stream import LottoReader, StreamDecoder
@@ -89,7 +89,7 @@ def test_known_motion_is_recovered_and_predicted_frames_cost_a_fifth_of_the_intr
     payloads = frame_payloads(data)
     assert payloads[0].motion == (0, 0)
     for payload, shift in zip(payloads[1:], [b - a for a, b in zip(offsets, offsets[1:])]):
-        field = payload.motion if isinstance(payload.motion, MotionField) else MotionField.translation(*payload.motion)
+        field = as_field(payload.motion)
         # the picture's translation, and most blocks' own vectors (a block where new content
         # enters at the edge may find a better match elsewhere)
         assert field.base == (shift, 0)

@@ -10,7 +10,7 @@ from enum import IntEnum
 import numpy as np
 
 from . import entropy, params
-from ..model.motion import FIELD_BLOCKS, MotionField
+from ..model.motion import FIELD_BLOCKS, MotionField, as_field
 from ..model.config import ModelConfig
 from ..errors import FormatError, UnsupportedError
 
@@ -136,7 +136,7 @@ def pack_frame(payload: FramePayload) -> bytes:
     a predicted frame whose field is one translation is written as version 2."""
     if _reference_problem(payload.frame_type, payload.mask_coding, payload.reference):
         raise ValueError("a delta-coded mask or a predicted frame needs a reference frame, and only they do")
-    field = payload.motion if isinstance(payload.motion, MotionField) else MotionField.translation(*payload.motion)
+    field = as_field(payload.motion)
     version, motion = FRAME_VERSION, b""
     if payload.frame_type != FrameType.PREDICTED:
         if field.vectors.any():

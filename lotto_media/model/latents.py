@@ -46,13 +46,13 @@ _WINDOW_OFFSETS = tuple((i, j) for i in range(4) for j in range(4))
 
 
 #: flat index into the 8x8 kernel of each phase's taps: phase (a, b), tap (m, n) -> K[a + 6 - 2m, b + 6 - 2n]
-_PHASE_INDEX = tuple((a + ta) * UPSAMPLE_KERNEL + b + tb for a in (0, 1) for b in (0, 1)
-                     for ta in _PHASE_TAPS for tb in _PHASE_TAPS)
+_PHASE_INDEX = torch.tensor([(a + ta) * UPSAMPLE_KERNEL + b + tb for a in (0, 1) for b in (0, 1)
+                             for ta in _PHASE_TAPS for tb in _PHASE_TAPS])
 
 
 def polyphase_taps(kernel: torch.Tensor) -> torch.Tensor:
     """8x8 transposed-conv kernel -> (4 phases, 16 taps), each phase's 4x4 taps row-major."""
-    return kernel.reshape(-1)[torch.tensor(_PHASE_INDEX, device=kernel.device)].view(4, 16)
+    return kernel.reshape(-1)[_PHASE_INDEX.to(kernel.device)].view(4, 16)
 
 
 def upsample2x(x: torch.Tensor, kernel: torch.Tensor, out_hw: tuple[int, int], *,

@@ -24,21 +24,26 @@ MOTION_FRAC = 2
 SEARCH_RANGE = 32
 
 
+def _bilinear(ref: np.ndarray, y: np.ndarray, x: np.ndarray, fy: np.ndarray | int, fx: np.ndarray | int,
+              frac: int) -> np.ndarray:
+    """The rounded bilinear interpolation of the int64 plane ``ref`` at (y + fy / 2^frac,
+    x + fx / 2^frac), the whole-sample positions clamped to the plane (broadcasting arrays)."""
+    height, width = ref.shape
+    one = 1 << frac
+    y0, y1 = np.clip(y, 0, height - 1), np.clip(y + 1, 0, height - 1)
+    x0, x1 = np.clip(x, 0, width - 1), np.clip(x + 1, 0, width - 1)
+    acc = (one - fy) * ((one - fx) * ref[y0, x0] + fx * ref[y0, x1])
+    acc += fy * ((one - fx) * ref[y1, x0] + fx * ref[y1, x1])
+    return (acc + (1 << (2 * frac - 1))) >> (2 * frac)
+
+
 def shift_plane(plane: np.ndarray, mx: int, my: int, frac: int) -> np.ndarray:
     """The plane displaced by (mx, my) / 2^frac samples: out[y, x] = ref(y + my / 2^frac, x + mx / 2^frac)."""
     height, width = plane.shape
     one = 1 << frac
-    ix, fx = mx >> frac, mx & (one - 1)
-    iy, fy = my >> frac, my & (one - 1)
-    cols = np.clip(np.arange(width) + ix, 0, width - 1)
-    cols1 = np.clip(np.arange(width) + ix + 1, 0, width - 1)
-    rows = np.clip(np.arange(height) + iy, 0, height - 1)
-    rows1 = np.clip(np.arange(height) + iy + 1, 0, height - 1)
-    ref = plane.astype(np.int64)
-    top, bottom = ref[rows], ref[rows1]
-    acc = (one - fy) * ((one - fx) * top[:, cols] + fx * top[:, cols1])
-    acc += fy * ((one - fx) * bottom[:, cols] + fx * bottom[:, cols1])
-    return ((acc + (1 << (2 * frac - 1))) >> (2 * frac)).astype(plane.dtype)
+    y = np.arange(height)[:, None] + (my >> frac)
+    x = np.arange(width)[None, :] + (mx >> frac)
+    return _bilinear(plane.astype(np.int64), y, x, my & (one - 1), mx & (one - 1), frac).astype(plane.dtype)
 
 
 #: block sizes a motion field may use (samples of the first plane); 0: one vector for the picture
@@ -80,8 +85,6 @@ class MotionField:
         return bool(np.all(self.vectors == self.vectors[0, 0]))
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, tuple):  # a translation written as (mx, my)
-            return self.is_translation and tuple(int(v) for v in self.vectors[0, 0]) == other
         if not isinstance(other, MotionField):
             return NotImplemented
         return self.block == other.block and np.array_equal(self.vectors, other.vectors)
@@ -89,14 +92,15 @@ class MotionField:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _as_field(motion: "MotionField | tuple[int, int]") -> MotionField:
+def as_field(motion: "MotionField | tuple[int, int]") -> MotionField:
+    """A field, or one translation (mx, my) as a field."""
     return motion if isinstance(motion, MotionField) else MotionField.translation(*motion)
 
 
 def compensate(planes: list[np.ndarray], motion: "MotionField | tuple[int, int]", chroma_420: bool) -> list[np.ndarray]:
     """The reference planes displaced by ``motion`` (a field, or one translation as (mx, my)),
     quarter samples of the first plane."""
-    field = _as_field(motion)
+    field = as_field(motion)
     if not field.vectors.any():
         return planes
     if field.block == 0:
@@ -117,33 +121,18 @@ def _shift_blocks(plane: np.ndarray, field: MotionField, subsampling: int) -> np
     bx = np.minimum(np.arange(width) // size, field.vectors.shape[1] - 1)
     vectors = field.vectors[by][:, bx]  # (height, width, 2)
     mx, my = vectors[..., 0], vectors[..., 1]
-    ix, fx = mx >> frac, mx & (one - 1)
-    iy, fy = my >> frac, my & (one - 1)
-    x = np.arange(width)[None, :] + ix
-    y = np.arange(height)[:, None] + iy
-    x0, x1 = np.clip(x, 0, width - 1), np.clip(x + 1, 0, width - 1)
-    y0, y1 = np.clip(y, 0, height - 1), np.clip(y + 1, 0, height - 1)
-    ref = plane.astype(np.int64)
-    acc = (one - fy) * ((one - fx) * ref[y0, x0] + fx * ref[y0, x1])
-    acc += fy * ((one - fx) * ref[y1, x0] + fx * ref[y1, x1])
-    return ((acc + (1 << (2 * frac - 1))) >> (2 * frac)).astype(plane.dtype)
+    y = np.arange(height)[:, None] + (my >> frac)
+    x = np.arange(width)[None, :] + (mx >> frac)
+    return _bilinear(plane.astype(np.int64), y, x, my & (one - 1), mx & (one - 1), frac).astype(plane.dtype)
 
 
 def _block_prediction(reference: np.ndarray, y0: int, x0: int, h: int, w: int, mx: int, my: int) -> np.ndarray:
-    """The h x w block at (y0, x0) of ``shift_plane(reference, mx, my, MOTION_FRAC)``, computed
-    from the block's own neighbourhood (float64, as the search compares it)."""
-    height, width = reference.shape
+    """The h x w block at (y0, x0) of ``shift_plane(reference, mx, my, MOTION_FRAC)`` (reference
+    int64), computed from the block's own neighbourhood."""
     one = 1 << MOTION_FRAC
-    ix, fx = mx >> MOTION_FRAC, mx & (one - 1)
-    iy, fy = my >> MOTION_FRAC, my & (one - 1)
-    cols = np.clip(np.arange(x0, x0 + w) + ix, 0, width - 1)
-    cols1 = np.clip(np.arange(x0, x0 + w) + ix + 1, 0, width - 1)
-    rows = np.clip(np.arange(y0, y0 + h) + iy, 0, height - 1)
-    rows1 = np.clip(np.arange(y0, y0 + h) + iy + 1, 0, height - 1)
-    top, bottom = reference[rows], reference[rows1]
-    acc = (one - fy) * ((one - fx) * top[:, cols] + fx * top[:, cols1])
-    acc += fy * ((one - fx) * bottom[:, cols] + fx * bottom[:, cols1])
-    return np.floor((acc + (1 << (2 * MOTION_FRAC - 1))) / (1 << (2 * MOTION_FRAC)))
+    y = np.arange(y0, y0 + h)[:, None] + (my >> MOTION_FRAC)
+    x = np.arange(x0, x0 + w)[None, :] + (mx >> MOTION_FRAC)
+    return _bilinear(reference, y, x, my & (one - 1), mx & (one - 1), MOTION_FRAC)
 
 
 def field_bits(field: MotionField) -> int:
@@ -172,7 +161,9 @@ def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak
     vectors = np.empty((rows, cols, 2), dtype=np.int64)
     one = 1 << MOTION_FRAC
     base_x, base_y = translation
-    moved = np.pad(shift_plane(reference, base_x, base_y, MOTION_FRAC), BLOCK_SEARCH_RANGE, mode="edge")
+    reference_int = reference.astype(np.int64)
+    translated = shift_plane(reference, base_x, base_y, MOTION_FRAC)
+    moved = np.pad(translated, BLOCK_SEARCH_RANGE, mode="edge")
     for r in range(rows):
         for c in range(cols):
             y0, x0 = r * block, c * block
@@ -180,7 +171,7 @@ def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak
             goal = target[y0 : y0 + h, x0 : x0 + w]
 
             def cost(mv: tuple[int, int]) -> float:
-                return float(np.mean((_block_prediction(reference, y0, x0, h, w, *mv) - goal) ** 2))
+                return float(np.mean((_block_prediction(reference_int, y0, x0, h, w, *mv) - goal) ** 2))
 
             # whole-sample offsets from the translation, all at once: windows of the translated
             # picture (its edges repeated, as compensation clamps them, up to the corners)
@@ -204,7 +195,7 @@ def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak
     field = MotionField(block, vectors, translation)
     # the field must pay for its bits, at the search's trade-off (D on a [0, 1] scale, per pixel)
     with_field = float(np.mean((_shift_blocks(reference, field, 1) - target) ** 2))
-    without = float(np.mean((shift_plane(reference, *translation, MOTION_FRAC) - target) ** 2))
+    without = float(np.mean((translated - target) ** 2))
     if (without - with_field) / peak**2 > lmbda * field_bits(field) / target.size:
         return field
     return MotionField.translation(*translation)

@@ -172,21 +172,19 @@ class FrameModel(nn.Module):
         and takes the modulations' constant response to zero."""
         layers = self.masked_layers(mask)
         first = self._first_layer(layers)
-        zero_response = self._synthesis_tail(first, self.modulation.zero_input_response(), layers)
-        return self._synthesis_tail(first, self._modulations(levels), layers) - zero_response + prediction
+        return self._synthesis_tail(first, self._modulations(levels), layers) - self._zero_output(first, layers) + prediction
 
     def zero_response(self, mask: torch.Tensor) -> torch.Tensor:
         """The synthesis output for all-zero latents."""
         layers = self.masked_layers(mask)
-        return self._synthesis_tail(self._first_layer(layers), self.modulation.zero_input_response(), layers)
+        return self._zero_output(self._first_layer(layers), layers)
 
     @torch.no_grad()
     def hold(self, mask: torch.Tensor) -> HeldSynthesis:
         """The constants of ``synthesise_held`` for these networks and this mask."""
         layers = self.masked_layers(mask)
         first = self._first_layer(layers)
-        zero = self._synthesis_tail(first, self.modulation.zero_input_response(), layers)
-        return HeldSynthesis(layers, layers[1][:, : first.shape[0]] @ first, zero)
+        return HeldSynthesis(layers, layers[1][:, : first.shape[0]] @ first, self._zero_output(first, layers))
 
     def synthesise_held(self, levels: list[torch.Tensor], held: HeldSynthesis, prediction: torch.Tensor) -> torch.Tensor:
         """``synthesise_predicted`` with the networks and the mask held, as ``hold`` made them:
@@ -197,6 +195,10 @@ class FrameModel(nn.Module):
         taken = _modulations_read(rewind, w2.shape[1] - n_first)
         second = F.hardswish(torch.addmm(held.second_from_first, w2[:, n_first:], torch.cat(taken, dim=0)))
         return self._after_second_layer(second, rewind, held.layers) - held.zero_response + prediction
+
+    def _zero_output(self, first: torch.Tensor, layers: list[torch.Tensor]) -> torch.Tensor:
+        """The output for all-zero latents, from the first layer's activations."""
+        return self._synthesis_tail(first, self.modulation.zero_input_response(), layers)
 
     def _modulations(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
         u = upsample_pyramid(levels, self.up_kernel)
