@@ -19,7 +19,7 @@ from lotto_media.coding.bitstream import FramePayload, FrameType, GroupHeader, M
 from lotto_media.container import read_container
 from lotto_media.errors import FormatError, UnsupportedError
 from lotto_media.frame import Frame
-from lotto_media.model.motion import MotionField, as_field, compensate, shift_plane
+from lotto_media.model.motion import MotionField, as_field, compensate, estimate_field, shift_plane
 from lotto_media.options import EncodeOptions
 from lotto_media.plugins.image_io import read_image
 from lotto_media.stream import LottoReader, StreamDecoder
@@ -266,3 +266,32 @@ def test_a_scene_cut_starts_a_new_group():
                                              FrameType.INTRA, FrameType.PREDICTED]
     assert len(read_container(data).groups) == 2
     assert all(same_planes(d, c.reconstruction) for d, c in zip(LottoReader(data), coded))
+
+
+def _exp_golomb_length(value: int) -> int:
+    """Bits of the order-0 signed exp-Golomb code of one value (zigzag: 1 -> 1, -1 -> 2, 2 -> 3...)."""
+    mapped = 2 * value - 1 if value > 0 else -2 * value
+    return 2 * int(np.floor(np.log2(mapped + 1))) + 1
+
+
+def test_block_vectors_weigh_their_bits_against_the_prediction_error():
+    """A still, smooth scene (a gentle ramp) with strong sensor noise: fractional vectors lower the
+    prediction error a little by averaging the reference's noise. Chosen on error alone the field
+    is full of them; weighed against their bits, fewer survive, and the field's error plus lambda
+    times its vector bits is no larger."""
+    rng = np.random.default_rng(3)
+    ramp = 60 + np.add.outer(np.arange(48) * 0.7, np.arange(64) * 0.4)
+    reference, target = (np.clip(ramp + rng.normal(0, 6, ramp.shape), 0, 255).round().astype(np.int64) for _ in range(2))
+    lmbda, peak = 2e-3, 255
+
+    def rate_distortion(field: MotionField) -> float:
+        predicted = compensate([reference], field, chroma_420=False)[0]
+        differences = (as_field(field).vectors - np.array(as_field(field).base)).reshape(-1)
+        bits = sum(_exp_golomb_length(int(d)) for d in differences)
+        return float(np.sum((predicted - target) ** 2)) + lmbda * peak**2 * bits
+
+    free = estimate_field(reference, target, lmbda / 100, peak, rate_weight=0.0)
+    weighed = estimate_field(reference, target, lmbda / 100, peak, rate_weight=100.0)
+    moving = lambda f: int(np.any(as_field(f).vectors != np.array(as_field(f).base), axis=-1).sum())  # noqa: E731
+    assert moving(free) > moving(weighed)
+    assert rate_distortion(weighed) <= rate_distortion(free) * 1.01
