@@ -111,7 +111,8 @@ def search_predicted_group(
         frame_scores = torch.nn.Parameter(scores.detach().clone().to(device))
         groups = [{"params": latents, "lr": schedule.latent_lr(lmbda)}]
         if first:
-            groups += [{"params": net_params, "lr": schedule.lr}, {"params": [frame_scores], "lr": schedule.lr_scores}]
+            groups += [{"params": net_params, "lr": schedule.lr * schedule.predicted_net_lr_scale},
+                       {"params": [frame_scores], "lr": schedule.lr_scores}]
         optimiser = torch.optim.Adam(groups)
         base_lrs = [group["lr"] for group in optimiser.param_groups]
 
