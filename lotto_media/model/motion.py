@@ -196,7 +196,9 @@ def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak
             region = moved[y0 : y0 + h + 2 * BLOCK_SEARCH_RANGE, x0 : x0 + w + 2 * BLOCK_SEARCH_RANGE]
             costs = np.sum((sliding_window_view(region, (h, w)) - goal) ** 2, axis=(2, 3)) + whole_rate
             dy, dx = np.unravel_index(int(np.argmin(costs)), costs.shape)
-            best, best_cost = base, cost(base)
+            # the window at offset 0 is the translation's own prediction (sums of squared integers:
+            # exact in any order, so this is cost(base) without computing it again)
+            best, best_cost = base, float(costs[BLOCK_SEARCH_RANGE, BLOCK_SEARCH_RANGE])
             whole = base + one * np.array([int(dx) - BLOCK_SEARCH_RANGE, int(dy) - BLOCK_SEARCH_RANGE])
             if (dx, dy) != (BLOCK_SEARCH_RANGE, BLOCK_SEARCH_RANGE):
                 whole_cost = cost(whole)
@@ -205,6 +207,8 @@ def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak
             start = best
             for fy in range(-one + 1, one):
                 for fx in range(-one + 1, one):
+                    if fx == fy == 0:  # the start itself, already weighed
+                        continue
                     mv = start + np.array([fx, fy])
                     c_mv = cost(mv)
                     if c_mv < best_cost:
