@@ -609,3 +609,29 @@ def test_unknown_versions_are_refused():
         encode_mask(np.ones(3, dtype=bool), version=3)
     with pytest.raises(ValueError, match="version"):
         decode_latents(bytes(4), SHAPES, random_arm(1), version=0)
+
+
+@pytest.mark.parametrize("hidden, frac", [(1, 8), (5, 4), (24, 12)])
+def test_compiled_latent_decoder_matches_the_reference_decoder_at_any_arm_width(hidden: int, frac: int):
+    # the compiled loop sizes its scratch by the ARM's width and folds frac into the weights
+    latents, _ = escape_rich_latents(hidden)
+    arm = random_arm(hidden, hidden=hidden, frac=frac, scale=np.log(2.0))
+    data = encode_latents(latents, arm)
+    assert (latent_symbols(latents, arm).symbols == ESCAPE).any()
+    assert same(decode_latents(data, SHAPES, arm), latents)
+    assert same(ref_decode_latents(data, SHAPES, arm), latents)
+
+
+def test_compiled_latent_decoder_carries_its_state_across_pieces():
+    from lotto_media.model.arm import PIECE_LATENTS, ContextLayout
+    shapes = level_shapes(160, 320, 5)
+    assert len(list(ContextLayout.for_shapes(shapes).pieces())) >= 2 and sum(h * w for h, w in shapes) > PIECE_LATENTS
+    rng = np.random.default_rng(9)
+    latents = [np.clip(np.round(rng.laplace(0, 1.5, s)), -64, 63).astype(np.int64) for s in shapes]
+    latents[0][5, 7] = 60  # escapes in the first and the last piece
+    latents[0][-3, -5] = -60
+    arm = random_arm(4, hidden=16, scale=np.log(1.5))
+    data = encode_latents(latents, arm)
+    assert same(decode_latents(data, shapes, arm), latents)
+    with pytest.raises(FormatError, match="latent stream"):
+        decode_latents(data[:-8] if len(data) > 12 else data[:-4], shapes, arm)

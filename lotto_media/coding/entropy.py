@@ -4,8 +4,9 @@ Latents: the integer ARM gives each latent a Laplace mean and log-scale; both ar
 an index into integer probability tables built once from integer-only arithmetic
 (``fixedpoint.exp_neg_fixed``), so every probability the coder sees is identical on every machine.
 A symbol is the residual ``latent - round(mean)`` inside a window of +-WINDOW, or an escape
-followed by the latent value in a second, uniform stream. Decoding proceeds in wavefronts: all
-latents whose causal context is complete are decoded together with one vectorised call.
+followed by the latent value in a second, uniform stream. Decoding walks wavefronts (a latent's
+causal context lies in earlier ones): version 2 in compiled code (``latent_kernel``), version 1
+with one vectorised constriction call per wavefront.
 
 Two coding versions (``version=`` keyword, default 2; docs/FORMAT.md, Part 3 §3.5):
 
@@ -25,12 +26,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Iterator
 
 import constriction
 import numpy as np
 
 from ..model.arm import ARM_FRAC, ContextLayout, IntegerArm
 from ..errors import FormatError
+from . import latent_kernel
 from ..model.fixedpoint import exp_neg_fixed, rounding_shift
 from ..model.latents import LATENT_MAX, LATENT_MIN
 
@@ -392,24 +395,79 @@ def decode_latents(
     n_latents = sum(h * w for h, w in shapes)
     if main_words.size == 0 and n_latents:
         raise FormatError(f"latent stream: the main stream is empty, but {n_latents} latents are coded")
-    main = constriction.stream.queue.RangeDecoder(main_words)
-    escape = constriction.stream.queue.RangeDecoder(escape_words)
-    uniform = constriction.stream.model.Uniform(_LATENT_RANGE)
     # int8 holds whatever a stream decodes to: a centre in -64..63 plus a residual in -31..31, or
     # an escaped value in -64..63
     buf = np.zeros(layout.size, dtype=np.int8)
-    offsets = layout.offset_table()
-    table = laplace_tables() if version == 1 else _latent_weights_v2()
-    model = _model()
-    head = CoderHead.for_arm(arm)
+    decode = _decode_pieces_compiled if version == 2 else _decode_pieces_v1
     main_shadow = constriction.stream.queue.RangeEncoder()
     escape_shadow = constriction.stream.queue.RangeEncoder()
+    uniform = constriction.stream.model.Uniform(_LATENT_RANGE)
     decoded = 0
+    for size, rows, symbols, escapes in decode(main_words, escape_words, layout, buf, arm):
+        decoded += size
+        _reencode_into(main_shadow, rows, symbols, version)
+        _check_not_run_out(main_shadow, main_words.size, "latent stream", "latents", decoded)
+        if escapes.size:
+            escape_shadow.encode(escapes.astype(np.int32), uniform)
+            _check_not_run_out(escape_shadow, escape_words.size, "latent stream: escape stream", "latents", decoded)
+    _check_stream_end(main_words, main_shadow.get_compressed(), "latent stream", "latents")
+    _check_stream_end(escape_words, escape_shadow.get_compressed(), "latent stream: escape stream", "escapes")
+    return layout.gather(buf)
+
+
+#: what each decoded piece of the wavefront walk yields: its size, the table rows and symbols of
+#: its latents (in coding order) and its escaped values (escape symbols 0..127)
+DecodedPiece = tuple[int, np.ndarray, np.ndarray, np.ndarray]
+
+
+@lru_cache(maxsize=1)
+def _left_cumulatives() -> np.ndarray:
+    """(rows, N_SYMBOLS + 1) uint64: version 2's left cumulative frequencies, 2^24 at the end."""
+    freq = laplace_frequencies()
+    cum = np.zeros((freq.shape[0], N_SYMBOLS + 1), dtype=np.uint64)
+    cum[:, 1:] = np.cumsum(freq, axis=1)
+    cum.setflags(write=False)
+    return cum
+
+
+def _decode_pieces_compiled(main_words: np.ndarray, escape_words: np.ndarray, layout: ContextLayout,
+                            buf: np.ndarray, arm: IntegerArm) -> Iterator[DecodedPiece]:
+    """Version 2: one compiled call (``latent_kernel.decode_piece``) per piece of the wavefront walk."""
+    offsets = layout.offset_table()
+    head = CoderHead.for_arm(arm)
+    w1, b1, w2, b2 = arm.folded_hidden_layers()
+    cumulative = _left_cumulatives()
+    main_state = latent_kernel.decoder_state(main_words)
+    escape_state = latent_kernel.decoder_state(escape_words)
+    for piece in layout.pieces():
+        rows = np.empty(piece.size, dtype=np.int64)
+        symbols = np.empty(piece.size, dtype=np.int32)
+        escapes = np.empty(piece.size, dtype=np.int64)
+        status, n_escapes = latent_kernel.decode_piece(
+            main_state, main_words, escape_state, escape_words, buf, piece.positions, piece.levels,
+            np.asarray(piece.bounds, dtype=np.int64), offsets, w1, b1, w2, b2, head.weight, head.bias, cumulative,
+            rows, symbols, escapes)
+        if status != latent_kernel.OK:
+            stream = "main stream" if status == latent_kernel.MAIN_INVALID else "escape stream"
+            raise FormatError(f"latent stream: cannot be decoded (invalid data in the {stream})")
+        yield piece.size, rows, symbols, escapes[:n_escapes]
+
+
+def _decode_pieces_v1(main_words: np.ndarray, escape_words: np.ndarray, layout: ContextLayout,
+                      buf: np.ndarray, arm: IntegerArm) -> Iterator[DecodedPiece]:
+    """Version 1: constriction decodes each wavefront with the float tables."""
+    main = constriction.stream.queue.RangeDecoder(main_words)
+    escape = constriction.stream.queue.RangeDecoder(escape_words)
+    uniform = constriction.stream.model.Uniform(_LATENT_RANGE)
+    offsets = layout.offset_table()
+    table = laplace_tables()
+    model = _model()
+    head = CoderHead.for_arm(arm)
     try:
         for piece in layout.pieces():
             piece_rows = np.empty(piece.size, dtype=np.int64)
             piece_symbols = np.empty(piece.size, dtype=np.int32)
-            piece_escapes: list[np.ndarray] = []
+            piece_escapes = [np.zeros(0, dtype=np.int64)]
             for start, stop in zip(piece.bounds[:-1], piece.bounds[1:]):
                 front = piece.positions[start:stop]
                 centre, rows = head.table_index(arm, buf[front[:, None] + offsets[piece.levels[start:stop]]])
@@ -424,18 +482,9 @@ def decode_latents(
                     piece_escapes.append(coded)
                     values[escaped] = coded + LATENT_MIN
                 buf[front] = values
-            decoded += piece.size
-            _reencode_into(main_shadow, piece_rows, piece_symbols, version)
-            _check_not_run_out(main_shadow, main_words.size, "latent stream", "latents", decoded)
-            if piece_escapes:
-                escape_shadow.encode(np.concatenate(piece_escapes).astype(np.int32), uniform)
-                _check_not_run_out(escape_shadow, escape_words.size, "latent stream: escape stream", "latents",
-                                   decoded)
+            yield piece.size, piece_rows, piece_symbols, np.concatenate(piece_escapes)
     except (ValueError, RuntimeError, AssertionError) as exc:  # constriction reports invalid data
         raise FormatError(f"latent stream: cannot be decoded ({exc})") from None
-    _check_stream_end(main_words, main_shadow.get_compressed(), "latent stream", "latents")
-    _check_stream_end(escape_words, escape_shadow.get_compressed(), "latent stream: escape stream", "escapes")
-    return layout.gather(buf)
 
 
 # --- mask -------------------------------------------------------------------------------------

@@ -174,6 +174,11 @@ class IntegerArm:
         a2 += h1
         return a2
 
+    def folded_hidden_layers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(w1 (24, hidden), b1, w2 (hidden, hidden), b2) with the rescalings and rounding halves
+        folded in: h1 = floor(max(x @ w1 + b1, 0)), h2 = h1 + floor(max(h1 @ w2 + b2, 0))."""
+        return self._w1, self._b1_half, self._w2, self._b2_half
+
     def output_layer(self) -> tuple[np.ndarray, np.ndarray]:
         """(weight (hidden, 2), bias (2,)) with (mu, log_scale) = floor(h2 @ weight + bias)."""
         return self._w3, self._b3
