@@ -221,21 +221,24 @@ def test_polyphase_upsampler_equals_the_transposed_convolution_of_the_spec():
         assert torch.equal(reconstruct._upsample(u, kernel, 8, (out_h, out_w)), expected)
 
 
-def test_banded_3x3_convolution_equals_the_direct_convolution(monkeypatch):
-    """reconstruct's 3x3 residual convs run as shifted windows + matmul in row bands; FORMAT.md
-    defines them as a convolution with repeated-edge padding and rshift(acc + b 2^S, frac)."""
+def test_residual_3x3_block_equals_the_direct_convolution_of_the_spec():
+    """reconstruct's residual blocks run as one compiled loop; FORMAT.md 3.4 defines them as
+    x + act(rshift(conv3x3(x) + b 2^S, frac)), bounded, the convolution with repeated-edge padding."""
     import torch.nn.functional as F
 
     from lotto_media.model import reconstruct
     from lotto_media.model.latents import replicate_pad
 
-    monkeypatch.setattr(reconstruct, "TILE", 40)  # several bands, the last one partial
     g = torch.Generator().manual_seed(1)
+    one = 4096.0
     for h, w in [(9, 7), (1, 1), (13, 16)]:
         img = torch.randint(-(2**20), 2**20, (3, h, w), generator=g).double()
         weight = torch.randint(-3000, 3000, (3, 3, 3, 3), generator=g).double()
         bias = torch.randint(-3000, 3000, (3,), generator=g).double()
-        acc = F.conv2d(replicate_pad(img, 1).unsqueeze(0), weight, bias * 4096.0)[0]
-        expected = torch.floor(acc * 2.0**-9 + 0.5).reshape(3, -1)
-        layer = reconstruct._Affine(weight.permute(0, 2, 3, 1), 9, bias)
-        assert torch.equal(reconstruct._conv3x3(img, layer), expected)
+        acc = F.conv2d(replicate_pad(img, 1).unsqueeze(0), weight, bias * one)[0]
+        a = torch.floor(acc * 2.0**-9 + 0.5)
+        act = torch.floor(a * torch.clamp(a + 2 * one, 0, 4 * one) / (4 * one) + 0.5).clamp(-(2**26), 2**26)
+        expected = (img + act).clamp(-(2**26), 2**26)
+        out = torch.empty_like(img)
+        reconstruct._residual_conv3x3_into(out, img, weight, bias, 9)
+        assert torch.equal(out, expected)

@@ -72,31 +72,38 @@ def _narrow(state: np.ndarray, words: np.ndarray, left: np.uint64, freq: np.uint
 def _table_rows(buf, positions, levels, offsets, start, stop, w1, b1, w2, b2, w_head, b_head, rows_out,
                 centres_out, ctx, h1, h2):
     """The integer ARM for the latents start..stop-1 of one wavefront: their table rows and
-    centres. ctx (n), h1 and h2 (hidden, n) are scratch for n >= stop - start latents.
+    centres. ctx (24, n), h1 and h2 (hidden, n) are scratch for n >= stop - start latents.
 
     The latents are the innermost loop: a wavefront's latents are independent, so that loop is
     vectorised, where a loop over one latent's hidden units waits on each partial sum."""
     hidden = w1.shape[1]
     n = stop - start
+    for i in range(n):
+        position = positions[start + i]
+        offset = offsets[levels[start + i]]
+        for k in range(w1.shape[0]):
+            ctx[k, i] = buf[position + offset[k]]
     for j in range(hidden):
         for i in range(n):
             h1[j, i] = b1[j]
     for k in range(w1.shape[0]):
-        for i in range(n):
-            ctx[i] = buf[positions[start + i] + offsets[levels[start + i], k]]
+        column = ctx[k]
         for j in range(hidden):
             w = w1[k, j]
+            row = h1[j]
             for i in range(n):
-                h1[j, i] += w * ctx[i]
+                row[i] += w * column[i]
     for j in range(hidden):
         for i in range(n):
             h1[j, i] = np.floor(max(h1[j, i], 0.0))
             h2[j, i] = b2[j]
     for k in range(hidden):
+        column = h1[k]
         for j in range(hidden):
             w = w2[k, j]
+            row = h2[j]
             for i in range(n):
-                h2[j, i] += w * h1[k, i]
+                row[i] += w * column[i]
     for i in range(n):
         t = b_head[0]
         s = b_head[1]
@@ -131,7 +138,7 @@ def decode_piece(main_state, main_words, escape_state, escape_words, buf, positi
     for front in range(bounds.size - 1):
         widest = max(widest, bounds[front + 1] - bounds[front])
     hidden = w1.shape[1]
-    ctx, h1, h2 = np.empty(widest), np.empty((hidden, widest)), np.empty((hidden, widest))
+    ctx, h1, h2 = np.empty((w1.shape[0], widest)), np.empty((hidden, widest)), np.empty((hidden, widest))
     n_escapes = 0
     for front in range(bounds.size - 1):
         start, stop = bounds[front], bounds[front + 1]

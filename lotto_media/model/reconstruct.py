@@ -10,53 +10,28 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from . import chroma
-from .latents import UPSAMPLE_PAD, polyphase_taps, replicate_pad
+from . import chroma, pixel_kernels
+from .latents import UPSAMPLE_PAD
 from .synthesis import SYNTH_FRAC, coordinate_axis
 from ..coding.params import QuantizedNetworks
 from .random_weights import WEIGHT_FRAC
 
-#: stored activations are clamped to +-2^ACT_LIMIT_BITS: with weights below 2^16 and fan-ins
-#: below 2^11, every product and partial sum stays below 2^53
-ACT_LIMIT_BITS = 26
 _ONE = float(1 << SYNTH_FRAC)
-_LIMIT = float(1 << ACT_LIMIT_BITS)
-
 
 #: pixels per tile of the per-pixel networks: tiles stay in cache and avoid huge allocations
 TILE = 8192
 
 
-def _rshift_(x: torch.Tensor, bits: int) -> torch.Tensor:
-    """In place: floor(x / 2^bits + 1/2)."""
-    if bits:
-        x.mul_(0.5**bits)
-    return x.add_(0.5).floor_()
-
-
-def _bound_(x: torch.Tensor) -> torch.Tensor:
-    """In place: clamp a stored activation to +-2^ACT_LIMIT_BITS so that every later product and
-    sum stays an exact integer in float64."""
-    return x.clamp_(-_LIMIT, _LIMIT)
-
-
-_ACT_SCALE = 0.5 ** (SYNTH_FRAC + 2)
-_HALF = torch.tensor(0.5, dtype=torch.float64)
-
-
 def _act_(a: torch.Tensor) -> torch.Tensor:
-    """x * clamp(x + 2, 0, 4) / 4 on SYNTH_FRAC fixed point, rounded half up, bounded.
-
-    floor(1/2 + 2^-(S+2) * x * t) in one addcmul: the product is an integer below 2^53 and the
-    scaling a power of two, so this is exact (and equal to scaling, adding and flooring apart)."""
-    t = (a + 2 * _ONE).clamp_(0.0, 4 * _ONE)
-    return _bound_(torch.addcmul(_HALF, a, t, value=_ACT_SCALE, out=t).floor_())
+    """In place: x * clamp(x + 2, 0, 4) / 4 on SYNTH_FRAC fixed point, rounded half up, bounded
+    (``pixel_kernels.act_``: one pass over the tensor)."""
+    pixel_kernels.act_(a.numpy())
+    return a
 
 
 class _Affine:
-    """rshift(W [x; extra] + b * 2^S, frac) for (in, P) inputs.
+    """rshift(W [x; extras] + b * 2^S, frac) for (in, P) inputs.
 
     Evaluated as floor((W / 2^frac) x + (b * 2^S / 2^frac + 1/2)): the power-of-two scaling and the
     rounding half are folded into the weights and bias, so one addmm and one floor replace a
@@ -70,30 +45,29 @@ class _Affine:
         base = bias * (_ONE * scale) if bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
         self.bias = (base + 0.5).view(-1, 1)
 
-    def __call__(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, *extras: torch.Tensor) -> torch.Tensor:
+        """``extras``: the rows after x, in blocks; only as many rows as the weights have columns
+        are read."""
         acc = torch.addmm(self.bias, self.first, x)
-        if extra is not None:
-            acc.addmm_(self.rest, extra[: self.rest.shape[1]])
+        column = 0
+        for extra in extras:
+            n = min(extra.shape[0], self.rest.shape[1] - column)
+            if n <= 0:
+                break
+            acc.addmm_(self.rest[:, column : column + n], extra[:n])
+            column += n
         return acc.floor_()
 
 
-#: (dy, dx) of the 3x3 taps in the row order of the convolution's unrolled weights
-_TAPS_3X3 = tuple((dy, dx) for dy in range(3) for dx in range(3))
-
-
-def _conv3x3(img: torch.Tensor, layer: _Affine) -> torch.Tensor:
-    """(C, H, W) -> (C, H*W) with repeated-edge padding, as in training. PyTorch's float64
-    convolution on CPU is a slow reference loop; nine shifted windows and a matmul are BLAS. Row
-    bands bound the unrolled windows to about TILE pixels."""
-    c, h, w = img.shape
-    padded = replicate_pad(img, 1)
-    out = torch.empty(layer.first.shape[0], h * w, dtype=torch.float64)
-    band = max(1, TILE // w)
-    for r0 in range(0, h, band):
-        r1 = min(h, r0 + band)
-        windows = torch.stack([padded[:, r0 + dy : r1 + dy, dx : dx + w] for dy, dx in _TAPS_3X3])
-        out[:, r0 * w : r1 * w] = layer(windows.reshape(9 * c, -1))
-    return out
+def _residual_conv3x3_into(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                           frac: int) -> None:
+    """out = x + act(rshift(conv3x3(x; weight) + bias * 2^S, frac)), bounded, for x and out
+    (C, H, W), C-contiguous: the residual blocks of docs/FORMAT.md 3.4 step 2 (repeated-edge
+    padding, no kernel flip)."""
+    scale = 0.5**frac
+    padded = pixel_kernels.edge_padded(x.numpy(), 1)
+    pixel_kernels.conv3x3_residual_into(out.numpy(), padded, x.numpy(), np.ascontiguousarray(weight.numpy() * scale),
+                                        bias.numpy() * (_ONE * scale) + 0.5)
 
 
 def _upsample(u: torch.Tensor, kernel: torch.Tensor, frac: int, out_hw: tuple[int, int]) -> torch.Tensor:
@@ -104,28 +78,9 @@ def _upsample(u: torch.Tensor, kernel: torch.Tensor, frac: int, out_hw: tuple[in
 
 
 def _upsample_into(out: torch.Tensor, u: torch.Tensor, kernel: torch.Tensor, frac: int) -> None:
-    """``_upsample`` written into ``out`` (c, H, W), which may be a view.
-
-    Four 4x4 polyphase filters evaluated with one matmul: PyTorch has no fast float64 convolution
-    on CPU, BLAS has a fast float64 matmul. Each output parity (a, b) is a 4x4 correlation of the
-    padded grid with taps K[a+6-2m, b+6-2n]; the four phases interleave into the output shifted
-    by one sample (a test checks this equals the transposed convolution of docs/FORMAT.md). The
-    16 shifted windows cost 24 float64 per output sample, so they are made for a band of rows at
-    a time (each sample is an exact integer sum, whatever the banding)."""
-    c, h, w = u.shape
-    height, width = out.shape[1:]
-    x = replicate_pad(u, UPSAMPLE_PAD)  # (c, h+4, w+4)
-    taps = polyphase_taps(kernel)  # (4 phases, 16), shared with training
-    band = max(1, TILE // (w + 1))
-    for i0 in range(0, h + 1, band):  # phase rows i0..i1-1 make output rows 2 i0 - 1 .. 2 i1 - 2
-        i1 = min(h + 1, i0 + band)
-        windows = F.unfold(x[:, i0 : i1 + 3].unsqueeze(1), kernel_size=4)  # (c, 16, (i1-i0)*(w+1))
-        phases = (taps @ windows).view(c, 2, 2, i1 - i0, w + 1).permute(0, 3, 1, 4, 2)
-        phases = phases.reshape(c, 2 * (i1 - i0), 2 * w + 2)
-        first, stop = max(2 * i0, 1), min(2 * i1, height + 1)
-        if first < stop:
-            out[:, first - 1 : stop - 1] = phases[:, first - 2 * i0 : stop - 2 * i0, 1 : 1 + width]
-    _bound_(_rshift_(out, frac))
+    """``_upsample`` written into ``out`` (c, H, W), a C-contiguous tensor or view."""
+    padded = pixel_kernels.edge_padded(u.numpy(), UPSAMPLE_PAD)
+    pixel_kernels.upsample_into(out.numpy(), padded, np.ascontiguousarray(kernel.numpy()), 0.5**frac)
 
 
 def reconstruct(
@@ -190,14 +145,14 @@ def synthesis_output(
     w0, b0, w1, b1, wr2, br2, wr3, br3 = [t(a) for a in nets.modulation.exact()]
     mf = nets.modulation.frac
     fc0, fc1 = _Affine(w0, mf, b0), _Affine(w1, mf, b1)
-    # the 3x3 weights (out, in, ky, kx) unrolled as (out, tap, in) to match the stacked windows
-    res2, res3 = (_Affine(wr.permute(0, 2, 3, 1), mf, br) for wr, br in ((wr2, br2), (wr3, br3)))
-    o1 = torch.empty(3, pixels, dtype=torch.float64)
+    # [o3; o2; o1] in one tensor: synthesis layers 2..4 read its first 6, then all 9 rows after
+    # their hidden input, without a concatenation
+    modulations = torch.empty(9, pixels, dtype=torch.float64)
+    o3, o2, o1 = modulations[0:3], modulations[3:6], modulations[6:9]
     for tile in tiles:
         o1[:, tile] = _act_(fc1(_act_(fc0(features[:, tile]))))
-    # the residual sums in place in the activation's own tensor: two picture-sized copies fewer
-    o2 = _bound_(_act_(_conv3x3(o1.view(3, height, width), res2)).add_(o1))
-    o3 = _bound_(_act_(_conv3x3(o2.view(3, height, width), res3)).add_(o2))
+    _residual_conv3x3_into(o2.view(3, height, width), o1.view(3, height, width), wr2, br2, mf)
+    _residual_conv3x3_into(o3.view(3, height, width), o2.view(3, height, width), wr3, br3, mf)
 
     layers, start = [], 0
     flat_mask = np.asarray(mask, dtype=bool)
@@ -211,13 +166,13 @@ def synthesis_output(
     xs, ys = t(coordinate_axis(width)), t(coordinate_axis(height))
     out = torch.empty(layers[3].shape[0], pixels, dtype=torch.float64)
     for tile in tiles:
-        o0 = _act_(fc0(features[:, tile]))  # recomputed: cheaper than keeping 48 rows
-        rewind = torch.cat([o3[:, tile], o2[:, tile], o1[:, tile], o0], dim=0)  # layers 2..4 read 6, 9, all rows
+        o0 = _act_(fc0(features[:, tile]))  # recomputed: cheaper than keeping 24 rows a pixel
+        mods = modulations[:, tile]
         index = torch.arange(tile.start, tile.stop)
         h = _act_(first(torch.stack([xs[index % width], ys[index // width]])))
-        h = _act_(rewound[0](h, rewind))
-        h = _act_(rewound[1](h, rewind))
-        out[:, tile] = rewound[2](h, rewind)
+        h = _act_(rewound[0](h, mods))
+        h = _act_(rewound[1](h, mods))
+        out[:, tile] = rewound[2](h, mods, o0)
     planes = list(out.view(-1, height, width))
     if chroma_420:
         # Averaging the fixed-point outputs (S fraction bits), not the samples, leaves the rounding
