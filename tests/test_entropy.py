@@ -13,7 +13,7 @@ import constriction
 import numpy as np
 import pytest
 
-from lotto_media.coding import entropy
+from lotto_media.coding import entropy, latent_kernel
 from lotto_media.model.arm import CONTEXT_OFFSETS, IntegerArm
 from lotto_media.coding.entropy import (
     ESCAPE,
@@ -145,8 +145,10 @@ class RefEncoder:
 
     def __init__(self) -> None:
         self.lower, self.range, self.held, self.first, self.words = 0, M64, 0, 0, []
+        self.releases = 0  # how often held-back words were released (the carry logic ran)
 
     def _release(self, carry: bool) -> None:
+        self.releases += 1
         if carry:
             self.words += [self.first + 1] + [0] * (self.held - 1)
         else:
@@ -261,7 +263,20 @@ def test_v2_coder_uses_exactly_the_integer_frequencies_on_every_table_entry():
     for start in range(0, rows.size, 20000):
         coder.encode(symbols[start : start + 20000], entropy._model(), weights[rows[start : start + 20000]])
     assert coder.get_compressed().tolist() == expected
-    assert entropy._reencode_latent_symbols(rows, symbols).tolist() == expected  # the 3-symbol twin
+    # the decoder's stream check (a compiled copy of the encoder) agrees word for word, held-back
+    # words included
+    ref = RefEncoder()
+    for left, f in zip(cum[rows, symbols].tolist(), freq[rows, symbols].tolist()):
+        ref.encode(left, f)
+    assert ref.finish() == expected and ref.releases > 0
+    lefts, freqs = cum[rows, symbols].astype(np.uint64), freq[rows, symbols].astype(np.uint64)
+    words_ = np.array(expected, dtype=np.uint32)
+    assert latent_kernel.check_words(lefts, freqs, words_) == latent_kernel.OK
+    assert latent_kernel.check_words(lefts, freqs, words_[:-1]) == latent_kernel.TOO_FEW_WORDS
+    assert latent_kernel.check_words(lefts, freqs, np.append(words_, np.uint32(0))) == latent_kernel.UNUSED_WORDS
+    damaged = words_.copy()
+    damaged[len(damaged) // 2] ^= 1
+    assert latent_kernel.check_words(lefts, freqs, damaged) == latent_kernel.NOT_ENCODER_OUTPUT
     decoder = constriction.stream.queue.RangeDecoder(np.array(expected, dtype=np.uint32))
     assert np.array_equal(decoder.decode(entropy._model(), weights[rows]), symbols)
     ref = RefDecoder(expected)
@@ -622,10 +637,8 @@ def test_compiled_latent_decoder_matches_the_reference_decoder_at_any_arm_width(
     assert same(ref_decode_latents(data, SHAPES, arm), latents)
 
 
-def test_compiled_latent_decoder_carries_its_state_across_pieces():
-    from lotto_media.model.arm import PIECE_LATENTS, ContextLayout
+def test_compiled_latent_decoder_round_trips_a_larger_picture_and_checks_its_end():
     shapes = level_shapes(160, 320, 5)
-    assert len(list(ContextLayout.for_shapes(shapes).pieces())) >= 2 and sum(h * w for h, w in shapes) > PIECE_LATENTS
     rng = np.random.default_rng(9)
     latents = [np.clip(np.round(rng.laplace(0, 1.5, s)), -64, 63).astype(np.int64) for s in shapes]
     latents[0][5, 7] = 60  # escapes in the first and the last piece

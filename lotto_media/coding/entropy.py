@@ -127,62 +127,20 @@ def _latent_weights_v2() -> np.ndarray:
     return weights
 
 
-@lru_cache(maxsize=1)
-def _interval_table() -> tuple[np.ndarray, np.ndarray]:
-    """For every (row, symbol) pair, index row * N_SYMBOLS + symbol: a 3-symbol model and the
-    symbol in it that have the same interval (left cumulative, frequency) as the pair in version
-    2's table. The range coder sees only that interval, so coding with these gives the same words
-    at a fraction of the cost (64-entry rows cost a 64-float gather and a 32-float sum a symbol).
-    The end-of-stream check re-encodes the decoded latents with it.
-
-    Frequencies (l, f, 2^24 - l - f) with the symbol at index 1; for the first symbol of a row
-    (l = 0) (f, 1, 2^24 - f - 1) at index 0, for the last (2^24 - l - f = 0) (1, l - 1, f) at
-    index 2. Every frequency is >= 1 because every row has 64 entries >= 1."""
-    freq = laplace_frequencies()
-    left = (np.cumsum(freq, axis=1) - freq).ravel()
-    f = freq.ravel()
-    rest = FREQ_TOTAL - left - f
-    one = np.ones_like(f)
-    first, last = left == 0, rest == 0
-    g = np.where(first[:, None], np.stack([f, one, rest - 1], axis=1), np.stack([left, f, rest], axis=1))
-    g = np.where(last[:, None], np.stack([one, left - 1, f], axis=1), g)
-    index = np.where(first, 0, np.where(last, 2, 1)).astype(np.int32)
-    assert (g >= 1).all() and (g.sum(axis=1) == FREQ_TOTAL).all()
-    weights = coder_weights(g).astype(np.float32)  # integers < 2^24: exact in float32
-    index.setflags(write=False)
-    weights.setflags(write=False)
-    return index, weights
-
-
 #: main-stream symbols per re-encoding call in version 1, whose 64-float rows are gathered per
 #: symbol (2 MB a call)
 _V1_REENCODE_BATCH = 4096
 
 
-def _reencode_into(coder: constriction.stream.queue.RangeEncoder, rows: np.ndarray, symbols: np.ndarray,
-                   version: int) -> None:
-    """Append to ``coder`` the words ``encode_latents`` writes for these main-stream symbols:
-    version 2 through ``_interval_table``'s 3-symbol twins, version 1 with the very float rows its
-    encoder used (constriction's quantiser then gives the same frequencies)."""
+def _reencode_into(coder: constriction.stream.queue.RangeEncoder, rows: np.ndarray, symbols: np.ndarray) -> None:
+    """Append to ``coder`` the words version 1's ``encode_latents`` writes for these main-stream
+    symbols, with the very float rows its encoder used (constriction's quantiser then gives the
+    same frequencies)."""
     model = _model()
-    if version == 1:
-        table = laplace_tables()
-        for start in range(0, rows.size, _V1_REENCODE_BATCH):
-            stop = start + _V1_REENCODE_BATCH
-            coder.encode(symbols[start:stop], model, table[rows[start:stop]])
-        return
-    index, weights = _interval_table()
-    pair = rows * N_SYMBOLS + symbols
-    for start in range(0, pair.size, 4 * ENCODE_BATCH):
-        chunk = pair[start : start + 4 * ENCODE_BATCH]
-        coder.encode(index[chunk], model, weights[chunk])
-
-
-def _reencode_latent_symbols(rows: np.ndarray, symbols: np.ndarray) -> np.ndarray:
-    """The words ``encode_latents(version=2)`` writes for these main-stream symbols."""
-    coder = constriction.stream.queue.RangeEncoder()
-    _reencode_into(coder, np.asarray(rows, dtype=np.int64), np.asarray(symbols, dtype=np.int32), 2)
-    return coder.get_compressed()
+    table = laplace_tables()
+    for start in range(0, rows.size, _V1_REENCODE_BATCH):
+        stop = start + _V1_REENCODE_BATCH
+        coder.encode(symbols[start:stop], model, table[rows[start:stop]])
 
 
 def bernoulli_frequency(n_ones: int, n: int) -> int:
@@ -378,11 +336,11 @@ def decode_latents(
 ) -> list[np.ndarray]:
     """Inverse of ``encode_latents``. Both streams must be exactly the encoder's output for the
     symbols decoded from them (docs/FORMAT.md 3.5.5, both versions): data that runs out, unused
-    words after the termination or a corrupt tail raise FormatError. What was decoded is
-    re-encoded piece by piece of the wavefront walk (with ``_interval_table``'s 3-symbol twins in
-    version 2), so that a stream too short for the latents its header claims is refused where
-    its data runs out. Memory: one byte per latent for the buffer, the int64 result, and a few MB
-    per piece."""
+    words after the termination or a corrupt tail raise FormatError. A stream too short for the
+    latents its header claims is refused where its data runs out: version 2 checks every word as
+    it decodes (``latent_kernel``), version 1 re-encodes piece by piece of the wavefront walk.
+    Memory: one byte per latent for the buffer and the int64 result (version 1: and a few MB per
+    piece)."""
     _check_version(version)
     if len(data) < 4:
         raise FormatError("latent stream: truncated")
@@ -398,14 +356,16 @@ def decode_latents(
     # int8 holds whatever a stream decodes to: a centre in -64..63 plus a residual in -31..31, or
     # an escaped value in -64..63
     buf = np.zeros(layout.size, dtype=np.int8)
-    decode = _decode_pieces_compiled if version == 2 else _decode_pieces_v1
+    if version == 2:
+        _decode_latents_compiled(main_words, escape_words, layout, buf, arm)
+        return layout.gather(buf)
     main_shadow = constriction.stream.queue.RangeEncoder()
     escape_shadow = constriction.stream.queue.RangeEncoder()
     uniform = constriction.stream.model.Uniform(_LATENT_RANGE)
     decoded = 0
-    for size, rows, symbols, escapes in decode(main_words, escape_words, layout, buf, arm):
+    for size, rows, symbols, escapes in _decode_pieces_v1(main_words, escape_words, layout, buf, arm):
         decoded += size
-        _reencode_into(main_shadow, rows, symbols, version)
+        _reencode_into(main_shadow, rows, symbols)
         _check_not_run_out(main_shadow, main_words.size, "latent stream", "latents", decoded)
         if escapes.size:
             escape_shadow.encode(escapes.astype(np.int32), uniform)
@@ -413,11 +373,6 @@ def decode_latents(
     _check_stream_end(main_words, main_shadow.get_compressed(), "latent stream", "latents")
     _check_stream_end(escape_words, escape_shadow.get_compressed(), "latent stream: escape stream", "escapes")
     return layout.gather(buf)
-
-
-#: what each decoded piece of the wavefront walk yields: its size, the table rows and symbols of
-#: its latents (in coding order) and its escaped values (escape symbols 0..127)
-DecodedPiece = tuple[int, np.ndarray, np.ndarray, np.ndarray]
 
 
 @lru_cache(maxsize=1)
@@ -430,32 +385,37 @@ def _left_cumulatives() -> np.ndarray:
     return cum
 
 
-def _decode_pieces_compiled(main_words: np.ndarray, escape_words: np.ndarray, layout: ContextLayout,
-                            buf: np.ndarray, arm: IntegerArm) -> Iterator[DecodedPiece]:
-    """Version 2: one compiled call (``latent_kernel.decode_piece``) per piece of the wavefront walk."""
-    offsets = layout.offset_table()
+def _decode_latents_compiled(main_words: np.ndarray, escape_words: np.ndarray, layout: ContextLayout,
+                             buf: np.ndarray, arm: IntegerArm) -> None:
+    """Version 2: ``latent_kernel.decode_latents`` decodes into ``buf`` and checks both streams
+    (docs/FORMAT.md 3.5.5); its verdict becomes the same messages as version 1's checks."""
     head = CoderHead.for_arm(arm)
     w1, b1, w2, b2 = arm.folded_hidden_layers()
-    cumulative = _left_cumulatives()
-    main_state = latent_kernel.decoder_state(main_words)
-    escape_state = latent_kernel.decoder_state(escape_words)
-    for piece in layout.pieces():
-        rows = np.empty(piece.size, dtype=np.int64)
-        symbols = np.empty(piece.size, dtype=np.int32)
-        escapes = np.empty(piece.size, dtype=np.int64)
-        status, n_escapes = latent_kernel.decode_piece(
-            main_state, main_words, escape_state, escape_words, buf, piece.positions, piece.levels,
-            np.asarray(piece.bounds, dtype=np.int64), offsets, w1, b1, w2, b2, head.weight, head.bias, cumulative,
-            rows, symbols, escapes)
-        if status != latent_kernel.OK:
-            stream = "main stream" if status == latent_kernel.MAIN_INVALID else "escape stream"
-            raise FormatError(f"latent stream: cannot be decoded (invalid data in the {stream})")
-        yield piece.size, rows, symbols, escapes[:n_escapes]
+    outcome, stream, decoded, needed = latent_kernel.decode_latents(
+        main_words, escape_words, buf, np.array(layout.shapes, dtype=np.int64).reshape(-1, 2),
+        np.array(layout.bases, dtype=np.int64), layout.offset_table(), w1, b1, w2, b2, head.weight, head.bias,
+        _left_cumulatives()).tolist()
+    if outcome == latent_kernel.OK:
+        return
+    main = stream == latent_kernel.MAIN
+    what, words = ("latent stream", main_words) if main else ("latent stream: escape stream", escape_words)
+    unit = "latents" if main else "escapes"
+    if outcome == latent_kernel.INVALID:
+        raise FormatError(f"{what}: cannot be decoded (a symbol outside every interval: corrupt data)")
+    if outcome == latent_kernel.RAN_OUT:
+        raise FormatError(f"{what}: data ends early ({words.size} words; the first {decoded} latents "
+                          f"already take {needed})")
+    if outcome == latent_kernel.TOO_FEW_WORDS:
+        raise FormatError(f"{what}: data ends early ({words.size} words; the decoded {unit} take {needed})")
+    if outcome == latent_kernel.UNUSED_WORDS:
+        raise FormatError(f"{what}: {words.size - needed} unused words after the last {unit[:-1]}")
+    raise FormatError(f"{what}: the words are not the encoder's output for the decoded {unit} (corrupt data)")
 
 
 def _decode_pieces_v1(main_words: np.ndarray, escape_words: np.ndarray, layout: ContextLayout,
-                      buf: np.ndarray, arm: IntegerArm) -> Iterator[DecodedPiece]:
-    """Version 1: constriction decodes each wavefront with the float tables."""
+                      buf: np.ndarray, arm: IntegerArm) -> Iterator[tuple[int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Version 1: constriction decodes each wavefront with the float tables. Yields, per piece of
+    the wavefront walk, its size, its latents' table rows and symbols and its escaped values."""
     main = constriction.stream.queue.RangeDecoder(main_words)
     escape = constriction.stream.queue.RangeDecoder(escape_words)
     uniform = constriction.stream.model.Uniform(_LATENT_RANGE)

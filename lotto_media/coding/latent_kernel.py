@@ -1,19 +1,21 @@
-"""The version-2 latent decoder's inner loop, compiled with numba.
+"""The version-2 latent decoder, compiled with numba.
 
 Decoding is sequential by nature: each latent's probabilities come from the integer ARM applied to
 latents decoded before it. Driven from Python, a wavefront of a few dozen latents cost some 50 us
 of per-call overhead (about 25 numpy calls and a constriction call), more than its arithmetic.
-Here one compiled call walks a whole piece of the wavefront order: gather the causal context, run
-the integer ARM, map its output to a table row and centre (docs/FORMAT.md 3.3), decode the symbol
-with the range decoder of docs/FORMAT.md 3.5.3.2, read an escape when there is one, and store the
-latent where later contexts read it.
+Here one compiled call decodes a whole picture: it walks the wavefronts of docs/FORMAT.md 3.3
+(computed on the fly, so no index array covers the picture), runs the integer ARM for each
+wavefront, maps its outputs to table rows and centres, decodes the symbols with the range decoder
+of docs/FORMAT.md 3.5.3.2, reads escapes, and stores each latent where later contexts read it.
 
-Within a piece no latent's context reaches another latent of its own wavefront, so walking the
-latents one by one in coding order is the same as decoding wavefront by wavefront.
+It also enforces docs/FORMAT.md 3.5.5 as it goes: a shadow encoder (3.5.3.1) re-encodes every
+decoded symbol and compares each word it emits with the stream's, and a stream is refused as soon
+as the renormalisations of what was decoded need more words than it has (a header claiming a
+huge picture with a few bytes of data fails there, not after decoding every latent from zeros).
 
 The ARM arithmetic is that of ``IntegerArm`` and ``CoderHead`` (float64 holding dyadic values, so
-every product and sum is exact in any order); the range decoder is constriction 0.5.0's queue
-decoder transcribed from docs/FORMAT.md (the tests check both against the reference, word for word).
+every product and sum is exact in any order); the coder is constriction 0.5.0's queue coder as
+docs/FORMAT.md transcribes it. The tests check both against the reference implementations.
 """
 
 from __future__ import annotations
@@ -21,51 +23,151 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-#: index of each field in the decoder state array (uint64)
-LOWER, RANGE, POINT, NEXT_WORD = 0, 1, 2, 3
-#: ``decode_piece`` return codes beside the number of escapes
-OK, MAIN_INVALID, ESCAPE_INVALID = 0, 1, 2
+from ..model.arm import PAD, WAVEFRONT_SLOPE
+
+#: ``decode_latents`` outcome codes (the first entry of its result)
+OK = 0
+INVALID = 1  # a decoder slot outside the model's range: no encoder writes this
+RAN_OUT = 2  # the renormalisations so far need more words than the stream has
+TOO_FEW_WORDS = 3  # the encoder's output for the decoded symbols is longer than the stream
+UNUSED_WORDS = 4  # ... shorter than the stream
+NOT_ENCODER_OUTPUT = 5  # ... differs from it
+#: which stream an outcome concerns (the second entry)
+MAIN, ESCAPE = 0, 1
 
 _U24 = np.uint64(24)
 _U32 = np.uint64(32)
 _T = np.uint64(1 << 24)
 _WORD_LIMIT = np.uint64(1 << 32)
+_ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
+_WORD_MASK = np.uint64(0xFFFFFFFF)
 #: escapes: Uniform(128) at 24-bit precision, every symbol frequency 2^17
 _ESCAPE_SHIFT = np.uint64(17)
 
+# decoder state (uint64 array): lower, range, point, next word, renormalisations
+_LOWER, _RANGE, _POINT, _NEXT, _RENORMS = 0, 1, 2, 3, 4
+# shadow encoder state: lower, range, held words, first held word, words emitted, first mismatch + 1
+_E_LOWER, _E_RANGE, _E_HELD, _E_FIRST, _E_EMITTED, _E_MISMATCH = 0, 1, 2, 3, 4, 5
 
-def decoder_state(words: np.ndarray) -> np.ndarray:
-    """A fresh range decoder over ``words`` (uint32): docs/FORMAT.md 3.5.3.2's init."""
-    state = np.zeros(4, dtype=np.uint64)
-    state[RANGE] = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+@numba.njit(cache=True, nogil=True)
+def _decoder(words: np.ndarray) -> np.ndarray:
+    """docs/FORMAT.md 3.5.3.2's init."""
+    state = np.zeros(5, dtype=np.uint64)
+    state[_RANGE] = _ALL_ONES
     if words.size >= 2:
-        state[POINT] = (np.uint64(words[0]) << _U32) | np.uint64(words[1])
+        state[_POINT] = (np.uint64(words[0]) << _U32) | np.uint64(words[1])
     elif words.size == 1:
-        state[POINT] = np.uint64(words[0]) << _U32
-    state[NEXT_WORD] = min(words.size, 2)
+        state[_POINT] = np.uint64(words[0]) << _U32
+    state[_NEXT] = 2
+    return state
+
+
+@numba.njit(cache=True, nogil=True)
+def _encoder() -> np.ndarray:
+    state = np.zeros(6, dtype=np.uint64)
+    state[_E_RANGE] = _ALL_ONES
     return state
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _decode_slot(state: np.ndarray, words: np.ndarray) -> np.uint64:
-    """q = (point - lower) / scale, the value the model's intervals are searched for."""
-    scale = state[RANGE] >> _U24
-    return (state[POINT] - state[LOWER]) // scale
+def _slot(state: np.ndarray) -> np.uint64:
+    """q = (point - lower) / scale: the value whose interval holds the next symbol."""
+    return (state[_POINT] - state[_LOWER]) // (state[_RANGE] >> _U24)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
 def _narrow(state: np.ndarray, words: np.ndarray, left: np.uint64, freq: np.uint64) -> None:
     """Narrow to the decoded symbol's interval and renormalise (past the end: zero words)."""
-    scale = state[RANGE] >> _U24
-    state[LOWER] = state[LOWER] + scale * left
-    state[RANGE] = scale * freq
-    if state[RANGE] < _WORD_LIMIT:
-        state[LOWER] = state[LOWER] << _U32
-        state[RANGE] = state[RANGE] << _U32
-        nxt = state[NEXT_WORD]
+    scale = state[_RANGE] >> _U24
+    state[_LOWER] = state[_LOWER] + scale * left
+    state[_RANGE] = scale * freq
+    if state[_RANGE] < _WORD_LIMIT:
+        state[_LOWER] = state[_LOWER] << _U32
+        state[_RANGE] = state[_RANGE] << _U32
+        nxt = state[_NEXT]
         word = np.uint64(words[nxt]) if nxt < np.uint64(words.size) else np.uint64(0)
-        state[POINT] = (state[POINT] << _U32) | word
-        state[NEXT_WORD] = nxt + np.uint64(1)
+        state[_POINT] = (state[_POINT] << _U32) | word
+        state[_NEXT] = nxt + np.uint64(1)
+        state[_RENORMS] += np.uint64(1)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _ran_out(state: np.ndarray, words: np.ndarray) -> bool:
+    """The encoder's output for the symbols so far has at least renormalisations + 1 words."""
+    return state[_RENORMS] + np.uint64(1) > np.uint64(words.size)
+
+
+@numba.njit(cache=True, nogil=True)
+def _emit(state: np.ndarray, words: np.ndarray, word: np.uint64) -> None:
+    index = state[_E_EMITTED]
+    if state[_E_MISMATCH] == 0 and index < np.uint64(words.size) and np.uint64(words[index]) != word:
+        state[_E_MISMATCH] = index + np.uint64(1)
+    state[_E_EMITTED] = index + np.uint64(1)
+
+
+@numba.njit(cache=True, nogil=True)
+def _release_held(state: np.ndarray, words: np.ndarray, carry: bool) -> None:
+    if carry:
+        _emit(state, words, state[_E_FIRST] + np.uint64(1))
+        filler = np.uint64(0)
+    else:
+        _emit(state, words, state[_E_FIRST])
+        filler = _WORD_MASK
+    for _ in range(np.int64(state[_E_HELD]) - 1):
+        _emit(state, words, filler)
+    state[_E_HELD] = 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _encode(state: np.ndarray, words: np.ndarray, left: np.uint64, freq: np.uint64) -> None:
+    """docs/FORMAT.md 3.5.3.1's encode, its words compared with the stream's as they come."""
+    scale = state[_E_RANGE] >> _U24
+    state[_E_RANGE] = scale * freq
+    new_lower = state[_E_LOWER] + scale * left
+    if state[_E_HELD] > 0 and new_lower + state[_E_RANGE] > new_lower:
+        _release_held(state, words, new_lower < state[_E_LOWER])
+    state[_E_LOWER] = new_lower
+    if state[_E_RANGE] < _WORD_LIMIT:
+        state[_E_RANGE] = state[_E_RANGE] << _U32
+        word = state[_E_LOWER] >> _U32
+        state[_E_LOWER] = state[_E_LOWER] << _U32
+        if state[_E_HELD] > 0:
+            state[_E_HELD] += np.uint64(1)
+        elif state[_E_LOWER] + state[_E_RANGE] > state[_E_LOWER]:
+            _emit(state, words, word)
+        else:
+            state[_E_HELD] = 1
+            state[_E_FIRST] = word
+
+
+@numba.njit(cache=True, nogil=True)
+def _seal(state: np.ndarray, words: np.ndarray) -> int:
+    """docs/FORMAT.md 3.5.3.1's termination, then the verdict on the whole stream."""
+    if state[_E_RANGE] != _ALL_ONES:
+        point = state[_E_LOWER] + (_WORD_LIMIT - np.uint64(1))
+        if state[_E_HELD] > 0:
+            _release_held(state, words, point < state[_E_LOWER])
+        _emit(state, words, point >> _U32)
+        if (state[_E_LOWER] + state[_E_RANGE]) >> _U32 == point >> _U32:
+            _emit(state, words, np.uint64(0))
+    if state[_E_EMITTED] > np.uint64(words.size):
+        return TOO_FEW_WORDS
+    if state[_E_EMITTED] < np.uint64(words.size):
+        return UNUSED_WORDS
+    if state[_E_MISMATCH] != 0:
+        return NOT_ENCODER_OUTPUT
+    return OK
+
+
+@numba.njit(cache=True, nogil=True)
+def check_words(lefts: np.ndarray, freqs: np.ndarray, words: np.ndarray) -> int:
+    """The verdict of the stream check on ``words`` for symbols with these intervals (uint64):
+    OK when they are exactly the encoder's output."""
+    shadow = _encoder()
+    for i in range(lefts.size):
+        _encode(shadow, words, lefts[i], freqs[i])
+    return _seal(shadow, words)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -118,54 +220,90 @@ def _table_rows(buf, positions, levels, offsets, start, stop, w1, b1, w2, b2, w_
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_piece(main_state, main_words, escape_state, escape_words, buf, positions, levels, bounds, offsets,
-                 w1, b1, w2, b2, w_head, b_head, cumulative, rows_out, symbols_out, escapes_out):
-    """Decode the latents of a piece of the wavefront walk into ``buf`` (int8, flat, zero-padded);
-    wavefront j is ``positions[bounds[j]:bounds[j + 1]]``.
+def decode_latents(main_words, escape_words, buf, shapes, bases, offsets, w1, b1, w2, b2, w_head, b_head,
+                   cumulative):
+    """Decode every latent into ``buf`` (int8, flat, zero-padded as ``ContextLayout`` lays it out:
+    level ``l`` of ``shapes[l]`` = (h, w) at ``bases[l]``, rows ``w + 2 PAD`` wide).
 
     ``offsets[level]``: the 24 context offsets in ``buf``; w1 (24, H), b1, w2 (H, H), b2: the ARM's
     hidden layers folded as ``IntegerArm`` folds them (+1/2 in the biases); w_head (H, 2), b_head:
     ``CoderHead``'s output layer, whose floored outputs are 32 * centre + mean bin and the
     unclamped scale bin; cumulative (rows, 65) uint64: left cumulative frequencies of each table row.
-    Writes each latent's table row and symbol (for the end-of-stream check) and the escaped
-    values. Returns (status, escapes written); on an invalid symbol it stops early.
+
+    Returns int64 [outcome, stream, latents decoded, words the stream needs]: the words are the
+    renormalisations + 1 when it ran out, the encoder's output length after the last symbol.
 
     A wavefront's ARM outputs are computed before its symbols are decoded: the ARM is throughput
     work and the range decoder a chain of dependent steps, and apart they run at their own speeds
     (interleaved latent by latent, the pair measured twice as slow)."""
-    centres = np.empty(positions.size, dtype=np.int64)
+    result = np.zeros(4, dtype=np.int64)
+    n_levels = shapes.shape[0]
+    n_fronts = 0
     widest = 0
-    for front in range(bounds.size - 1):
-        widest = max(widest, bounds[front + 1] - bounds[front])
+    for level in range(n_levels):
+        h, w = shapes[level, 0], shapes[level, 1]
+        n_fronts = max(n_fronts, w - 1 + WAVEFRONT_SLOPE * (h - 1) + 1)
+        widest += min(h, (w + WAVEFRONT_SLOPE - 1) // WAVEFRONT_SLOPE)
     hidden = w1.shape[1]
+    positions = np.empty(widest, dtype=np.int64)
+    levels = np.empty(widest, dtype=np.int64)
+    rows = np.empty(widest, dtype=np.int64)
+    centres = np.empty(widest, dtype=np.int64)
     ctx, h1, h2 = np.empty((w1.shape[0], widest)), np.empty((hidden, widest)), np.empty((hidden, widest))
-    n_escapes = 0
-    for front in range(bounds.size - 1):
-        start, stop = bounds[front], bounds[front + 1]
-        _table_rows(buf, positions, levels, offsets, start, stop, w1, b1, w2, b2, w_head, b_head, rows_out,
-                    centres, ctx, h1, h2)
-        for i in range(start, stop):
-            row = rows_out[i]
-            q = _decode_slot(main_state, main_words)
+    main, escape = _decoder(main_words), _decoder(escape_words)
+    main_shadow, escape_shadow = _encoder(), _encoder()
+    decoded = 0
+    for front in range(n_fronts):
+        n = 0
+        for level in range(n_levels):
+            h, w = shapes[level, 0], shapes[level, 1]
+            row_lo = max(0, (front - w + WAVEFRONT_SLOPE) // WAVEFRONT_SLOPE)
+            row_hi = min(h - 1, front // WAVEFRONT_SLOPE)
+            for r in range(row_lo, row_hi + 1):
+                positions[n] = bases[level] + (r + PAD) * (w + 2 * PAD) + front - WAVEFRONT_SLOPE * r + PAD
+                levels[n] = level
+                n += 1
+        _table_rows(buf, positions, levels, offsets, 0, n, w1, b1, w2, b2, w_head, b_head, rows, centres, ctx, h1,
+                    h2)
+        for i in range(n):
+            row = rows[i]
+            q = _slot(main)
             if q >= _T:
-                return MAIN_INVALID, n_escapes
-            # the symbol i with cumulative[row, i] <= q < cumulative[row, i + 1], found by halving
+                result[0], result[1], result[2] = INVALID, MAIN, decoded
+                return result
+            # the symbol s with cumulative[row, s] <= q < cumulative[row, s + 1], found by halving
             # without branches (the comparisons' outcomes are unpredictable)
             symbol = 0
             for step in (32, 16, 8, 4, 2, 1):
                 symbol = symbol + step if cumulative[row, symbol + step] <= q else symbol
             left = cumulative[row, symbol]
-            _narrow(main_state, main_words, left, cumulative[row, symbol + 1] - left)
-            symbols_out[i] = symbol
+            freq = cumulative[row, symbol + 1] - left
+            _narrow(main, main_words, left, freq)
+            _encode(main_shadow, main_words, left, freq)
+            decoded += 1
+            if _ran_out(main, main_words):
+                result[0], result[1], result[2], result[3] = RAN_OUT, MAIN, decoded, main[_RENORMS] + 1
+                return result
             if symbol == 63:
-                q = _decode_slot(escape_state, escape_words)
+                q = _slot(escape)
                 if q >= _T:
-                    return ESCAPE_INVALID, n_escapes
+                    result[0], result[1], result[2] = INVALID, ESCAPE, decoded
+                    return result
                 coded = q >> _ESCAPE_SHIFT
-                _narrow(escape_state, escape_words, coded << _ESCAPE_SHIFT, np.uint64(1) << _ESCAPE_SHIFT)
-                escapes_out[n_escapes] = np.int64(coded)
-                n_escapes += 1
+                _narrow(escape, escape_words, coded << _ESCAPE_SHIFT, np.uint64(1) << _ESCAPE_SHIFT)
+                _encode(escape_shadow, escape_words, coded << _ESCAPE_SHIFT, np.uint64(1) << _ESCAPE_SHIFT)
+                if _ran_out(escape, escape_words):
+                    result[0], result[1], result[2], result[3] = RAN_OUT, ESCAPE, decoded, escape[_RENORMS] + 1
+                    return result
                 buf[positions[i]] = np.int64(coded) - 64
             else:
                 buf[positions[i]] = centres[i] + symbol - 31
-    return OK, n_escapes
+    result[2] = decoded
+    outcome = _seal(main_shadow, main_words)
+    if outcome != OK:
+        result[0], result[1], result[3] = outcome, MAIN, main_shadow[_E_EMITTED]
+        return result
+    outcome = _seal(escape_shadow, escape_words)
+    if outcome != OK:
+        result[0], result[1], result[3] = outcome, ESCAPE, escape_shadow[_E_EMITTED]
+    return result
