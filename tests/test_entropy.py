@@ -646,5 +646,38 @@ def test_compiled_latent_decoder_round_trips_a_larger_picture_and_checks_its_end
     arm = random_arm(4, hidden=16, scale=np.log(1.5))
     data = encode_latents(latents, arm)
     assert same(decode_latents(data, shapes, arm), latents)
-    with pytest.raises(FormatError, match="latent stream"):
-        decode_latents(data[:-8] if len(data) > 12 else data[:-4], shapes, arm)
+    main_len = int.from_bytes(data[:4], "little")
+    main, escape = data[4 : 4 + main_len], data[4 + main_len :]
+    with pytest.raises(FormatError, match=r"^latent stream: data ends early"):
+        decode_latents(repack(main[:-4], escape), shapes, arm)
+    with pytest.raises(FormatError, match=r"^latent stream: escape stream: data ends early"):
+        decode_latents(repack(main, escape[:-4]), shapes, arm)
+    with pytest.raises(FormatError, match=r"^latent stream: 1 unused words after the last latent"):
+        decode_latents(repack(main + bytes(4), escape), shapes, arm)
+
+
+def test_the_decoders_stream_check_ends_streams_as_the_reference_encoder_does():
+    """Short random interval sequences, many ending with held-back words or the optional final 0
+    word: the compiled shadow encoder accepts exactly the reference encoder's words."""
+    rng = np.random.default_rng(21)
+    endings = {"held": 0, "two words": 0}
+    for _ in range(400):
+        n = int(rng.integers(1, 40))
+        freqs = rng.choice([1, 2, 1 << 12, (1 << 24) - 1, int(rng.integers(1, 1 << 24))], n)
+        lefts = [int(rng.integers(0, T - f + 1)) for f in freqs]
+        ref = RefEncoder()
+        for left, f in zip(lefts, freqs):
+            ref.encode(left, int(f))
+        endings["held"] += ref.held > 0
+        lower, range_ = ref.lower, ref.range
+        words_ = np.array(ref.finish(), dtype=np.uint32)
+        point = (lower + (1 << 32) - 1) & M64
+        endings["two words"] += ((lower + range_) & M64) >> 32 == point >> 32
+        l64, f64 = np.array(lefts, dtype=np.uint64), np.array(freqs, dtype=np.uint64)
+        assert latent_kernel.check_words(l64, f64, words_) == latent_kernel.OK
+        assert latent_kernel.check_words(l64, f64, words_[:-1]) == latent_kernel.TOO_FEW_WORDS
+        assert latent_kernel.check_words(l64, f64, np.append(words_, np.uint32(0))) == latent_kernel.UNUSED_WORDS
+        damaged = words_.copy()
+        damaged[-1] ^= 1 << 31
+        assert latent_kernel.check_words(l64, f64, damaged) == latent_kernel.NOT_ENCODER_OUTPUT
+    assert endings["held"] >= 5 and endings["two words"] >= 5, endings

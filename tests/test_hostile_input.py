@@ -361,3 +361,23 @@ def test_every_failure_above_is_a_lotto_error():
     for call in (lambda: decode_frame(data, "x"), lambda: decode_frame(b"", "x"), lambda: inspect(b"text", "x")):
         with pytest.raises(LottoError, match="^x: "):
             call()
+
+
+def test_an_arm_whose_sums_could_leave_exact_arithmetic_is_refused():
+    """Parameter codes allow weights up to 2^16: enough for the ARM's later layers to pass 2^53,
+    where float64 would round and decoders could disagree. The group header is refused instead
+    (FORMAT.md 3.7); the encoder's own networks stay far below the bound."""
+    from dataclasses import replace
+
+    from lotto_media.coding import bitstream
+    from lotto_media.container import read_container
+    from lotto_media.model.arm import EXACT_SUM_LIMIT
+
+    container = read_container((GOLDEN / "pan_gray_1f_v2.lotto").read_bytes())
+    group = bitstream.unpack_group(container.groups[0], container.header.model)
+    assert group.nets.integer_arm().largest_sum() < EXACT_SUM_LIMIT / 1000
+    arm = group.nets.arm
+    huge = replace(arm, tensors=tuple(np.full_like(t, 1 << 16) for t in arm.tensors))
+    payload = bitstream.pack_group(replace(group, nets=replace(group.nets, arm=huge)))
+    with pytest.raises(FormatError, match="beyond exact arithmetic"):
+        bitstream.unpack_group(payload, container.header.model)

@@ -33,9 +33,9 @@ import numpy as np
 
 from ..model.arm import ARM_FRAC, ContextLayout, IntegerArm
 from ..errors import FormatError
-from . import latent_kernel
 from ..model.fixedpoint import exp_neg_fixed, rounding_shift
 from ..model.latents import LATENT_MAX, LATENT_MIN
+from . import latent_kernel
 
 #: residual window: symbols 0..2*WINDOW are residuals -WINDOW..WINDOW, symbol 2*WINDOW+1 escapes
 WINDOW = 31
@@ -95,7 +95,7 @@ def laplace_frequencies() -> np.ndarray:
     Integer-only, from ``laplace_tables()`` (t, units 2^-31), per row: S = sum(t),
     C_i = t_0 + ... + t_(i-1) (C_0 = 0, C_64 = S), F_i = floor(C_i * (2^24 - 64) / S) + i,
     frequency_i = F_(i+1) - F_i. Hence every frequency is >= 1 and every row sums to exactly
-    2^24 (F_0 = 0, F_64 = 2^24). Pinned by a test; docs/format_entropy_v2.md section 2.
+    2^24 (F_0 = 0, F_64 = 2^24). Pinned by a test; docs/FORMAT.md 3.5.2.
     """
     t = laplace_tables().astype(np.int64)
     total = t.sum(axis=1, keepdims=True)  # in [2^31, 2^31 + 64)
@@ -115,7 +115,7 @@ def coder_weights(frequencies: np.ndarray) -> np.ndarray:
     P_i the float sum of the inputs before i and scale = (2^24 - n) / sum(inputs). With inputs
     f - 1 the sum is exactly 2^24 - n, so scale is exactly 1.0, every P_i is an exact integer
     (< 2^24), and the left cumulatives are exactly f_0 + ... + f_(i-1): the coder uses the
-    frequencies unchanged (docs/format_entropy_v2.md section 3; checked against a reference coder
+    frequencies unchanged (docs/FORMAT.md 3.5.3.3; checked against a reference coder
     by the tests)."""
     return (np.asarray(frequencies, dtype=np.int64) - 1).astype(np.float64)
 
@@ -231,18 +231,32 @@ def _to_words(data: bytes, what: str) -> np.ndarray:
     return np.frombuffer(data, dtype="<u4").astype(np.uint32)
 
 
+def _ends_early(what: str, n_words: int, needed: int, unit: str, decoded: int | None = None) -> FormatError:
+    """A stream shorter than the encoder's output for what was decoded (or, with ``decoded``,
+    for its first symbols: docs/FORMAT.md 3.5.5's early refusal)."""
+    if decoded is None:
+        return FormatError(f"{what}: data ends early ({n_words} words; the decoded {unit} take {needed})")
+    return FormatError(f"{what}: data ends early ({n_words} words; the first {decoded} {unit} already take {needed})")
+
+
+def _unused_words(what: str, extra: int, unit: str) -> FormatError:
+    return FormatError(f"{what}: {extra} unused words after the last {unit[:-1]}")
+
+
+def _not_encoder_output(what: str, unit: str) -> FormatError:
+    return FormatError(f"{what}: the words are not the encoder's output for the decoded {unit} (corrupt data)")
+
+
 def _check_stream_end(words: np.ndarray, expected: np.ndarray, what: str, unit: str) -> None:
     """The end-of-stream rule: a stream is valid only if it is word for word what the encoder
     writes for the symbols decoded from it (docs/FORMAT.md 3.5.5)."""
     expected = np.asarray(expected, dtype=np.uint32)
     if words.size < expected.size:
-        raise FormatError(
-            f"{what}: data ends early ({words.size} words; the decoded {unit} take {expected.size})"
-        )
+        raise _ends_early(what, words.size, expected.size, unit)
     if words.size > expected.size:
-        raise FormatError(f"{what}: {words.size - expected.size} unused words after the last {unit[:-1]}")
+        raise _unused_words(what, words.size - expected.size, unit)
     if not np.array_equal(words, expected):
-        raise FormatError(f"{what}: the words are not the encoder's output for the decoded {unit} (corrupt data)")
+        raise _not_encoder_output(what, unit)
 
 
 def _check_not_run_out(coder: constriction.stream.queue.RangeEncoder, n_words: int, what: str, unit: str,
@@ -256,8 +270,7 @@ def _check_not_run_out(coder: constriction.stream.queue.RangeEncoder, n_words: i
     decoding within a piece of where the data ran out, instead of after every latent a header
     may claim."""
     if coder.num_words() > n_words + 1:
-        raise FormatError(f"{what}: data ends early ({n_words} words; the first {decoded} {unit} "
-                          f"already take {coder.num_words() - 1})")
+        raise _ends_early(what, n_words, coder.num_words() - 1, unit, decoded)
 
 
 @dataclass(frozen=True)
@@ -296,7 +309,7 @@ def estimate_latent_bits(latents: list[np.ndarray], arm: IntegerArm, *, version:
     version 2: the ideal code length under the exact integer frequencies the coder uses,
     -sum log2(f / 2^24) + 7 bits per escape, plus the framing the encoder really writes: the
     32-bit main-stream length and, per non-empty stream, the 16 bits a termination costs on
-    average (between 0 and 32 beyond the ideal length; docs/format_entropy_v2.md section 6).
+    average (between 0 and 32 beyond the ideal length; docs/FORMAT.md 3.5.6).
     """
     _check_version(version)
     s = latent_symbols(latents, arm)
@@ -387,11 +400,11 @@ def _left_cumulatives() -> np.ndarray:
 
 def _decode_latents_compiled(main_words: np.ndarray, escape_words: np.ndarray, layout: ContextLayout,
                              buf: np.ndarray, arm: IntegerArm) -> None:
-    """Version 2: ``latent_kernel.decode_latents`` decodes into ``buf`` and checks both streams
+    """Version 2: ``latent_kernel.decode_picture_latents`` decodes into ``buf`` and checks both streams
     (docs/FORMAT.md 3.5.5); its verdict becomes the same messages as version 1's checks."""
     head = CoderHead.for_arm(arm)
     w1, b1, w2, b2 = arm.folded_hidden_layers()
-    outcome, stream, decoded, needed = latent_kernel.decode_latents(
+    outcome, stream, decoded, needed = latent_kernel.decode_picture_latents(
         main_words, escape_words, buf, np.array(layout.shapes, dtype=np.int64).reshape(-1, 2),
         np.array(layout.bases, dtype=np.int64), layout.offset_table(), w1, b1, w2, b2, head.weight, head.bias,
         _left_cumulatives()).tolist()
@@ -403,13 +416,12 @@ def _decode_latents_compiled(main_words: np.ndarray, escape_words: np.ndarray, l
     if outcome == latent_kernel.INVALID:
         raise FormatError(f"{what}: cannot be decoded (a symbol outside every interval: corrupt data)")
     if outcome == latent_kernel.RAN_OUT:
-        raise FormatError(f"{what}: data ends early ({words.size} words; the first {decoded} latents "
-                          f"already take {needed})")
+        raise _ends_early(what, words.size, needed, "latents", decoded)
     if outcome == latent_kernel.TOO_FEW_WORDS:
-        raise FormatError(f"{what}: data ends early ({words.size} words; the decoded {unit} take {needed})")
+        raise _ends_early(what, words.size, needed, unit)
     if outcome == latent_kernel.UNUSED_WORDS:
-        raise FormatError(f"{what}: {words.size - needed} unused words after the last {unit[:-1]}")
-    raise FormatError(f"{what}: the words are not the encoder's output for the decoded {unit} (corrupt data)")
+        raise _unused_words(what, words.size - needed, unit)
+    raise _not_encoder_output(what, unit)
 
 
 def _decode_pieces_v1(main_words: np.ndarray, escape_words: np.ndarray, layout: ContextLayout,

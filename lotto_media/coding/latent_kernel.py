@@ -1,9 +1,8 @@
 """The version-2 latent decoder, compiled with numba.
 
 Decoding is sequential by nature: each latent's probabilities come from the integer ARM applied to
-latents decoded before it. Driven from Python, a wavefront of a few dozen latents cost some 50 us
-of per-call overhead (about 25 numpy calls and a constriction call), more than its arithmetic.
-Here one compiled call decodes a whole picture: it walks the wavefronts of docs/FORMAT.md 3.3
+latents decoded before it, so a wavefront holds only a few dozen latents, too few for vectorised
+library calls to pay their per-call cost. One compiled call therefore decodes a whole picture: it walks the wavefronts of docs/FORMAT.md 3.3
 (computed on the fly, so no index array covers the picture), runs the integer ARM for each
 wavefront, maps its outputs to table rows and centres, decodes the symbols with the range decoder
 of docs/FORMAT.md 3.5.3.2, reads escapes, and stores each latent where later contexts read it.
@@ -13,8 +12,9 @@ decoded symbol and compares each word it emits with the stream's, and a stream i
 as the renormalisations of what was decoded need more words than it has (a header claiming a
 huge picture with a few bytes of data fails there, not after decoding every latent from zeros).
 
-The ARM arithmetic is that of ``IntegerArm`` and ``CoderHead`` (float64 holding dyadic values, so
-every product and sum is exact in any order); the coder is constriction 0.5.0's queue coder as
+The ARM arithmetic is that of ``IntegerArm`` and ``CoderHead`` (float64 holding dyadic values;
+group headers whose ARM could leave exact arithmetic are refused, docs/FORMAT.md 3.7, so every
+product and sum is exact in any order); the coder is constriction 0.5.0's queue coder as
 docs/FORMAT.md transcribes it. The tests check both against the reference implementations.
 """
 
@@ -23,7 +23,12 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from ..model.arm import PAD, WAVEFRONT_SLOPE
+from ..model import arm
+
+# Written out here, not imported: numba's on-disk cache notices changes to this file only, so a
+# compiled loop would keep an imported constant's old value.
+PAD, WAVEFRONT_SLOPE = 4, 4
+assert (PAD, WAVEFRONT_SLOPE) == (arm.PAD, arm.WAVEFRONT_SLOPE)
 
 #: ``decode_latents`` outcome codes (the first entry of its result)
 OK = 0
@@ -162,8 +167,9 @@ def _seal(state: np.ndarray, words: np.ndarray) -> int:
 
 @numba.njit(cache=True, nogil=True)
 def check_words(lefts: np.ndarray, freqs: np.ndarray, words: np.ndarray) -> int:
-    """The verdict of the stream check on ``words`` for symbols with these intervals (uint64):
-    OK when they are exactly the encoder's output."""
+    """The shadow encoder's verdict on ``words`` for symbols with these intervals (uint64): OK
+    when they are exactly the encoder's output. For the tests, which hold it to a reference
+    encoder; decoding runs the same steps inside ``decode_picture_latents``."""
     shadow = _encoder()
     for i in range(lefts.size):
         _encode(shadow, words, lefts[i], freqs[i])
@@ -171,18 +177,19 @@ def check_words(lefts: np.ndarray, freqs: np.ndarray, words: np.ndarray) -> int:
 
 
 @numba.njit(cache=True, nogil=True)
-def _table_rows(buf, positions, levels, offsets, start, stop, w1, b1, w2, b2, w_head, b_head, rows_out,
-                centres_out, ctx, h1, h2):
-    """The integer ARM for the latents start..stop-1 of one wavefront: their table rows and
-    centres. ctx (24, n), h1 and h2 (hidden, n) are scratch for n >= stop - start latents.
+def _table_rows(buf: np.ndarray, positions: np.ndarray, levels: np.ndarray, n: int, offsets: np.ndarray,
+                w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray, w_head: np.ndarray,
+                b_head: np.ndarray, rows_out: np.ndarray, centres_out: np.ndarray, ctx: np.ndarray, h1: np.ndarray,
+                h2: np.ndarray) -> None:
+    """The integer ARM for the first n latents of ``positions`` (one wavefront): their table rows
+    and centres. ctx (24, n), h1 and h2 (hidden, n) are scratch.
 
     The latents are the innermost loop: a wavefront's latents are independent, so that loop is
     vectorised, where a loop over one latent's hidden units waits on each partial sum."""
     hidden = w1.shape[1]
-    n = stop - start
     for i in range(n):
-        position = positions[start + i]
-        offset = offsets[levels[start + i]]
+        position = positions[i]
+        offset = offsets[levels[i]]
         for k in range(w1.shape[0]):
             ctx[k, i] = buf[position + offset[k]]
     for j in range(hidden):
@@ -215,13 +222,15 @@ def _table_rows(buf, positions, levels, offsets, start, stop, w1, b1, w2, b2, w_
             s += a * w_head[j, 1]
         ti = np.int64(np.floor(t))
         scale_bin = min(max(np.int64(np.floor(s)), 0), 72)
-        rows_out[start + i] = (ti & 31) * 73 + scale_bin
-        centres_out[start + i] = min(max(ti >> 5, -64), 63)
+        rows_out[i] = (ti & 31) * 73 + scale_bin
+        centres_out[i] = min(max(ti >> 5, -64), 63)
 
 
 @numba.njit(cache=True, nogil=True)
-def decode_latents(main_words, escape_words, buf, shapes, bases, offsets, w1, b1, w2, b2, w_head, b_head,
-                   cumulative):
+def decode_picture_latents(main_words: np.ndarray, escape_words: np.ndarray, buf: np.ndarray, shapes: np.ndarray,
+                           bases: np.ndarray, offsets: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray,
+                           b2: np.ndarray, w_head: np.ndarray, b_head: np.ndarray,
+                           cumulative: np.ndarray) -> np.ndarray:
     """Decode every latent into ``buf`` (int8, flat, zero-padded as ``ContextLayout`` lays it out:
     level ``l`` of ``shapes[l]`` = (h, w) at ``bases[l]``, rows ``w + 2 PAD`` wide).
 
@@ -263,8 +272,7 @@ def decode_latents(main_words, escape_words, buf, shapes, bases, offsets, w1, b1
                 positions[n] = bases[level] + (r + PAD) * (w + 2 * PAD) + front - WAVEFRONT_SLOPE * r + PAD
                 levels[n] = level
                 n += 1
-        _table_rows(buf, positions, levels, offsets, 0, n, w1, b1, w2, b2, w_head, b_head, rows, centres, ctx, h1,
-                    h2)
+        _table_rows(buf, positions, levels, n, offsets, w1, b1, w2, b2, w_head, b_head, rows, centres, ctx, h1, h2)
         for i in range(n):
             row = rows[i]
             q = _slot(main)
@@ -282,7 +290,7 @@ def decode_latents(main_words, escape_words, buf, shapes, bases, offsets, w1, b1
             _encode(main_shadow, main_words, left, freq)
             decoded += 1
             if _ran_out(main, main_words):
-                result[0], result[1], result[2], result[3] = RAN_OUT, MAIN, decoded, main[_RENORMS] + 1
+                result[0], result[1], result[2], result[3] = RAN_OUT, MAIN, decoded, np.int64(main[_RENORMS]) + 1
                 return result
             if symbol == 63:
                 q = _slot(escape)
@@ -293,7 +301,7 @@ def decode_latents(main_words, escape_words, buf, shapes, bases, offsets, w1, b1
                 _narrow(escape, escape_words, coded << _ESCAPE_SHIFT, np.uint64(1) << _ESCAPE_SHIFT)
                 _encode(escape_shadow, escape_words, coded << _ESCAPE_SHIFT, np.uint64(1) << _ESCAPE_SHIFT)
                 if _ran_out(escape, escape_words):
-                    result[0], result[1], result[2], result[3] = RAN_OUT, ESCAPE, decoded, escape[_RENORMS] + 1
+                    result[0], result[1], result[2], result[3] = RAN_OUT, ESCAPE, decoded, np.int64(escape[_RENORMS]) + 1
                     return result
                 buf[positions[i]] = np.int64(coded) - 64
             else:
@@ -301,9 +309,9 @@ def decode_latents(main_words, escape_words, buf, shapes, bases, offsets, w1, b1
     result[2] = decoded
     outcome = _seal(main_shadow, main_words)
     if outcome != OK:
-        result[0], result[1], result[3] = outcome, MAIN, main_shadow[_E_EMITTED]
+        result[0], result[1], result[3] = outcome, MAIN, np.int64(main_shadow[_E_EMITTED])
         return result
     outcome = _seal(escape_shadow, escape_words)
     if outcome != OK:
-        result[0], result[1], result[3] = outcome, ESCAPE, escape_shadow[_E_EMITTED]
+        result[0], result[1], result[3] = outcome, ESCAPE, np.int64(escape_shadow[_E_EMITTED])
     return result

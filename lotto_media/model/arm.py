@@ -32,6 +32,9 @@ PAD = 4  # rows above / columns either side needed by the window
 WAVEFRONT_SLOPE = 4
 #: fractional bits of the integer ARM's hidden activations and outputs
 ARM_FRAC = 8
+#: a decoder refuses an ARM whose sums could reach this (docs/FORMAT.md 3.7): below it, float64
+#: evaluates every layer exactly, with room for the rounding halves folded into the biases
+EXACT_SUM_LIMIT = 1 << 50
 
 _PADDED_OFFSETS = tuple((PAD + dy, PAD + dx) for dy, dx in CONTEXT_OFFSETS)
 #: the causal window as a convolution kernel: rows dy = -4..0, columns dx = -4..4, and the
@@ -173,6 +176,25 @@ class IntegerArm:
         np.floor(a2, out=a2)
         a2 += h1
         return a2
+
+    def largest_sum(self) -> int:
+        """The largest magnitude any layer's sum can reach for latents in [-64, 64] (in the
+        layer's own fixed point, bias included): exact Python integers, from the weights alone.
+        Evaluation in float64 is exact while this stays below ``EXACT_SUM_LIMIT``."""
+        def layer(weight: np.ndarray, bias: np.ndarray, inputs: list[int], bias_shift: int) -> list[int]:
+            w = np.abs(weight).astype(np.int64).tolist()
+            return [sum(a * x for a, x in zip(row, inputs)) + (abs(int(b)) << bias_shift)
+                    for row, b in zip(w, bias.tolist())]
+
+        def shifted(values: list[int], bits: int) -> list[int]:  # an upper bound of rshift
+            return [(v >> bits) + 1 if bits >= 0 else v << -bits for v in values]
+
+        s1 = layer(self.w1, self.b1, [64] * self.w1.shape[1], 0)
+        h1 = shifted(s1, self.frac - ARM_FRAC)
+        s2 = layer(self.w2, self.b2, h1, ARM_FRAC)
+        h2 = [a + b for a, b in zip(h1, shifted(s2, self.frac))]
+        s3 = layer(self.w3, self.b3, h2, ARM_FRAC)
+        return max(s1 + s2 + s3)
 
     def folded_hidden_layers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(w1 (24, hidden), b1, w2 (hidden, hidden), b2) with the rescalings and rounding halves

@@ -1,9 +1,9 @@
 """Compiled (numba) loops of the decoder's picture reconstruction that BLAS cannot express.
 
-The per-pixel networks' matrix products stay with BLAS (``reconstruct``). What is left is work
-per sample that PyTorch ran as several passes over picture-sized float64 tensors (the activation
-alone was five) or through unrolled windows (the 2x upsampler's 16 taps, the 3x3 convolutions'
-nine): here each is one pass. The arithmetic is docs/FORMAT.md Part 3 §3.4's, on float64 holding
+The per-pixel networks' matrix products stay with BLAS (``reconstruct``). The rest is work per
+sample: as tensor operations it takes several passes over picture-sized float64 arrays (five for
+the activation) or unrolled windows (16 a sample for the 2x upsampler, 9 per channel for a 3x3
+convolution); here each is one pass. The arithmetic is docs/FORMAT.md Part 3 §3.4's, on float64 holding
 integers below 2^53, so the results are exact and equal to any other evaluation order.
 """
 
@@ -12,7 +12,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .synthesis import SYNTH_FRAC
+from . import synthesis
+
+# Written out here, not imported: numba's on-disk cache notices changes to this file only.
+SYNTH_FRAC = 12
+assert SYNTH_FRAC == synthesis.SYNTH_FRAC
 
 #: stored activations are clamped to +-2^ACT_LIMIT_BITS (docs/FORMAT.md 3.4): with weights below
 #: 2^16 and fan-ins below 2^11, every product and partial sum stays below 2^53
