@@ -10,7 +10,6 @@ from enum import IntEnum
 import numpy as np
 
 from . import entropy, params
-from ..model.arm import EXACT_SUM_LIMIT
 from ..model.motion import FIELD_BLOCKS, MotionField, as_field
 from ..model.config import ModelConfig
 from ..errors import FormatError, UnsupportedError
@@ -90,7 +89,7 @@ def unpack_group(payload: bytes, config: ModelConfig, format_version: int = 2) -
     if format_version == 1:
         nets, used = params.from_bytes(payload[1:], config)
         position = 1 + used
-        header = GroupHeader(config.arm_hidden, _exact_arm(nets))
+        header = GroupHeader(config.arm_hidden, nets)
     else:
         arm_hidden, nets, position = _read_network_set(payload, 1, config)
         header = GroupHeader(arm_hidden, nets)
@@ -107,14 +106,7 @@ def _read_network_set(payload: bytes, position: int, config: ModelConfig) -> tup
         raise FormatError("group header: missing or zero ARM width")
     arm_hidden = payload[position]
     nets, used = params.from_bytes(payload[position + 1 :], config.with_arm_hidden(arm_hidden))
-    return arm_hidden, _exact_arm(nets), position + 1 + used
-
-
-def _exact_arm(nets: params.QuantizedNetworks) -> params.QuantizedNetworks:
-    """Refuse ARM weights that could take its sums out of exact float64 arithmetic (FORMAT.md 3.7)."""
-    if nets.integer_arm().largest_sum() >= EXACT_SUM_LIMIT:
-        raise FormatError("group header: ARM weights whose sums could reach 2^50, beyond exact arithmetic")
-    return nets
+    return arm_hidden, nets, position + 1 + used
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ _ALL_ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 _WORD_MASK = np.uint64(0xFFFFFFFF)
 #: escapes: Uniform(128) at 24-bit precision, every symbol frequency 2^17
 _ESCAPE_SHIFT = np.uint64(17)
+_ESCAPE_FREQ = np.uint64(1 << 17)
 
 # decoder state (uint64 array): lower, range, point, next word, renormalisations
 _LOWER, _RANGE, _POINT, _NEXT, _RENORMS = 0, 1, 2, 3, 4
@@ -176,6 +177,18 @@ def check_words(lefts: np.ndarray, freqs: np.ndarray, words: np.ndarray) -> int:
     return _seal(shadow, words)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_products(out: np.ndarray, weight: np.ndarray, inputs: np.ndarray, n: int) -> None:
+    """out[j, :n] += sum over k of weight[k, j] * inputs[k, :n], the latents innermost."""
+    for k in range(weight.shape[0]):
+        column = inputs[k]
+        for j in range(weight.shape[1]):
+            w = weight[k, j]
+            row = out[j]
+            for i in range(n):
+                row[i] += w * column[i]
+
+
 @numba.njit(cache=True, nogil=True)
 def _table_rows(buf: np.ndarray, positions: np.ndarray, levels: np.ndarray, n: int, offsets: np.ndarray,
                 w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray, w_head: np.ndarray,
@@ -195,24 +208,12 @@ def _table_rows(buf: np.ndarray, positions: np.ndarray, levels: np.ndarray, n: i
     for j in range(hidden):
         for i in range(n):
             h1[j, i] = b1[j]
-    for k in range(w1.shape[0]):
-        column = ctx[k]
-        for j in range(hidden):
-            w = w1[k, j]
-            row = h1[j]
-            for i in range(n):
-                row[i] += w * column[i]
+    _add_products(h1, w1, ctx, n)
     for j in range(hidden):
         for i in range(n):
             h1[j, i] = np.floor(max(h1[j, i], 0.0))
             h2[j, i] = b2[j]
-    for k in range(hidden):
-        column = h1[k]
-        for j in range(hidden):
-            w = w2[k, j]
-            row = h2[j]
-            for i in range(n):
-                row[i] += w * column[i]
+    _add_products(h2, w2, h1, n)
     for i in range(n):
         t = b_head[0]
         s = b_head[1]
@@ -298,8 +299,9 @@ def decode_picture_latents(main_words: np.ndarray, escape_words: np.ndarray, buf
                     result[0], result[1], result[2] = INVALID, ESCAPE, decoded
                     return result
                 coded = q >> _ESCAPE_SHIFT
-                _narrow(escape, escape_words, coded << _ESCAPE_SHIFT, np.uint64(1) << _ESCAPE_SHIFT)
-                _encode(escape_shadow, escape_words, coded << _ESCAPE_SHIFT, np.uint64(1) << _ESCAPE_SHIFT)
+                left = coded << _ESCAPE_SHIFT
+                _narrow(escape, escape_words, left, _ESCAPE_FREQ)
+                _encode(escape_shadow, escape_words, left, _ESCAPE_FREQ)
                 if _ran_out(escape, escape_words):
                     result[0], result[1], result[2], result[3] = RAN_OUT, ESCAPE, decoded, np.int64(escape[_RENORMS]) + 1
                     return result

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..model.arm import IntegerArm
+from ..model.arm import EXACT_SUM_LIMIT, IntegerArm
 from ..model.config import ModelConfig
 from .entropy import best_exp_golomb_order, exp_golomb_decode, exp_golomb_encode
 from ..errors import FormatError
@@ -135,4 +135,8 @@ def from_bytes(data: bytes, config: ModelConfig) -> tuple[QuantizedNetworks, int
             tensors.append(values[start : start + size].reshape(shape))
             start += size
         modules[name] = QuantizedModule(frac, tuple(tensors))
-    return QuantizedNetworks(**modules), pos
+    nets = QuantizedNetworks(**modules)
+    # beyond this bound float64 would round the ARM's sums and decoders could disagree (FORMAT.md 3.7)
+    if nets.integer_arm().largest_sum() >= EXACT_SUM_LIMIT:
+        raise FormatError("group header: ARM weights whose sums could reach 2^50, beyond exact arithmetic")
+    return nets, pos

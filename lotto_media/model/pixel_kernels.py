@@ -27,10 +27,15 @@ _ACT_SCALE = 0.5 ** (SYNTH_FRAC + 2)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
+def _bound(a: float) -> float:
+    return min(max(a, -_LIMIT), _LIMIT)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
 def _act(a: float) -> float:
     """floor(1/2 + a * clamp(a + 2^(S+1), 0, 2^(S+2)) / 2^(S+2)), clamped to +-2^26."""
     t = min(max(a + 2.0 * _ONE, 0.0), 4.0 * _ONE)
-    return min(max(np.floor(0.5 + _ACT_SCALE * a * t), -_LIMIT), _LIMIT)
+    return _bound(np.floor(0.5 + _ACT_SCALE * a * t))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -86,9 +91,9 @@ def upsample_into(out: np.ndarray, padded: np.ndarray, kernel: np.ndarray, scale
                         odd[q] += k_odd * src[q + 1 + n]
             row = out[c, oy]
             for q in range(half):
-                row[2 * q] = min(max(np.floor(even[q] * scale + 0.5), -_LIMIT), _LIMIT)
+                row[2 * q] = _bound(np.floor(even[q] * scale + 0.5))
                 if 2 * q + 1 < width:
-                    row[2 * q + 1] = min(max(np.floor(odd[q] * scale + 0.5), -_LIMIT), _LIMIT)
+                    row[2 * q + 1] = _bound(np.floor(odd[q] * scale + 0.5))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -114,4 +119,4 @@ def conv3x3_residual_into(out: np.ndarray, padded: np.ndarray, residual: np.ndar
             res = residual[o, r]
             dst = out[o, r]
             for q in range(width):
-                dst[q] = min(max(res[q] + _act(np.floor(acc[q])), -_LIMIT), _LIMIT)
+                dst[q] = _bound(res[q] + _act(np.floor(acc[q])))
