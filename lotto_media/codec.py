@@ -16,7 +16,7 @@ import numpy as np
 
 from .coding.bitstream import unpack_frame, unpack_group
 from .container import (DEFAULT_MAX_PIXELS, FORMAT_VERSION, FrameChunk, GroupChunk, SequenceHeader, StreamReader,
-                        check_pixel_limit)
+                        check_pixel_limit, critical_size)
 from .errors import FormatError, UnsupportedError
 from .frame import Frame, VideoFormat
 from .metrics import bpp as bits_per_pixel
@@ -32,7 +32,14 @@ __all__ = [
     "EncodeOptions", "EncodeResult", "Progress", "StreamInfo", "SUPPORTED_PIX_FMTS", "FORMAT_VERSION",
     "DEFAULT_MAX_PIXELS",
     "encode_frame", "decode_frame", "inspect", "encode_image", "decode_image", "resolve_device", "torch_threads",
+    "coded_bytes",
 ]
+
+
+def coded_bytes(data: bytes) -> int:
+    """Bytes of a whole .lotto file that its decoding needs (signature and critical chunks: what
+    benchmarks count), without the encoder's statistics, the index and audio."""
+    return critical_size(data)
 
 
 def encode_frame(frame: Frame, options: EncodeOptions, progress: ProgressCallback | None = None) -> EncodeResult:

@@ -139,7 +139,8 @@ def _lotto_image_point(task: ImageTask, source: Frame) -> Record:
         decode_s = time.perf_counter() - start
     info = result.info
     return {
-        "bytes": len(result.data), "encode_s": encode_s, "decode_s": decode_s,
+        "bytes": codec.coded_bytes(result.data), "file_bytes": len(result.data),
+        "encode_s": encode_s, "decode_s": decode_s,
         **frame_quality(source, decoded),
         "bit_exact": _same_pixels(decoded, result.reconstruction),
         "psnr_reported": float(info.psnr), "lmbda": float(info.lmbda), "preset": info.preset,

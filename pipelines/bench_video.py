@@ -151,8 +151,10 @@ def measure_video_point(task: VideoTask) -> Record:
 
 def _lotto_video_point(task: VideoTask) -> Record:
     """The clip coded as one .lotto stream in groups of ``task.gop`` frames (gop 1: every frame on
-    its own) on native 4:2:0 planes; the bytes are the whole stream's, container included. The
-    stream is decoded back and compared with the encoder's reconstructions."""
+    its own) on native 4:2:0 planes. The bytes counted are the stream's critical chunks, container
+    framing included, without the encoder's statistics and the index (``coded_bytes``;
+    ``file_bytes``: the whole file). The stream is decoded back and compared with the encoder's
+    reconstructions."""
     import io
 
     from lotto_media.stream import LottoReader, LottoWriter, StreamEncoder, encode_frames
@@ -175,7 +177,8 @@ def _lotto_video_point(task: VideoTask) -> Record:
     bit_exact = len(decoded) == len(coded) and all(_same_pixels(d, p.reconstruction) for d, p in zip(decoded, coded))
     firsts = [p for i, p in enumerate(coded) if i % task.gop == 0]
     laters = [p for i, p in enumerate(coded) if i % task.gop != 0]
-    return {"bytes": len(data), "encode_s": encode_s, "decode_s": decode_s, "bit_exact": bit_exact,
+    return {"bytes": codec.coded_bytes(data), "file_bytes": len(data), "encode_s": encode_s, "decode_s": decode_s,
+            "bit_exact": bit_exact,
             "gop": task.gop, "steps": int(coded[0].steps),
             "first_frame_s": sum(p.seconds for p in firsts) / len(firsts),
             "later_frame_s": sum(p.seconds for p in laters) / len(laters) if laters else None,

@@ -268,6 +268,8 @@ def test_video_lotto_rows_with_the_real_codec(tmp_path, capsys):
     (lotto,) = [p for p in points if p["codec"] == "lotto-ultrafast-intra"]
     assert VIDEO_FIELDS <= set(lotto) and lotto["frames"] == 2 and lotto["pix_fmt"] == "yuv420p"
     assert lotto["bit_exact"] is True and lotto["steps"] == 2 and lotto["bytes"] > 0
+    # counted: the stream less the encoder's per-frame statistics and the index
+    assert 0 < lotto["bytes"] < lotto["file_bytes"]
     for key in ("psnr_y", "psnr_u", "psnr_v", "psnr_yuv"):
         assert isinstance(lotto[key], float) and 5 < lotto[key] < 100, (key, lotto[key])
     assert lotto["psnr_yuv"] == pytest.approx((6 * lotto["psnr_y"] + lotto["psnr_u"] + lotto["psnr_v"]) / 8)

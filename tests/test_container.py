@@ -25,6 +25,7 @@ from lotto_media.container import (
     ContainerWriter,
     FramePacket,
     SequenceHeader,
+    critical_size,
     read_chunk_at,
     read_container,
     read_index,
@@ -286,6 +287,29 @@ def test_round_trip_through_a_file(tmp_path: Path) -> None:
         write_sample(stream)
     with path.open("rb") as stream:
         assert_is_sample(read_container(stream, str(path)))
+
+
+def test_critical_size_leaves_out_only_the_ancillary_chunks() -> None:
+    """What benchmarks count: the file less its audio, metadata and index chunks. Stripping those
+    chunks here (by the chunk layout of FORMAT.md Part 1 §3) must leave a file of exactly that size
+    that still reads to the same groups and frames."""
+    data = sample_bytes()
+    kept, offset, dropped = bytearray(data[:8]), 8, set()
+    while offset < len(data):
+        chunk_type, length = struct.unpack(">4sI", data[offset:offset + 8])
+        if chunk_type[:1].isupper():
+            kept += data[offset:offset + 12 + length]
+        else:
+            dropped.add(chunk_type)
+        offset += 12 + length
+    assert dropped == {b"audh", b"audp", b"meta", b"indx"}
+    assert critical_size(data) == len(kept) < len(data)
+    stripped = read_container(bytes(kept), "stripped.lotto")
+    assert stripped.groups == EXPECTED_GROUPS and stripped.frames == EXPECTED_FRAMES and stripped.damage is None
+    with pytest.raises(ValueError, match="runs past the end"):
+        critical_size(data[:-3])
+    with pytest.raises(ValueError, match="signature"):
+        critical_size(b"GIF89a" + data[6:])
 
 
 def test_writer_counts_bytes_and_close_is_idempotent() -> None:

@@ -4,7 +4,8 @@ The codec's own packets (group headers, frame packets) are opaque bytes here; th
 frames them, orders them and protects them. Its modules, each depending only on those before it:
 
 * ``sources``: bytes from memory or a stream, read in bounded pieces;
-* ``chunks``: the signature, the chunk types and limits, one chunk read with its CRC checked;
+* ``chunks``: the signature, the chunk types and limits, one chunk read with its CRC checked, the
+  size of a file's critical chunks;
 * ``header``: the sequence header;
 * ``payloads``: frame packets, audio and metadata payloads;
 * ``index``: the random-access index and reading a chunk by offset;
@@ -13,7 +14,7 @@ frames them, orders them and protects them. Its modules, each depending only on 
 """
 
 from .chunks import (AUDIO, AUDIO_HEADER, AUDIO_PACKETS, FORMAT_VERSION, FRME, GHDR, INDEX, MAX_CHUNK_LENGTH,
-                     META, SEND, SHDR, SIGNATURE, TRAILER_TYPES)
+                     META, SEND, SHDR, SIGNATURE, TRAILER_TYPES, critical_size)
 from .header import (DEFAULT_MAX_PIXELS, MAX_DIMENSION, MAX_PIXELS, MAX_SOURCE_NAME, PIX_FMT_CODES,
                      PIX_FMT_NAMES, SHDR_MAX_LENGTH, SHDR_MIN_LENGTH, SequenceHeader, check_pixel_limit,
                      picture_size_problem)
@@ -28,7 +29,7 @@ from .writer import ContainerWriter
 
 __all__ = [
     "AUDIO", "AUDIO_HEADER", "AUDIO_PACKETS", "FORMAT_VERSION", "FRME", "GHDR", "INDEX",
-    "MAX_CHUNK_LENGTH", "META", "SEND", "SHDR", "SIGNATURE", "TRAILER_TYPES", "MAX_DIMENSION",
+    "MAX_CHUNK_LENGTH", "META", "SEND", "SHDR", "SIGNATURE", "TRAILER_TYPES", "critical_size", "MAX_DIMENSION",
     "MAX_PIXELS", "MAX_SOURCE_NAME", "PIX_FMT_CODES", "PIX_FMT_NAMES", "SHDR_MAX_LENGTH",
     "SHDR_MIN_LENGTH", "SequenceHeader", "ContainerIndex", "IndexEntry", "read_chunk_at",
     "read_index", "FramePacket", "decode_audio_header", "decode_audio_packets",

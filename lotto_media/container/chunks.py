@@ -92,3 +92,23 @@ def read_chunk(
     if _CRC.unpack(crc)[0] != _chunk_crc(chunk_type, payload):
         raise ChunkError(ChunkError.BAD_CRC, chunk_type, length)
     return chunk_type, payload
+
+
+def critical_size(data: bytes | memoryview) -> int:
+    """Bytes of a whole .lotto file that a decoder needs: the signature and every critical chunk
+    (framing and CRC included), without the ancillary ones (metadata, index, audio). This is what
+    benchmarks count, as they count a video anchor's elementary stream without its SEI messages."""
+    if bytes(data[: len(SIGNATURE)]) != SIGNATURE:
+        raise ValueError("not a .lotto file (bad signature)")
+    size, offset = len(SIGNATURE), len(SIGNATURE)
+    while offset < len(data):
+        if offset + _CHUNK_HEAD.size > len(data):
+            raise ValueError(f"chunk head cut short at byte {offset}")
+        chunk_type, length = _CHUNK_HEAD.unpack_from(data, offset)
+        whole = _CHUNK_HEAD.size + length + _CRC.size
+        if offset + whole > len(data):
+            raise ValueError(f"chunk {chunk_type!r} at byte {offset} runs past the end")
+        if chunk_type[:1].isupper():
+            size += whole
+        offset += whole
+    return size
