@@ -8,13 +8,14 @@ or seen through a window that moves by known whole and fractional offsets.
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from conftest import SAMPLES_DIR
-from lotto_media.coding import bitstream
+from lotto_media.coding import bitstream, entropy
 from lotto_media.coding.bitstream import FramePayload, FrameType, GroupHeader, MaskCoding
 from lotto_media.container import read_container
 from lotto_media.errors import FormatError, UnsupportedError
@@ -172,9 +173,27 @@ def test_motion_field_packets_round_trip_and_damage_is_refused():
     payload = FramePayload(b"m", b"latents", frame_type=FrameType.PREDICTED, mask_coding=MaskCoding.DELTA,
                            reference=1, motion=field)
     data = bitstream.pack_frame(payload)
+    # the shorter code is written: differences from the base here (-1 -1 0 0 -24 7 0 0), from the
+    # neighbours' median for a field that moves together away from the base
     assert data[0] == bitstream.FRAME_VERSION_FIELD
     parsed = bitstream.unpack_frame(data)
     assert parsed.motion == field and parsed.latents == b"latents" and parsed.mask == b"m"
+    together = _field(16, [[(40, -21), (41, -21), (41, -20)], [(40, -20), (41, -20), (41, -20)]], base=(0, 0))
+    packed = bitstream.pack_frame(replace(payload, motion=together))
+    assert packed[0] == bitstream.FRAME_VERSION_FIELD_PREDICTED
+    assert bitstream.unpack_frame(packed).motion == together
+    # version 4 of the first field, written by hand: each vector less its prediction from FORMAT.md
+    # §3.2: (0,0) the base (4,0); (0,1) its left (3,-1); (1,0) its top (3,-1); (1,1), in the last
+    # column, the median of left (-20,7), top (4,0) and top-left (3,-1): (3,0)
+    median_code = entropy.exp_golomb_encode(np.array([-1, -1, 1, 1, -23, 8, 1, 0]), 1)
+    by_hand = (bytes([bitstream.FRAME_VERSION_FIELD_PREDICTED]) + data[1:9]
+               + struct.pack("<BHHhhBI", 16, 2, 2, 4, 0, 1, len(median_code)) + median_code + b"latents")
+    assert bitstream.unpack_frame(by_hand).motion == field
+    # a difference no two 16-bit vectors can have
+    huge_code = entropy.exp_golomb_encode(np.array([65536, 0, 0, 0, 0, 0, 0, 0]), 0)
+    huge = data[:9] + struct.pack("<BHHhhBI", 16, 2, 2, 4, 0, 0, len(huge_code)) + huge_code + b"latents"
+    with pytest.raises(FormatError, match="difference beyond 16 bits"):
+        bitstream.unpack_frame(huge)
     # one vector for every block travels as a version-2 translation
     uniform = bitstream.pack_frame(replace(payload, motion=_field(16, [[(4, 0), (4, 0)]], base=(4, 0))))
     assert uniform[0] == bitstream.FRAME_VERSION and bitstream.unpack_frame(uniform).motion == (4, 0)

@@ -232,8 +232,12 @@ GOLDEN_STREAMS = {
     "pan_yuv420p10_odd_2f_v2.lotto": "yuv420p10le",
     "pan_yuv420p_inter_4f_v2.lotto": "yuv420p-inter",
     "pan_gray_1f_v2.lotto": "gray",
-    "two_motions_yuv420p_field_3f_v2.lotto": "yuv420p-field",
+    "two_motions_yuv420p_field_3f_v2.lotto": "yuv420p-field-v3",
+    "two_motions_yuv420p_predicted_field_3f_v2.lotto": "yuv420p-field",
 }
+#: written by an earlier encoder, which coded every field against the base vector (frame version 3),
+#: and kept as it is (never regenerated) so that a real stream of version-3 fields stays tested
+LEGACY_GOLDEN = {"yuv420p-field-v3"}
 
 
 def golden_frames(kind: str) -> tuple[list[Frame], int, bool]:
@@ -248,7 +252,7 @@ def golden_frames(kind: str) -> tuple[list[Frame], int, bool]:
         (frame,) = pan(1, height=9, width=14)
         return [Frame([to_yuv420(frame).planes[0]], "gray", pts=frame.pts)], 1, False
     if kind == "yuv420p-field":  # predicted frames whose motion is a field of block vectors
-        return [to_yuv420(f) for f in two_motions(3, height=32, width=48)], 3, True
+        return [to_yuv420(f) for f in two_motions(3, height=48, width=64)], 3, True
     return [to_yuv420(f) for f in pan(4, height=15, width=22, step=1)], 4, True
 
 
@@ -256,7 +260,7 @@ def golden_frames(kind: str) -> tuple[list[Frame], int, bool]:
 def test_version_2_golden_streams_decode_to_pinned_pixels(name):
     path = GOLDEN_DIR / name
     digests_path = GOLDEN_DIR / "digests_v2.txt"
-    if os.environ.get("LOTTO_REGENERATE_GOLDEN"):
+    if os.environ.get("LOTTO_REGENERATE_GOLDEN") and GOLDEN_STREAMS[name] not in LEGACY_GOLDEN:
         frames, gop, inter = golden_frames(GOLDEN_STREAMS[name])
         data, _ = encode(frames, gop=gop, options=EncodeOptions(preset="ultrafast", steps=12, quality=50, threads=1),
                          inter=inter)
@@ -269,9 +273,11 @@ def test_version_2_golden_streams_decode_to_pinned_pixels(name):
         digests_path.write_text("".join(f"{k} {v}\n" for k, v in sorted(lines.items())))
     pinned = dict(l.split() for l in digests_path.read_text().splitlines())
     assert digest == pinned[name], f"{name} decodes to other pixels: a format break (bump the version)"
-    if GOLDEN_STREAMS[name] == "yuv420p-field":
-        versions = [p.payload[0] for p in read_container(data).frames]
+    versions = [p.payload[0] for p in read_container(data).frames]
+    if GOLDEN_STREAMS[name] == "yuv420p-field-v3":
         assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_FIELD in versions[1:]
+    if GOLDEN_STREAMS[name] == "yuv420p-field":
+        assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_FIELD_PREDICTED in versions[1:]
     assert StreamReader(data).header.format_version == 2
 
 

@@ -10,7 +10,7 @@ from enum import IntEnum
 import numpy as np
 
 from . import entropy, params
-from ..model.motion import FIELD_BLOCKS, MotionField, as_field
+from ..model.motion import FIELD_BLOCKS, MotionField, as_field, vector_differences, vectors_from_differences
 from ..model.config import ModelConfig
 from ..errors import FormatError, UnsupportedError
 
@@ -18,8 +18,11 @@ from ..errors import FormatError, UnsupportedError
 #: a version-2 stream's group with predicted frames has a version-3 header (it adds their networks)
 GROUP_VERSION_1, GROUP_VERSION, GROUP_VERSION_PREDICTED = 1, 2, 3
 FRAME_VERSION_1, FRAME_VERSION = 1, 2
-#: a predicted frame whose motion is a field of block vectors (model.motion.MotionField)
-FRAME_VERSION_FIELD = 3
+#: a predicted frame whose motion is a field of block vectors (model.motion.MotionField), each
+#: coded as its difference from the field's base vector (version 3, read only) or from its
+#: neighbours' median (version 4, model.motion.vector_predictor); the encoder writes the shorter
+FRAME_VERSION_FIELD, FRAME_VERSION_FIELD_PREDICTED = 3, 4
+FIELD_VERSIONS = (FRAME_VERSION_FIELD, FRAME_VERSION_FIELD_PREDICTED)
 
 _FRAME_HEAD_V2 = struct.Struct("<BBBBI")
 #: a predicted frame's motion vector, after its mask code
@@ -132,7 +135,7 @@ def _reference_problem(frame_type: int, mask_coding: int, reference: int) -> boo
 def pack_frame(payload: FramePayload) -> bytes:
     """version (u8) | frame type (u8) | mask coding (u8) | reference (u8) | mask code length
     (u32 LE) | mask code | [predicted frames: the motion] | latent code. The motion is one vector
-    (x, y: i16 LE each) in version 2, a field of block vectors in version 3 (``_pack_field``);
+    (x, y: i16 LE each) in version 2, a field of block vectors in version 3 or 4 (``_pack_field``);
     a predicted frame whose field is one translation is written as version 2."""
     if _reference_problem(payload.frame_type, payload.mask_coding, payload.reference):
         raise ValueError("a delta-coded mask or a predicted frame needs a reference frame, and only they do")
@@ -144,27 +147,36 @@ def pack_frame(payload: FramePayload) -> bytes:
     elif field.is_translation:
         motion = _MOTION.pack(*(int(v) for v in field.vectors[0, 0]))
     else:
-        version, motion = FRAME_VERSION_FIELD, _pack_field(field)
+        version, motion = _pack_field(field)
     head = _FRAME_HEAD_V2.pack(version, payload.frame_type, payload.mask_coding, payload.reference, len(payload.mask))
     return head + payload.mask + motion + payload.latents
 
 
-def _pack_field(field: MotionField) -> bytes:
-    """block (u8) | rows, cols (u16 LE each) | base x, y (i16 LE each) | k (u8) | code length L
-    (u32 LE) | L bytes: the signed exp-Golomb code (order k) of each block's (x - base x,
-    y - base y), blocks in raster order, padded with zero bits to a byte."""
+def _pack_field(field: MotionField) -> tuple[int, bytes]:
+    """(frame version, motion bytes): block (u8) | rows, cols (u16 LE each) | base x, y (i16 LE
+    each) | k (u8) | code length L (u32 LE) | L bytes: the signed exp-Golomb code (order k) of each
+    block's vector less its predicted vector, blocks in raster order, padded with zero bits to a
+    byte. The prediction is the base vector in version 3 and the neighbours' median in version 4
+    (``vector_differences``); the shorter code is written (version 4 on a tie)."""
     rows, cols = field.vectors.shape[:2]
     if field.block not in FIELD_BLOCKS[1:] or not (1 <= rows < 1 << 16 and 1 <= cols < 1 << 16):
         raise ValueError(f"a motion field of {rows}x{cols} blocks of {field.block} does not fit the frame packet")
     if field.vectors.min() < _I16[0] or field.vectors.max() > _I16[1] or not all(_I16[0] <= v <= _I16[1] for v in field.base):
         raise ValueError("motion vectors must fit 16 bits")
-    differences = (field.vectors - np.array(field.base)).reshape(-1)
-    k = entropy.best_exp_golomb_order(differences)
-    code = entropy.exp_golomb_encode(differences, k)
-    return _FIELD_HEAD.pack(field.block, rows, cols, *field.base, k, len(code)) + code
+    best: tuple[int, bytes] | None = None
+    for version, differences in ((FRAME_VERSION_FIELD_PREDICTED, vector_differences(field)),
+                                 (FRAME_VERSION_FIELD, field.vectors - np.array(field.base))):
+        flat = differences.reshape(-1)
+        k = entropy.best_exp_golomb_order(flat)
+        code = entropy.exp_golomb_encode(flat, k)
+        if best is None or len(code) < len(best[1]) - _FIELD_HEAD.size:
+            best = (version, _FIELD_HEAD.pack(field.block, rows, cols, *field.base, k, len(code)) + code)
+    assert best is not None
+    return best
 
 
-def _unpack_field(data: bytes, at: int) -> tuple[MotionField, int]:
+def _unpack_field(data: bytes, at: int, version: int) -> tuple[MotionField, int]:
+    """A motion field of frame version 3 (differences from the base) or 4 (from the predictor)."""
     if len(data) < at + _FIELD_HEAD.size:
         raise FormatError("frame packet: truncated motion field")
     block, rows, cols, base_x, base_y, k, length = _FIELD_HEAD.unpack_from(data, at)
@@ -181,7 +193,13 @@ def _unpack_field(data: bytes, at: int) -> tuple[MotionField, int]:
     values, used = entropy.exp_golomb_decode(data[at : at + length], count, k, "frame packet: motion field")
     if used != length:
         raise FormatError("frame packet: motion field code has unused bytes")
-    vectors = values.reshape(rows, cols, 2) + np.array([base_x, base_y])
+    differences = values.reshape(rows, cols, 2)
+    if np.abs(differences).max() > _I16[1] - _I16[0]:  # no two 16-bit vectors differ by more
+        raise FormatError("frame packet: motion vector difference beyond 16 bits")
+    if version == FRAME_VERSION_FIELD:
+        vectors = differences + np.array([base_x, base_y])
+    else:
+        vectors = vectors_from_differences(differences, (base_x, base_y))
     if vectors.min() < _I16[0] or vectors.max() > _I16[1]:
         raise FormatError("frame packet: motion vector beyond 16 bits")
     return MotionField(block, vectors, (base_x, base_y)), at + length
@@ -193,10 +211,10 @@ def unpack_frame(data: bytes, format_version: int = 2) -> FramePayload:
     if len(data) < _FRAME_HEAD_V2.size:
         raise FormatError("frame packet: truncated")
     version, frame_type, mask_coding, reference, mask_len = _FRAME_HEAD_V2.unpack_from(data, 0)
-    if version not in (FRAME_VERSION, FRAME_VERSION_FIELD):
+    if version not in (FRAME_VERSION, *FIELD_VERSIONS):
         raise UnsupportedError(f"frame packet version {version} is not supported in format version 2 "
-                               f"(expected {FRAME_VERSION} or {FRAME_VERSION_FIELD})")
-    if version == FRAME_VERSION_FIELD and frame_type != FrameType.PREDICTED:
+                               f"(expected {FRAME_VERSION}, {FRAME_VERSION_FIELD} or {FRAME_VERSION_FIELD_PREDICTED})")
+    if version in FIELD_VERSIONS and frame_type != FrameType.PREDICTED:
         raise FormatError(f"frame packet: version {version} is for predicted frames")
     if frame_type not in FrameType.__members__.values():
         raise UnsupportedError(f"frame packet: frame type {frame_type} is not supported by this build")
@@ -211,8 +229,8 @@ def unpack_frame(data: bytes, format_version: int = 2) -> FramePayload:
     body = _FRAME_HEAD_V2.size
     latents_at = body + mask_len
     motion: MotionField | tuple[int, int] = (0, 0)
-    if version == FRAME_VERSION_FIELD:
-        motion, latents_at = _unpack_field(data, latents_at)
+    if version in FIELD_VERSIONS:
+        motion, latents_at = _unpack_field(data, latents_at, version)
     elif frame_type == FrameType.PREDICTED:
         if len(data) < latents_at + _MOTION.size:
             raise FormatError("frame packet: truncated motion vector")
