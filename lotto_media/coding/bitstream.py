@@ -19,7 +19,7 @@ from ..errors import FormatError, UnsupportedError
 GROUP_VERSION_1, GROUP_VERSION, GROUP_VERSION_PREDICTED = 1, 2, 3
 FRAME_VERSION_1, FRAME_VERSION = 1, 2
 #: a predicted frame whose motion is a field of block vectors (model.motion.MotionField), each
-#: coded as its difference from the field's base vector (version 3, read only) or from its
+#: coded as its difference from the field's base vector (version 3) or from its
 #: neighbours' median (version 4, model.motion.vector_predictor); the encoder writes the shorter
 FRAME_VERSION_FIELD, FRAME_VERSION_FIELD_PREDICTED = 3, 4
 FIELD_VERSIONS = (FRAME_VERSION_FIELD, FRAME_VERSION_FIELD_PREDICTED)

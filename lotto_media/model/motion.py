@@ -141,9 +141,10 @@ def _vector_bits(differences: np.ndarray) -> np.ndarray:
     return np.sum(2 * np.floor(np.log2(2 * np.abs(differences) + 1)) + 1, axis=-1)
 
 
-def vector_predictor(vectors, row: int, col: int, base: tuple[int, int]) -> tuple[int, int]:
+def vector_predictor(vectors: "np.ndarray | list[list[list[int]]]", row: int, col: int,
+                     base: tuple[int, int]) -> tuple[int, int]:
     """The prediction of block (row, col)'s vector from the blocks before it in raster order
-    (docs/FORMAT.md, Part 3 §3.6): in the first row the block to the left (the base vector for
+    (docs/FORMAT.md, Part 3 §3.2): in the first row the block to the left (the base vector for
     the first block); in the first column the block above; elsewhere the component-wise median of
     the blocks to the left, above and above-right (above-left in the last column). ``vectors``:
     anything indexed [row][col][component] (nested lists on the decoder's side, where a field
