@@ -506,7 +506,8 @@ class LottoWriter:
                 continue
             self._writer.write_frame(packet.data, packet.group, pts=packet.pts, duration=packet.duration)
             self._steps = max(self._steps, packet.steps)
-            record: dict = {"bytes": len(packet.data), "steps": packet.steps, "seconds": round(packet.seconds, 3)}
+            # no search seconds: the same input and options must give the same file, byte for byte
+            record: dict = {"bytes": len(packet.data), "steps": packet.steps}
             if math.isfinite(packet.psnr):
                 # 1/1000 dB is more than any PSNR means; full doubles would cost ~50 bytes a frame
                 record["psnr"] = round(packet.psnr, 3)
