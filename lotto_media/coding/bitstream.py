@@ -20,7 +20,7 @@ GROUP_VERSION_1, GROUP_VERSION, GROUP_VERSION_PREDICTED = 1, 2, 3
 FRAME_VERSION_1, FRAME_VERSION = 1, 2
 #: a predicted frame whose motion is a field of block vectors (model.motion.MotionField), each
 #: coded as its difference from the field's base vector (version 3) or from its
-#: neighbours' median (version 4, model.motion.vector_predictor); the encoder writes the shorter
+#: neighbours' median (version 4, model.motion.vector_differences); the encoder writes the shorter
 FRAME_VERSION_FIELD, FRAME_VERSION_FIELD_PREDICTED = 3, 4
 FIELD_VERSIONS = (FRAME_VERSION_FIELD, FRAME_VERSION_FIELD_PREDICTED)
 
@@ -163,16 +163,14 @@ def _pack_field(field: MotionField) -> tuple[int, bytes]:
         raise ValueError(f"a motion field of {rows}x{cols} blocks of {field.block} does not fit the frame packet")
     if field.vectors.min() < _I16[0] or field.vectors.max() > _I16[1] or not all(_I16[0] <= v <= _I16[1] for v in field.base):
         raise ValueError("motion vectors must fit 16 bits")
-    best: tuple[int, bytes] | None = None
+    candidates = []
     for version, differences in ((FRAME_VERSION_FIELD_PREDICTED, vector_differences(field)),
                                  (FRAME_VERSION_FIELD, field.vectors - np.array(field.base))):
         flat = differences.reshape(-1)
         k = entropy.best_exp_golomb_order(flat)
         code = entropy.exp_golomb_encode(flat, k)
-        if best is None or len(code) < len(best[1]) - _FIELD_HEAD.size:
-            best = (version, _FIELD_HEAD.pack(field.block, rows, cols, *field.base, k, len(code)) + code)
-    assert best is not None
-    return best
+        candidates.append((version, _FIELD_HEAD.pack(field.block, rows, cols, *field.base, k, len(code)) + code))
+    return min(candidates, key=lambda candidate: len(candidate[1]))  # the first, version 4, on a tie
 
 
 def _unpack_field(data: bytes, at: int, version: int) -> tuple[MotionField, int]:

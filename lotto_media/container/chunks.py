@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from .sources import _Source
+from .sources import _MemorySource, _Source
 
 #: ``\x8b`` (non-ASCII: catches 7-bit channels and text sniffing), ``LOTTO`` (recognisable in a hex
 #: dump), ``\r\n`` (a text-mode copy in either direction changes these bytes).
@@ -100,15 +100,24 @@ def critical_size(data: bytes | memoryview) -> int:
     benchmarks count, as they count a video anchor's elementary stream without its SEI messages."""
     if bytes(data[: len(SIGNATURE)]) != SIGNATURE:
         raise ValueError("not a .lotto file (bad signature)")
-    size, offset = len(SIGNATURE), len(SIGNATURE)
-    while offset < len(data):
-        if offset + _CHUNK_HEAD.size > len(data):
-            raise ValueError(f"chunk head cut short at byte {offset}")
-        chunk_type, length = _CHUNK_HEAD.unpack_from(data, offset)
-        whole = _CHUNK_HEAD.size + length + _CRC.size
-        if offset + whole > len(data):
-            raise ValueError(f"chunk {chunk_type!r} at byte {offset} runs past the end")
+    source = _MemorySource(data, len(SIGNATURE))
+    size = len(SIGNATURE)
+    while source.trailing_bytes():
+        offset = source.position
+        try:
+            chunk_type, payload = read_chunk(source)
+        except ChunkError as error:
+            raise ValueError(error.message(_SIZE_WORDING, offset=offset)) from None
         if chunk_type[:1].isupper():
-            size += whole
-        offset += whole
+            size += _CHUNK_HEAD.size + len(payload) + _CRC.size
     return size
+
+
+_SIZE_WORDING = {
+    ChunkError.END: "no chunk at byte {offset}",
+    ChunkError.SHORT_HEAD: "chunk head cut short at byte {offset}",
+    ChunkError.BAD_TYPE: "chunk type {type!r} at byte {offset} is not four ASCII letters",
+    ChunkError.BAD_LENGTH: "chunk {type!r} at byte {offset} is longer than {limit} bytes",
+    ChunkError.TRUNCATED: "chunk {type!r} at byte {offset} runs past the end",
+    ChunkError.BAD_CRC: "chunk {type!r} at byte {offset} fails its CRC",
+}

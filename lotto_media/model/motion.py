@@ -141,43 +141,41 @@ def _vector_bits(differences: np.ndarray) -> np.ndarray:
     return np.sum(2 * np.floor(np.log2(2 * np.abs(differences) + 1)) + 1, axis=-1)
 
 
-def vector_predictor(vectors: "np.ndarray | list[list[list[int]]]", row: int, col: int,
-                     base: tuple[int, int]) -> tuple[int, int]:
+def _vector_predictor(vectors: list[list[list[int]]], row: int, col: int, base: tuple[int, int]) -> tuple[int, int]:
     """The prediction of block (row, col)'s vector from the blocks before it in raster order
     (docs/FORMAT.md, Part 3 §3.2): in the first row the block to the left (the base vector for
     the first block); in the first column the block above; elsewhere the component-wise median of
-    the blocks to the left, above and above-right (above-left in the last column). ``vectors``:
-    anything indexed [row][col][component] (nested lists on the decoder's side, where a field
-    has thousands of blocks and Python integers are quicker than numpy scalars)."""
+    the blocks to the left, above and above-right (above-left in the last column). Python
+    integers: a field of a large picture has thousands of blocks, and numpy scalars are slower."""
     if row == 0:
-        return (int(vectors[0][col - 1][0]), int(vectors[0][col - 1][1])) if col > 0 else base
+        return (vectors[0][col - 1][0], vectors[0][col - 1][1]) if col > 0 else base
     if col == 0:
-        return int(vectors[row - 1][0][0]), int(vectors[row - 1][0][1])
+        return vectors[row - 1][0][0], vectors[row - 1][0][1]
     left, above = vectors[row][col - 1], vectors[row - 1][col]
     corner = vectors[row - 1][col + 1] if col + 1 < len(vectors[0]) else vectors[row - 1][col - 1]
     return _median(left[0], above[0], corner[0]), _median(left[1], above[1], corner[1])
 
 
 def _median(a: int, b: int, c: int) -> int:
-    return int(a + b + c - min(a, b, c) - max(a, b, c))
+    return a + b + c - min(a, b, c) - max(a, b, c)
 
 
 def vector_differences(field: MotionField) -> np.ndarray:
-    """(rows, cols, 2): each block's vector less its ``vector_predictor``, what a version-4 frame
-    packet codes."""
+    """(rows, cols, 2): each block's vector less its predicted vector (the neighbours' median),
+    what a version-4 frame packet codes."""
     vectors = field.vectors.tolist()
-    return np.array([[[v - p for v, p in zip(vectors[r][c], vector_predictor(vectors, r, c, field.base))]
-                      for c in range(len(vectors[0]))] for r in range(len(vectors))], dtype=np.int64)
+    return np.array([[[v - p for v, p in zip(vector, _vector_predictor(vectors, r, c, field.base))]
+                      for c, vector in enumerate(row)] for r, row in enumerate(vectors)], dtype=np.int64)
 
 
 def vectors_from_differences(differences: np.ndarray, base: tuple[int, int]) -> np.ndarray:
     """The inverse of ``vector_differences``: (rows, cols, 2) int64 vectors."""
-    coded = differences.tolist()
-    vectors: list[list[list[int]]] = [[] for _ in coded]
-    for r, row in enumerate(coded):
-        for c, difference in enumerate(row):
-            predicted = vector_predictor(vectors, r, c, base)
-            vectors[r].append([predicted[0] + difference[0], predicted[1] + difference[1]])
+    vectors: list[list[list[int]]] = []
+    for r, row in enumerate(differences.tolist()):
+        vectors.append([])
+        for c, (dx, dy) in enumerate(row):
+            px, py = _vector_predictor(vectors, r, c, base)
+            vectors[r].append([px + dx, py + dy])
     return np.array(vectors, dtype=np.int64)
 
 
