@@ -20,11 +20,11 @@ from lotto_media.coding.bitstream import FramePayload, FrameType, GroupHeader, M
 from lotto_media.container import read_container
 from lotto_media.errors import FormatError, UnsupportedError
 from lotto_media.frame import Frame
-from lotto_media.model.motion import MotionField, as_field, compensate, estimate_field, shift_plane
+from lotto_media.model.motion import MotionField, as_field, compensate, estimate_field, overlap_weights, shift_plane
 from lotto_media.options import EncodeOptions
 from lotto_media.plugins.image_io import read_image
 from lotto_media.stream import LottoReader, StreamDecoder
-from test_stream import encode, pan, same_planes, to_yuv420, two_motions
+from test_stream import encode, pan, same_planes, sheared, to_yuv420, two_motions
 
 ULTRA = EncodeOptions(preset="ultrafast", steps=24, quality=50, threads=1)
 #: enough search for the residuals to settle, still a few seconds on 2 cores at 40x32
@@ -166,6 +166,99 @@ def test_each_block_follows_its_own_vector():
             for c, (mx, my) in enumerate(row):
                 block = (slice(r * size, (r + 1) * size), slice(c * size, (c + 1) * size))
                 assert np.array_equal(out[block], shift_plane(plane, mx, my, frac)[block]), (r, c)
+
+
+#: FORMAT.md 3.6's tables of the own block's weight (first halves; the tables are symmetric)
+FORMAT_OVERLAP_WEIGHTS = {
+    4: [88, 123],
+    8: [76, 100, 117, 127],
+    16: [70, 83, 94, 105, 113, 120, 125, 128],
+    32: [67, 73, 80, 86, 91, 97, 102, 107, 111, 115, 119, 122, 124, 126, 127, 128],
+    64: [66, 69, 72, 75, 78, 81, 84, 87, 90, 93, 96, 98, 101, 103, 106, 108, 110, 112, 114, 116, 118, 120, 121,
+         123, 124, 125, 126, 126, 127, 128, 128, 128],
+}
+
+
+def test_overlap_weights_are_the_format_tables():
+    for size, half in FORMAT_OVERLAP_WEIGHTS.items():
+        assert overlap_weights(size).tolist() == half + half[::-1]
+
+
+def _overlapped_by_the_format(plane: np.ndarray, field: MotionField, size: int, frac: int) -> np.ndarray:
+    """FORMAT.md 3.6's overlapped compensation sample by sample, from whole-plane shifts."""
+    rows, cols = field.vectors.shape[:2]
+    shifted = {(r, c): shift_plane(plane, *field.vectors[r, c], frac).astype(np.int64)
+               for r in range(rows) for c in range(cols)}
+    table = {s: np.array(h + h[::-1]) for s, h in FORMAT_OVERLAP_WEIGHTS.items()}[size]
+
+    def axis(q: int, n: int) -> tuple[int, int, int]:
+        own = min(q // size, n - 1)
+        p = min(q - own * size, size - 1)
+        near = min(max(own - 1 if 2 * p + 1 < size else own + 1, 0), n - 1)
+        return own, near, int(table[p])
+
+    out = np.empty(plane.shape, dtype=np.int64)
+    for y in range(plane.shape[0]):
+        oy, ny, wy = axis(y, rows)
+        for x in range(plane.shape[1]):
+            ox, nx, wx = axis(x, cols)
+            total = (wy * wx * shifted[oy, ox][y, x] + wy * (128 - wx) * shifted[oy, nx][y, x]
+                     + (128 - wy) * wx * shifted[ny, ox][y, x] + (128 - wy) * (128 - wx) * shifted[ny, nx][y, x])
+            out[y, x] = (total + 8192) >> 14
+    return out
+
+
+@pytest.mark.parametrize("bits", [8, 10])
+def test_overlapped_blocks_blend_their_neighbours_as_the_format_says(bits):
+    frame = to_yuv420(pan(1, height=37, width=45)[0], bits)  # partial blocks; chroma 19 x 23
+    vectors = [[(5, -3), (0, 0), (-13, 6)], [(2, 9), (-4, -4), (7, 1)], [(0, 8), (-1, 0), (3, -7)]]
+    field = MotionField(16, np.array(vectors, dtype=np.int64), (0, 0), overlapped=True)
+    moved = compensate(frame.planes, field, chroma_420=True)
+    plain = compensate(frame.planes, replace(field, overlapped=False), chroma_420=True)
+    for k, (plane, size, frac) in enumerate([(frame.planes[0], 16, 2), (frame.planes[1], 8, 3), (frame.planes[2], 8, 3)]):
+        assert moved[k].dtype == plane.dtype
+        assert np.array_equal(moved[k], _overlapped_by_the_format(plane, field, size, frac)), k
+        assert not np.array_equal(moved[k], plain[k])
+    # the middle of a block keeps its own vector; a uniform field is its translation
+    assert np.array_equal(moved[0][24:26, 24:26], plain[0][24:26, 24:26])
+    rows, cols = MotionField.grid(8, 37, 45)
+    uniform = MotionField(8, np.array([[(-6, 3)] * cols] * rows, dtype=np.int64), (0, 0), overlapped=True)
+    for a, b in zip(compensate(frame.planes, uniform, True), compensate(frame.planes, (-6, 3), True)):
+        assert np.array_equal(a, b)
+
+
+def test_prediction_tools_travel_in_version_5_and_damage_is_refused():
+    field = _field(16, [[(3, -1), (4, 0)], [(-20, 7), (4, 0)]], base=(4, 0))
+    payload = FramePayload(b"m", b"latents", frame_type=FrameType.PREDICTED, mask_coding=MaskCoding.DELTA,
+                           reference=1, motion=field)
+    plain = bitstream.pack_frame(payload)
+    overlapped = bitstream.pack_frame(replace(payload, motion=replace(field, overlapped=True)))
+    # FORMAT.md 3.2: the version-3 packet with version 5 and, after the mask, the tools byte
+    # (motion 2: overlapped field; bit 2 clear: differences from the base, shorter here)
+    assert (plain[0], overlapped[0]) == (bitstream.FRAME_VERSION_FIELD, bitstream.FRAME_VERSION_TOOLS)
+    assert overlapped == bytes([5]) + plain[1:9] + bytes([2]) + plain[9:]
+    parsed = bitstream.unpack_frame(overlapped).motion
+    assert parsed == replace(field, overlapped=True) and parsed != field
+    # a field that moves together away from the base: the neighbours' median (bit 2)
+    together = _field(16, [[(40, -21), (41, -21), (41, -20)], [(40, -20), (41, -20), (41, -20)]])
+    packed = bitstream.pack_frame(replace(payload, motion=replace(together, overlapped=True)))
+    assert packed[9] == 2 | 4 and bitstream.unpack_frame(packed).motion == replace(together, overlapped=True)
+    damaged = {
+        "has reserved values": (9, 0x03),    # motion kind 3
+        "reserved values": (9, 0x0A),        # bit 3
+        "median vector code without a motion field": (9, 0x04),
+    }
+    for problem, (offset, value) in damaged.items():
+        bad = bytearray(overlapped)
+        bad[offset] = value
+        with pytest.raises(FormatError, match=problem):
+            bitstream.unpack_frame(bytes(bad))
+    with pytest.raises(FormatError, match="truncated prediction tools"):
+        bitstream.unpack_frame(overlapped[:9])
+    intra = bytearray(overlapped)
+    intra[1], intra[3] = FrameType.INTRA, 0
+    with pytest.raises(FormatError, match="for predicted frames"):
+        bitstream.unpack_frame(bytes(intra))
 
 
 def test_motion_field_packets_round_trip_and_damage_is_refused():
@@ -314,3 +407,12 @@ def test_block_vectors_weigh_their_bits_against_the_prediction_error():
     moving = lambda f: int(np.any(as_field(f).vectors != np.array(as_field(f).base), axis=-1).sum())  # noqa: E731
     assert moving(free) > moving(weighed)
     assert rate_distortion(weighed) <= rate_distortion(free) * 1.01
+
+
+
+def test_a_sheared_picture_is_predicted_with_overlapped_blocks_that_decode_exactly():
+    frames = [to_yuv420(f) for f in sheared(3)]
+    data, coded = encode(frames, gop=3, options=SHORT_FAST)
+    payloads = frame_payloads(data)
+    assert all(isinstance(p.motion, MotionField) and p.motion.overlapped for p in payloads[1:])
+    assert all(same_planes(d, c.reconstruction) for d, c in zip(LottoReader(data), coded))

@@ -50,6 +50,17 @@ def two_motions(n: int, height: int = 48, width: int = 64) -> list[Frame]:
     return frames
 
 
+def sheared(n: int, height: int = 48, width: int = 64) -> list[Frame]:
+    """A real picture sheared a little more each frame (row y moves by k * y / 12 samples in
+    frame k): the motion changes inside every block, which overlapped blocks predict better."""
+    big = read_image(SAMPLES_DIR / "kodim23_192x128.png").to_array()
+    frames = []
+    for k in range(n):
+        rows = [big[20 + y, 40 + (k * y) // 12 : 40 + (k * y) // 12 + width] for y in range(height)]
+        frames.append(Frame.from_array(np.ascontiguousarray(np.stack(rows)), pts=k))
+    return frames
+
+
 def to_yuv420(frame: Frame, bits: int = 8) -> Frame:
     """BT.601 full-range 4:2:0 from RGB planes (an independent, plain conversion for test input)."""
     r, g, b = (p.astype(np.float64) for p in frame.planes)
@@ -242,6 +253,7 @@ GOLDEN_STREAMS = {
     "pan_gray_1f_v2.lotto": "gray",
     "two_motions_yuv420p_field_3f_v2.lotto": "yuv420p-field-v3",
     "two_motions_yuv420p_predicted_field_3f_v2.lotto": "yuv420p-field",
+    "sheared_yuv420p_overlapped_3f_v2.lotto": "yuv420p-overlapped",
 }
 #: written by an earlier encoder, which coded every field against the base vector (frame version 3),
 #: and kept as it is (never regenerated) so that a real stream of version-3 fields stays tested
@@ -261,6 +273,8 @@ def golden_frames(kind: str) -> tuple[list[Frame], int, bool]:
         return [Frame([to_yuv420(frame).planes[0]], "gray", pts=frame.pts)], 1, False
     if kind == "yuv420p-field":  # predicted frames whose motion is a field of block vectors
         return [to_yuv420(f) for f in two_motions(3, height=48, width=64)], 3, True
+    if kind == "yuv420p-overlapped":  # fields compensated with overlapped blocks
+        return [to_yuv420(f) for f in sheared(3)], 3, True
     return [to_yuv420(f) for f in pan(4, height=15, width=22, step=1)], 4, True
 
 
@@ -286,6 +300,8 @@ def test_version_2_golden_streams_decode_to_pinned_pixels(name):
         assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_FIELD in versions[1:]
     if GOLDEN_STREAMS[name] == "yuv420p-field":
         assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_FIELD_PREDICTED in versions[1:]
+    if GOLDEN_STREAMS[name] == "yuv420p-overlapped":
+        assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_TOOLS in versions[1:]
     assert StreamReader(data).header.format_version == 2
 
 

@@ -23,7 +23,9 @@ FRAME_VERSION_1, FRAME_VERSION = 1, 2
 #: neighbours' median (version 4, model.motion.vector_differences); the encoder writes the shorter
 FRAME_VERSION_FIELD, FRAME_VERSION_FIELD_PREDICTED = 3, 4
 FIELD_VERSIONS = (FRAME_VERSION_FIELD, FRAME_VERSION_FIELD_PREDICTED)
-
+#: a predicted frame whose prediction tools are listed in a byte after its mask code
+#: (``PredictionTools``): so far, overlapped block compensation
+FRAME_VERSION_TOOLS = 5
 _FRAME_HEAD_V2 = struct.Struct("<BBBBI")
 #: a predicted frame's motion vector, after its mask code
 _MOTION = struct.Struct("<hh")
@@ -50,6 +52,16 @@ class MaskCoding(IntEnum):
 
     ABSOLUTE = 0
     DELTA = 1
+
+
+class PredictionTools:
+    """The tools byte of a version-5 frame packet: bits 0-1 the motion (0 one vector, 1 a field,
+    2 a field of overlapped blocks; 3 reserved), bit 2 a field's vectors coded against the
+    neighbours' median (else against the base vector); bits 3-7 reserved, zero."""
+
+    MOTION_MASK, VECTOR, FIELD, OVERLAPPED = 0b11, 0, 1, 2
+    MEDIAN = 1 << 2
+    KNOWN = 0b111
 
 
 @dataclass(frozen=True)
@@ -136,7 +148,8 @@ def pack_frame(payload: FramePayload) -> bytes:
     """version (u8) | frame type (u8) | mask coding (u8) | reference (u8) | mask code length
     (u32 LE) | mask code | [predicted frames: the motion] | latent code. The motion is one vector
     (x, y: i16 LE each) in version 2, a field of block vectors in version 3 or 4 (``_pack_field``);
-    a predicted frame whose field is one translation is written as version 2."""
+    a predicted frame whose field is one translation is written as version 2. A field of
+    overlapped blocks is version 5: the tools byte (``PredictionTools``), then the field."""
     if _reference_problem(payload.frame_type, payload.mask_coding, payload.reference):
         raise ValueError("a delta-coded mask or a predicted frame needs a reference frame, and only they do")
     field = as_field(payload.motion)
@@ -144,37 +157,40 @@ def pack_frame(payload: FramePayload) -> bytes:
     if payload.frame_type != FrameType.PREDICTED:
         if field.vectors.any():
             raise ValueError("only a predicted frame has motion")
+    elif field.overlapped and not field.is_translation:
+        median, motion = _pack_field(field)
+        version, motion = FRAME_VERSION_TOOLS, bytes([PredictionTools.OVERLAPPED | (PredictionTools.MEDIAN if median else 0)]) + motion
     elif field.is_translation:
         motion = _MOTION.pack(*(int(v) for v in field.vectors[0, 0]))
     else:
-        version, motion = _pack_field(field)
+        median, motion = _pack_field(field)
+        version = FRAME_VERSION_FIELD_PREDICTED if median else FRAME_VERSION_FIELD
     head = _FRAME_HEAD_V2.pack(version, payload.frame_type, payload.mask_coding, payload.reference, len(payload.mask))
     return head + payload.mask + motion + payload.latents
 
 
-def _pack_field(field: MotionField) -> tuple[int, bytes]:
-    """(frame version, motion bytes): block (u8) | rows, cols (u16 LE each) | base x, y (i16 LE
+def _pack_field(field: MotionField) -> tuple[bool, bytes]:
+    """(against the median, motion bytes): block (u8) | rows, cols (u16 LE each) | base x, y (i16 LE
     each) | k (u8) | code length L (u32 LE) | L bytes: the signed exp-Golomb code (order k) of each
     block's vector less its predicted vector, blocks in raster order, padded with zero bits to a
-    byte. The prediction is the base vector in version 3 and the neighbours' median in version 4
-    (``vector_differences``); the shorter code is written (version 4 on a tie)."""
+    byte. The prediction is the base vector (version 3) or the neighbours' median (version 4,
+    ``vector_differences``); the shorter code is written (the median on a tie)."""
     rows, cols = field.vectors.shape[:2]
     if field.block not in FIELD_BLOCKS[1:] or not (1 <= rows < 1 << 16 and 1 <= cols < 1 << 16):
         raise ValueError(f"a motion field of {rows}x{cols} blocks of {field.block} does not fit the frame packet")
     if field.vectors.min() < _I16[0] or field.vectors.max() > _I16[1] or not all(_I16[0] <= v <= _I16[1] for v in field.base):
         raise ValueError("motion vectors must fit 16 bits")
     candidates = []
-    for version, differences in ((FRAME_VERSION_FIELD_PREDICTED, vector_differences(field)),
-                                 (FRAME_VERSION_FIELD, field.vectors - np.array(field.base))):
+    for median, differences in ((True, vector_differences(field)), (False, field.vectors - np.array(field.base))):
         flat = differences.reshape(-1)
         k = entropy.best_exp_golomb_order(flat)
         code = entropy.exp_golomb_encode(flat, k)
-        candidates.append((version, _FIELD_HEAD.pack(field.block, rows, cols, *field.base, k, len(code)) + code))
-    return min(candidates, key=lambda candidate: len(candidate[1]))  # the first, version 4, on a tie
+        candidates.append((median, _FIELD_HEAD.pack(field.block, rows, cols, *field.base, k, len(code)) + code))
+    return min(candidates, key=lambda candidate: len(candidate[1]))  # the first, the median's, on a tie
 
 
-def _unpack_field(data: bytes, at: int, version: int) -> tuple[MotionField, int]:
-    """A motion field of frame version 3 (differences from the base) or 4 (from the predictor)."""
+def _unpack_field(data: bytes, at: int, median: bool, overlapped: bool = False) -> tuple[MotionField, int]:
+    """A motion field whose vectors are coded against the neighbours' median or the base vector."""
     if len(data) < at + _FIELD_HEAD.size:
         raise FormatError("frame packet: truncated motion field")
     block, rows, cols, base_x, base_y, k, length = _FIELD_HEAD.unpack_from(data, at)
@@ -194,13 +210,35 @@ def _unpack_field(data: bytes, at: int, version: int) -> tuple[MotionField, int]
     differences = values.reshape(rows, cols, 2)
     if np.abs(differences).max() > _I16[1] - _I16[0]:  # no two 16-bit vectors differ by more
         raise FormatError("frame packet: motion vector difference beyond 16 bits")
-    if version == FRAME_VERSION_FIELD:
-        vectors = differences + np.array([base_x, base_y])
-    else:
+    if median:
         vectors = vectors_from_differences(differences, (base_x, base_y))
+    else:
+        vectors = differences + np.array([base_x, base_y])
     if vectors.min() < _I16[0] or vectors.max() > _I16[1]:
         raise FormatError("frame packet: motion vector beyond 16 bits")
-    return MotionField(block, vectors, (base_x, base_y)), at + length
+    return MotionField(block, vectors, (base_x, base_y), overlapped), at + length
+
+
+def _unpack_tools(data: bytes, at: int) -> tuple[MotionField | tuple[int, int], int]:
+    """A version-5 packet's tools byte and motion; returns the motion and where the latents start."""
+    if len(data) <= at:
+        raise FormatError("frame packet: truncated prediction tools")
+    tools = data[at]
+    at += 1
+    kind = tools & PredictionTools.MOTION_MASK
+    if tools & ~PredictionTools.KNOWN or kind > PredictionTools.OVERLAPPED:
+        raise FormatError(f"frame packet: prediction tools byte {tools:#04x} has reserved values")
+    motion: MotionField | tuple[int, int]
+    if kind == PredictionTools.VECTOR:
+        if tools & PredictionTools.MEDIAN:
+            raise FormatError("frame packet: a median vector code without a motion field")
+        if len(data) < at + _MOTION.size:
+            raise FormatError("frame packet: truncated motion vector")
+        motion = _MOTION.unpack_from(data, at)
+        at += _MOTION.size
+    else:
+        motion, at = _unpack_field(data, at, bool(tools & PredictionTools.MEDIAN), kind == PredictionTools.OVERLAPPED)
+    return motion, at
 
 
 def unpack_frame(data: bytes, format_version: int = 2) -> FramePayload:
@@ -209,10 +247,10 @@ def unpack_frame(data: bytes, format_version: int = 2) -> FramePayload:
     if len(data) < _FRAME_HEAD_V2.size:
         raise FormatError("frame packet: truncated")
     version, frame_type, mask_coding, reference, mask_len = _FRAME_HEAD_V2.unpack_from(data, 0)
-    if version not in (FRAME_VERSION, *FIELD_VERSIONS):
+    if version not in (FRAME_VERSION, *FIELD_VERSIONS, FRAME_VERSION_TOOLS):
         raise UnsupportedError(f"frame packet version {version} is not supported in format version 2 "
-                               f"(expected {FRAME_VERSION}, {FRAME_VERSION_FIELD} or {FRAME_VERSION_FIELD_PREDICTED})")
-    if version in FIELD_VERSIONS and frame_type != FrameType.PREDICTED:
+                               f"(expected {FRAME_VERSION} to {FRAME_VERSION_TOOLS})")
+    if version in (*FIELD_VERSIONS, FRAME_VERSION_TOOLS) and frame_type != FrameType.PREDICTED:
         raise FormatError(f"frame packet: version {version} is for predicted frames")
     if frame_type not in FrameType.__members__.values():
         raise UnsupportedError(f"frame packet: frame type {frame_type} is not supported by this build")
@@ -227,8 +265,10 @@ def unpack_frame(data: bytes, format_version: int = 2) -> FramePayload:
     body = _FRAME_HEAD_V2.size
     latents_at = body + mask_len
     motion: MotionField | tuple[int, int] = (0, 0)
-    if version in FIELD_VERSIONS:
-        motion, latents_at = _unpack_field(data, latents_at, version)
+    if version == FRAME_VERSION_TOOLS:
+        motion, latents_at = _unpack_tools(data, latents_at)
+    elif version in FIELD_VERSIONS:
+        motion, latents_at = _unpack_field(data, latents_at, version == FRAME_VERSION_FIELD_PREDICTED)
     elif frame_type == FrameType.PREDICTED:
         if len(data) < latents_at + _MOTION.size:
             raise FormatError("frame packet: truncated motion vector")

@@ -5,7 +5,8 @@ and gray), in quarter samples of that plane; a block size of 0 means one vector 
 picture (a translation). A 4:2:0 chroma plane, half as wide, reads the same integers as eighth
 samples over blocks half as wide. Each sample is the bilinear interpolation of the four reference
 samples around its displaced position, coordinates clamped to the plane (repeated edges), rounded
-half up (docs/FORMAT.md, Part 3 §3.6). The encoder estimates a translation by block matching on
+half up (docs/FORMAT.md, Part 3 §3.6). A field's blocks may overlap: each sample then blends the
+predictions of its own block's vector and of its nearer neighbours'. The encoder estimates a translation by block matching on
 the pictures themselves (``estimate_translation``: a coarse integer search on a half-resolution
 luma, refined to whole and then quarter samples), then each block's vector around it
 (``estimate_field``).
@@ -13,7 +14,7 @@ luma, refined to whole and then quarter samples), then each block's vector aroun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -68,6 +69,8 @@ class MotionField:
     vectors: np.ndarray  # (rows, cols, 2) int64: (mx, my) per block
     #: the picture's translation, from which the packet codes each block's difference
     base: tuple[int, int] = (0, 0)
+    #: compensated with overlapped blocks (``_overlap_blocks``) rather than each block on its own
+    overlapped: bool = False
 
     @classmethod
     def translation(cls, mx: int, my: int) -> "MotionField":
@@ -87,7 +90,8 @@ class MotionField:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, MotionField):
             return NotImplemented
-        return self.block == other.block and np.array_equal(self.vectors, other.vectors)
+        return (self.block == other.block and self.overlapped == other.overlapped
+                and np.array_equal(self.vectors, other.vectors))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -107,7 +111,8 @@ def compensate(planes: list[np.ndarray], motion: "MotionField | tuple[int, int]"
         mx, my = (int(v) for v in field.vectors[0, 0])
         return [shift_plane(plane, mx, my, MOTION_FRAC + (1 if chroma_420 and k else 0))
                 for k, plane in enumerate(planes)]
-    return [_shift_blocks(plane, field, 2 if chroma_420 and k else 1) for k, plane in enumerate(planes)]
+    shift = _overlap_blocks if field.overlapped else _shift_blocks
+    return [shift(plane, field, 2 if chroma_420 and k else 1) for k, plane in enumerate(planes)]
 
 
 def _shift_blocks(plane: np.ndarray, field: MotionField, subsampling: int) -> np.ndarray:
@@ -124,6 +129,56 @@ def _shift_blocks(plane: np.ndarray, field: MotionField, subsampling: int) -> np
     y = np.arange(height)[:, None] + (my >> frac)
     x = np.arange(width)[None, :] + (mx >> frac)
     return _bilinear(plane.astype(np.int64), y, x, my & (one - 1), mx & (one - 1), frac).astype(plane.dtype)
+
+
+#: fractional bits of an overlapped block's weights along one axis
+OVERLAP_BITS = 7
+
+
+def overlap_weights(size: int) -> np.ndarray:
+    """The weight (in 2^-OVERLAP_BITS) that a sample at position p = 0 .. size - 1 of its block
+    gives its own block's vector along one axis; the neighbouring block on its nearer side gets
+    the rest. A raised cosine of the distance from the block's centre, 1 there and 1/2 at the
+    block's edge: cos^2(pi * |2p + 1 - size| / (4 size)), rounded half up (docs/FORMAT.md 3.6
+    lists the tables)."""
+    p = np.arange(size)
+    return np.floor((1 << OVERLAP_BITS) * np.cos(np.pi * np.abs(2 * p + 1 - size) / (4 * size)) ** 2 + 0.5
+                    ).astype(np.int64)
+
+
+def _overlap_axis(length: int, size: int, blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Along one axis of a plane: each sample's block, the neighbouring block on its nearer side
+    (its own block beyond the outer blocks), and the own block's weight."""
+    own = np.minimum(np.arange(length) // size, blocks - 1)
+    position = np.minimum(np.arange(length) - own * size, size - 1)
+    nearer = np.where(2 * position + 1 < size, own - 1, own + 1)
+    return own, np.clip(nearer, 0, blocks - 1), overlap_weights(size)[position]
+
+
+def _overlap_blocks(plane: np.ndarray, field: MotionField, subsampling: int) -> np.ndarray:
+    """Overlapped block compensation: each sample blends the predictions (``_shift_blocks``'
+    bilinear samples) made with the vectors of its own block and of the neighbouring blocks on
+    its nearer side horizontally, vertically and diagonally, weighted by ``overlap_weights``
+    along each axis; rounded half up. Blocks no longer meet at edges the residual must then
+    code, and a block's vector also serves the samples beside it."""
+    height, width = plane.shape
+    frac = MOTION_FRAC + (subsampling - 1)
+    one = 1 << frac
+    size = field.block // subsampling
+    rows, cols = field.vectors.shape[:2]
+    own_y, near_y, weight_y = _overlap_axis(height, size, rows)
+    own_x, near_x, weight_x = _overlap_axis(width, size, cols)
+    reference = plane.astype(np.int64)
+    full = 1 << OVERLAP_BITS
+    total = np.full((height, width), 1 << (2 * OVERLAP_BITS - 1), dtype=np.int64)
+    for by, wy in ((own_y, weight_y), (near_y, full - weight_y)):
+        for bx, wx in ((own_x, weight_x), (near_x, full - weight_x)):
+            vectors = field.vectors[by][:, bx]
+            mx, my = vectors[..., 0], vectors[..., 1]
+            y = np.arange(height)[:, None] + (my >> frac)
+            x = np.arange(width)[None, :] + (mx >> frac)
+            total += wy[:, None] * wx[None, :] * _bilinear(reference, y, x, my & (one - 1), mx & (one - 1), frac)
+    return (total >> (2 * OVERLAP_BITS)).astype(plane.dtype)
 
 
 def _block_prediction(reference: np.ndarray, y0: int, x0: int, h: int, w: int, mx: int, my: int) -> np.ndarray:
@@ -206,7 +261,8 @@ def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak
     difference from the translation, as the search weighs distortion and rate, so that areas the
     translation predicts well enough cost no vector bits. The field is kept only where the squared
     error it saves outweighs ``lmbda`` times its bits (``field_bits``); otherwise the translation
-    alone."""
+    alone. A kept field is compensated with overlapped blocks where that predicts ``target`` with
+    a smaller squared error (the vectors stay those chosen for blocks on their own)."""
     translation = estimate_translation(reference, target)
     reference = reference.astype(np.float64)
     target = target.astype(np.float64)
@@ -258,9 +314,12 @@ def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak
     # the field must pay for its bits, at the search's trade-off (D on a [0, 1] scale, per pixel)
     with_field = float(np.mean((_shift_blocks(reference, field, 1) - target) ** 2))
     without = float(np.mean((translated - target) ** 2))
-    if (without - with_field) / peak**2 > lmbda * field_bits(field) / target.size:
-        return field
-    return MotionField.translation(*translation)
+    if (without - with_field) / peak**2 <= lmbda * field_bits(field) / target.size:
+        return MotionField.translation(*translation)
+    overlapped = replace(field, overlapped=True)
+    if np.mean((_overlap_blocks(reference, overlapped, 1) - target) ** 2) < with_field:
+        return overlapped
+    return field
 
 
 def _cost(reference: np.ndarray, target: np.ndarray, dx: int, dy: int, margin: int) -> float:
