@@ -128,8 +128,16 @@ def test_predicted_frame_packets_carry_their_motion_and_reference():
                            reference=1, motion=(-7, 300))
     data = bitstream.pack_frame(payload)
     assert bitstream.unpack_frame(data) == payload
+    # version 5 (FORMAT.md 3.2): head, tools 0 (one vector), varint mask length and code, zigzag
+    # varints of -7 (13) and 300 (600 = 0xD8 0x04)
+    assert data == bytes([5, 1, 1, 1, 0, 1]) + b"m" + bytes([13, 0xD8, 0x04]) + b"latents"
     with pytest.raises(FormatError, match="motion"):
-        bitstream.unpack_frame(data[: 8 + 1 + 3])
+        bitstream.unpack_frame(data[:8])
+    version_2 = bitstream.pack_frame(payload, version=2)
+    assert version_2 == bytes([2, 1, 1, 1]) + struct.pack("<I", 1) + b"m" + struct.pack("<hh", -7, 300) + b"latents"
+    assert bitstream.unpack_frame(version_2) == payload
+    with pytest.raises(FormatError, match="motion"):
+        bitstream.unpack_frame(version_2[: 8 + 1 + 3])
     two_back = bytearray(data)
     two_back[3] = 2
     with pytest.raises(UnsupportedError, match="reference 2"):
@@ -227,52 +235,68 @@ def test_overlapped_blocks_blend_their_neighbours_as_the_format_says(bits):
         assert np.array_equal(a, b)
 
 
-def test_prediction_tools_travel_in_version_5_and_damage_is_refused():
+def test_version_5_packets_are_compact_and_damage_is_refused():
     field = _field(16, [[(3, -1), (4, 0)], [(-20, 7), (4, 0)]], base=(4, 0))
-    payload = FramePayload(b"m", b"latents", frame_type=FrameType.PREDICTED, mask_coding=MaskCoding.DELTA,
-                           reference=1, motion=field)
-    plain = bitstream.pack_frame(payload)
-    overlapped = bitstream.pack_frame(replace(payload, motion=replace(field, overlapped=True)))
-    # FORMAT.md 3.2: the version-3 packet with version 5 and, after the mask, the tools byte
-    # (motion 2: overlapped field; bit 2 clear: differences from the base, shorter here)
-    assert (plain[0], overlapped[0]) == (bitstream.FRAME_VERSION_FIELD, bitstream.FRAME_VERSION_TOOLS)
-    assert overlapped == bytes([5]) + plain[1:9] + bytes([2]) + plain[9:]
-    parsed = bitstream.unpack_frame(overlapped).motion
-    assert parsed == replace(field, overlapped=True) and parsed != field
-    # a field that moves together away from the base: the neighbours' median (bit 2)
+    payload = FramePayload(bitstream.EMPTY_MASK_DELTA, b"latents", frame_type=FrameType.PREDICTED,
+                           mask_coding=MaskCoding.DELTA, reference=1, motion=replace(field, overlapped=True))
+    data = bitstream.pack_frame(payload)
+    # FORMAT.md 3.2 by hand: tools 2 (overlapped field, base-vector code) | 8 (the reference's mask:
+    # no mask code); block 16 (code 1) with k = 1; rows 2, cols 2; base 4 -> 8, 0 -> 0; the code
+    base_code = entropy.exp_golomb_encode(np.array([-1, -1, 0, 0, -24, 7, 0, 0]), 1)
+    assert data == bytes([5, 1, 1, 1, 2 | 8, 1 | 1 << 2, 2, 2, 8, 0, len(base_code)]) + base_code + b"latents"
+    assert bitstream.unpack_frame(data) == payload
+    assert bitstream.unpack_frame(data).motion != field  # overlapped is part of the motion
+    # a field that moves together away from the base: the neighbours' median (bit 2); a mask code
     together = _field(16, [[(40, -21), (41, -21), (41, -20)], [(40, -20), (41, -20), (41, -20)]])
-    packed = bitstream.pack_frame(replace(payload, motion=replace(together, overlapped=True)))
-    assert packed[9] == 2 | 4 and bitstream.unpack_frame(packed).motion == replace(together, overlapped=True)
+    changed = replace(payload, mask=b"\x01\x00\x00\x00xyz", motion=together)
+    packed = bitstream.pack_frame(changed)
+    assert packed[4] == 1 | 4 and packed[5:13] == bytes([7]) + changed.mask
+    assert bitstream.unpack_frame(packed) == changed
     damaged = {
-        "has reserved values": (9, 0x03),    # motion kind 3
-        "reserved values": (9, 0x0A),        # bit 3
-        "median vector code without a motion field": (9, 0x04),
+        "has reserved values": (4, 0x0B),       # motion kind 3
+        "reserved values": (4, 0x1A),           # bit 4
+        "median vector code without a motion field": (4, 0x04 | 0x08),
+        "order 63": (5, 0xFD),                  # k from the field byte's top bits
+        "field of 0x2 blocks": (6, 0),
+        "code length 100": (10, 100),           # beyond the packet
     }
     for problem, (offset, value) in damaged.items():
-        bad = bytearray(overlapped)
+        bad = bytearray(data)
         bad[offset] = value
         with pytest.raises(FormatError, match=problem):
             bitstream.unpack_frame(bytes(bad))
-    with pytest.raises(FormatError, match="truncated prediction tools"):
-        bitstream.unpack_frame(overlapped[:9])
-    intra = bytearray(overlapped)
+    absolute = bytearray(data)
+    absolute[2] = MaskCoding.ABSOLUTE
+    with pytest.raises(FormatError, match="absolute mask coding"):
+        bitstream.unpack_frame(bytes(absolute))
+    endless = bytes([5, 1, 1, 1, 0]) + b"\xff" * 6  # a mask length with no last byte
+    with pytest.raises(FormatError, match="longer than 5 bytes"):
+        bitstream.unpack_frame(endless)
+    huge_vector = bytes([5, 1, 1, 1, 8]) + bytes([0x80, 0x80, 0x04, 0])  # zigzag 65536: beyond 16 bits
+    with pytest.raises(FormatError, match="motion vector 65536"):
+        bitstream.unpack_frame(huge_vector)
+    with pytest.raises(FormatError, match="truncated"):
+        bitstream.unpack_frame(data[:5])
+    intra = bytearray(data)
     intra[1], intra[3] = FrameType.INTRA, 0
     with pytest.raises(FormatError, match="for predicted frames"):
         bitstream.unpack_frame(bytes(intra))
+    with pytest.raises(ValueError, match="need frame version 5"):
+        bitstream.pack_frame(payload, version=4)
 
 
 def test_motion_field_packets_round_trip_and_damage_is_refused():
     field = _field(16, [[(3, -1), (4, 0)], [(-20, 7), (4, 0)]], base=(4, 0))
     payload = FramePayload(b"m", b"latents", frame_type=FrameType.PREDICTED, mask_coding=MaskCoding.DELTA,
                            reference=1, motion=field)
-    data = bitstream.pack_frame(payload)
-    # the shorter code is written: differences from the base here (-1 -1 0 0 -24 7 0 0), from the
-    # neighbours' median for a field that moves together away from the base
+    # the older layouts, which readers still decode: differences from the base (version 3), from
+    # the neighbours' median (version 4)
+    data = bitstream.pack_frame(payload, version=bitstream.FRAME_VERSION_FIELD)
     assert data[0] == bitstream.FRAME_VERSION_FIELD
     parsed = bitstream.unpack_frame(data)
     assert parsed.motion == field and parsed.latents == b"latents" and parsed.mask == b"m"
     together = _field(16, [[(40, -21), (41, -21), (41, -20)], [(40, -20), (41, -20), (41, -20)]], base=(0, 0))
-    packed = bitstream.pack_frame(replace(payload, motion=together))
+    packed = bitstream.pack_frame(replace(payload, motion=together), version=bitstream.FRAME_VERSION_FIELD_PREDICTED)
     assert packed[0] == bitstream.FRAME_VERSION_FIELD_PREDICTED
     assert bitstream.unpack_frame(packed).motion == together
     # version 4 of the first field, written by hand: each vector less its prediction from FORMAT.md
@@ -287,9 +311,9 @@ def test_motion_field_packets_round_trip_and_damage_is_refused():
     huge = data[:9] + struct.pack("<BHHhhBI", 16, 2, 2, 4, 0, 0, len(huge_code)) + huge_code + b"latents"
     with pytest.raises(FormatError, match="difference beyond 16 bits"):
         bitstream.unpack_frame(huge)
-    # one vector for every block travels as a version-2 translation
+    # one vector for every block travels as one vector
     uniform = bitstream.pack_frame(replace(payload, motion=_field(16, [[(4, 0), (4, 0)]], base=(4, 0))))
-    assert uniform[0] == bitstream.FRAME_VERSION and bitstream.unpack_frame(uniform).motion == (4, 0)
+    assert uniform[4] == 0 and bitstream.unpack_frame(uniform).motion == (4, 0)
     field_at = 8 + 1  # head, then the 1-byte mask code
     damaged = {
         "blocks of 12 samples": (field_at, 12),          # not 8, 16, 32 or 64

@@ -255,9 +255,10 @@ GOLDEN_STREAMS = {
     "two_motions_yuv420p_predicted_field_3f_v2.lotto": "yuv420p-field",
     "sheared_yuv420p_overlapped_3f_v2.lotto": "yuv420p-overlapped",
 }
-#: written by an earlier encoder, which coded every field against the base vector (frame version 3),
-#: and kept as it is (never regenerated) so that a real stream of version-3 fields stays tested
-LEGACY_GOLDEN = {"yuv420p-field-v3"}
+#: written by earlier encoders and kept as they are (never regenerated), so that real streams of the
+#: older predicted-frame layouts stay tested: version 2 (one vector), version 3 (every field coded
+#: against the base vector) and version 4 (fields against the neighbours' median)
+LEGACY_GOLDEN = {"yuv420p-inter", "yuv420p-field-v3", "yuv420p-field"}
 
 
 def golden_frames(kind: str) -> tuple[list[Frame], int, bool]:
@@ -301,7 +302,7 @@ def test_version_2_golden_streams_decode_to_pinned_pixels(name):
     if GOLDEN_STREAMS[name] == "yuv420p-field":
         assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_FIELD_PREDICTED in versions[1:]
     if GOLDEN_STREAMS[name] == "yuv420p-overlapped":
-        assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_TOOLS in versions[1:]
+        assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_COMPACT in versions[1:]
     assert StreamReader(data).header.format_version == 2
 
 

@@ -55,9 +55,10 @@ FIELD_BLOCKS = (0, 8, 16, 32, 64)
 ENCODER_BLOCK = 16
 #: how far (whole samples of the first plane) a block's vector may stray from the translation
 BLOCK_SEARCH_RANGE = 6
-#: what a field costs beyond a translation before its vectors: the frame packet's field head
-#: (14 bytes) less the translation's 4 bytes, in bits
-FIELD_EXTRA_BITS = 80
+#: what a field costs beyond a translation before its vectors: a version-5 packet's field head
+#: (about 7 bytes: block and order, rows, columns, base vector, code length) less one vector's
+#: (about 3), in bits
+FIELD_EXTRA_BITS = 32
 
 
 @dataclass(frozen=True)
