@@ -49,10 +49,20 @@ def shift_plane(plane: np.ndarray, mx: int, my: int, frac: int) -> np.ndarray:
 
 #: block sizes a motion field may use (samples of the first plane); 0: one vector for the picture
 FIELD_BLOCKS = (0, 8, 16, 32, 64)
-#: the block size the encoder uses. Measured on the source frames of the shared clips (mean luma
-#: MSE of the prediction over frames 1-3): one translation 285 / 554 / 248 (park_joy, bus,
-#: CiscoVT2people), 16x16 blocks within +-6 samples of it 106 / 142 / 32
-ENCODER_BLOCK = 16
+#: the block sizes the encoder uses: 8x8 below FINE_BLOCK_LAMBDA (high qualities), 16x16 above.
+#: On the source frames of the shared clips (mean luma MSE of the prediction over frames 1-3): one
+#: translation 285 / 554 / 248 (park_joy, bus, CiscoVT2people), 16x16 blocks within +-6 samples of
+#: it 106 / 142 / 32. D + lambda R of 8x8 against 16x16 blocks (fast, 6-frame crops, overlapped
+#: blocks; park_joy / CiscoVT2people / bus): quality 75 -9.0 / -4.2 / -2.1 %, 60 -5.3 / -1.5 / +0.4 %,
+#: 45 +1.3 / +3.5 % (the vectors cost more than they save)
+ENCODER_BLOCK, FINE_BLOCK = 16, 8
+#: between quality 45 (6.5e-4) and 60 (2.1e-4)
+FINE_BLOCK_LAMBDA = 2.5e-4
+
+
+def encoder_block(lmbda: float) -> int:
+    """The block size of the fields the encoder estimates at this lambda."""
+    return FINE_BLOCK if lmbda < FINE_BLOCK_LAMBDA else ENCODER_BLOCK
 #: how far (whole samples of the first plane) a block's vector may stray from the translation
 BLOCK_SEARCH_RANGE = 6
 #: what a field costs beyond a translation before its vectors: a version-5 packet's field head
@@ -253,9 +263,9 @@ VECTOR_RATE_WEIGHT = 0.25
 
 
 def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak: int,
-                   block: int = ENCODER_BLOCK, rate_weight: float = VECTOR_RATE_WEIGHT) -> MotionField:
-    """A vector per block that best predicts ``target`` from ``reference`` (2-D planes of one size,
-    the first plane's): the picture's translation (``estimate_translation``), then for each block
+                   block: int | None = None, rate_weight: float = VECTOR_RATE_WEIGHT) -> MotionField:
+    """A vector per block (of ``block`` samples, by default ``encoder_block(lmbda)``) that best
+    predicts ``target`` from ``reference`` (2-D planes of one size, the first plane's): the picture's translation (``estimate_translation``), then for each block
     the whole-sample displacements within BLOCK_SEARCH_RANGE of it and the quarter samples around
     the best. Each block's vector minimises its prediction's squared error (on a [0, 1] scale,
     ``peak``: the samples' largest value) plus ``lmbda`` times ``rate_weight`` times the bits of its
@@ -264,6 +274,7 @@ def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak
     error it saves outweighs ``lmbda`` times its bits (``field_bits``); otherwise the translation
     alone. A kept field is compensated with overlapped blocks where that predicts ``target`` with
     a smaller squared error (the vectors stay those chosen for blocks on their own)."""
+    block = encoder_block(lmbda) if block is None else block
     translation = estimate_translation(reference, target)
     reference = reference.astype(np.float64)
     target = target.astype(np.float64)
