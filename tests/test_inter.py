@@ -223,7 +223,8 @@ def test_overlapped_blocks_blend_their_neighbours_as_the_format_says(bits):
     field = MotionField(16, np.array(vectors, dtype=np.int64), (0, 0), overlapped=True)
     moved = compensate(frame.planes, field, chroma_420=True)
     plain = compensate(frame.planes, replace(field, overlapped=False), chroma_420=True)
-    for k, (plane, size, frac) in enumerate([(frame.planes[0], 16, 2), (frame.planes[1], 8, 3), (frame.planes[2], 8, 3)]):
+    layouts = [(frame.planes[0], 16, 2), (frame.planes[1], 8, 3), (frame.planes[2], 8, 3)]
+    for k, (plane, size, frac) in enumerate(layouts):
         assert moved[k].dtype == plane.dtype
         assert np.array_equal(moved[k], _overlapped_by_the_format(plane, field, size, frac)), k
         assert not np.array_equal(moved[k], plain[k])

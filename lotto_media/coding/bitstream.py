@@ -217,7 +217,8 @@ def _compact_motion(field: MotionField) -> tuple[int, bytes]:
 
 
 def _check_vector_range(field: MotionField) -> None:
-    if field.vectors.min() < _I16[0] or field.vectors.max() > _I16[1] or not all(_I16[0] <= v <= _I16[1] for v in field.base):
+    values = [int(field.vectors.min()), int(field.vectors.max()), *field.base]
+    if not all(_I16[0] <= v <= _I16[1] for v in values):
         raise ValueError("motion vectors must fit 16 bits")
 
 

@@ -6,10 +6,10 @@ picture (a translation). A 4:2:0 chroma plane, half as wide, reads the same inte
 samples over blocks half as wide. Each sample is the bilinear interpolation of the four reference
 samples around its displaced position, coordinates clamped to the plane (repeated edges), rounded
 half up (docs/FORMAT.md, Part 3 §3.6). A field's blocks may overlap: each sample then blends the
-predictions of its own block's vector and of its nearer neighbours'. The encoder estimates a translation by block matching on
-the pictures themselves (``estimate_translation``: a coarse integer search on a half-resolution
-luma, refined to whole and then quarter samples), then each block's vector around it
-(``estimate_field``).
+predictions of its own block's vector and of its nearer neighbours'. The encoder estimates a
+translation by block matching on the pictures themselves (``estimate_translation``: a coarse
+integer search on a half-resolution luma, refined to whole and then quarter samples), then each
+block's vector around it (``estimate_field``).
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ FINE_BLOCK_LAMBDA = 2.5e-4
 def encoder_block(lmbda: float) -> int:
     """The block size of the fields the encoder estimates at this lambda."""
     return FINE_BLOCK if lmbda < FINE_BLOCK_LAMBDA else ENCODER_BLOCK
+
+
 #: how far (whole samples of the first plane) a block's vector may stray from the translation
 BLOCK_SEARCH_RANGE = 6
 #: what a field costs beyond a translation before its vectors: a version-5 packet's field head
@@ -265,15 +267,17 @@ VECTOR_RATE_WEIGHT = 0.25
 def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak: int,
                    block: int | None = None, rate_weight: float = VECTOR_RATE_WEIGHT) -> MotionField:
     """A vector per block (of ``block`` samples, by default ``encoder_block(lmbda)``) that best
-    predicts ``target`` from ``reference`` (2-D planes of one size, the first plane's): the picture's translation (``estimate_translation``), then for each block
-    the whole-sample displacements within BLOCK_SEARCH_RANGE of it and the quarter samples around
-    the best. Each block's vector minimises its prediction's squared error (on a [0, 1] scale,
-    ``peak``: the samples' largest value) plus ``lmbda`` times ``rate_weight`` times the bits of its
+    predicts ``target`` from ``reference`` (2-D planes of one size, the first plane's): the
+    picture's translation (``estimate_translation``), then for each block the whole-sample
+    displacements within BLOCK_SEARCH_RANGE of it and the quarter samples around the best. Each
+    block's vector minimises its prediction's squared error (on a [0, 1] scale, ``peak``: the
+    samples' largest value) plus ``lmbda`` times ``rate_weight`` times the bits of its
     difference from the translation, as the search weighs distortion and rate, so that areas the
-    translation predicts well enough cost no vector bits. The field is kept only where the squared
-    error it saves outweighs ``lmbda`` times its bits (``field_bits``); otherwise the translation
-    alone. A kept field is compensated with overlapped blocks where that predicts ``target`` with
-    a smaller squared error (the vectors stay those chosen for blocks on their own)."""
+    translation predicts well enough cost no vector bits. The field is kept only where the
+    squared error it saves outweighs ``lmbda`` times its bits (``field_bits``); otherwise the
+    translation alone. A kept field is compensated with overlapped blocks where that predicts
+    ``target`` with a smaller squared error (the vectors stay those chosen for blocks on their
+    own)."""
     block = encoder_block(lmbda) if block is None else block
     translation = estimate_translation(reference, target)
     reference = reference.astype(np.float64)
