@@ -204,10 +204,8 @@ def _compact_motion(field: MotionField) -> tuple[int, bytes]:
     _check_field(field)
     rows, cols = field.vectors.shape[:2]
     candidates = []
-    for median, differences in ((True, vector_differences(field)), (False, field.vectors - np.array(field.base))):
-        flat = differences.reshape(-1)
-        k = entropy.best_exp_golomb_order(flat)
-        code = entropy.exp_golomb_encode(flat, k)
+    for median in (True, False):
+        k, code = _difference_code(field, median)
         head = bytes([_BLOCK_CODES.index(field.block) | k << 2]) + _varint(rows) + _varint(cols)
         head += _varint(_zigzag(field.base[0])) + _varint(_zigzag(field.base[1])) + _varint(len(code))
         candidates.append((median, head + code))
@@ -236,11 +234,18 @@ def _field_bytes(field: MotionField, median: bool) -> bytes:
     ``vector_differences``), blocks in raster order, padded with zero bits to a byte."""
     _check_field(field)
     rows, cols = field.vectors.shape[:2]
+    k, code = _difference_code(field, median)
+    return _FIELD_HEAD.pack(field.block, rows, cols, *field.base, k, len(code)) + code
+
+
+def _difference_code(field: MotionField, median: bool) -> tuple[int, bytes]:
+    """(k, code): the signed exp-Golomb code, of the order k that makes it shortest, of each
+    block's vector less its predicted vector (the neighbours' median, or the base vector), blocks
+    in raster order, x then y."""
     differences = vector_differences(field) if median else field.vectors - np.array(field.base)
     flat = differences.reshape(-1)
     k = entropy.best_exp_golomb_order(flat)
-    code = entropy.exp_golomb_encode(flat, k)
-    return _FIELD_HEAD.pack(field.block, rows, cols, *field.base, k, len(code)) + code
+    return k, entropy.exp_golomb_encode(flat, k)
 
 
 def _varint(value: int) -> bytes:

@@ -132,16 +132,22 @@ def _shift_blocks(plane: np.ndarray, field: MotionField, subsampling: int) -> np
     """``shift_plane`` with each block's own vector: blocks of ``field.block / subsampling``
     samples of this plane, vectors in 2^-(2 + log2 subsampling) samples of it."""
     height, width = plane.shape
-    frac = MOTION_FRAC + (subsampling - 1)
-    one = 1 << frac
     size = field.block // subsampling
     by = np.minimum(np.arange(height) // size, field.vectors.shape[0] - 1)
     bx = np.minimum(np.arange(width) // size, field.vectors.shape[1] - 1)
-    vectors = field.vectors[by][:, bx]  # (height, width, 2)
+    frac = MOTION_FRAC + (subsampling - 1)
+    return _displace(plane.astype(np.int64), field.vectors[by][:, bx], frac).astype(plane.dtype)
+
+
+def _displace(reference: np.ndarray, vectors: np.ndarray, frac: int) -> np.ndarray:
+    """The int64 plane ``reference`` with each sample displaced by its own vector ((height,
+    width, 2) in 2^-frac samples): the bilinear interpolation of ``shift_plane``, sample by sample."""
+    height, width = reference.shape
     mx, my = vectors[..., 0], vectors[..., 1]
     y = np.arange(height)[:, None] + (my >> frac)
     x = np.arange(width)[None, :] + (mx >> frac)
-    return _bilinear(plane.astype(np.int64), y, x, my & (one - 1), mx & (one - 1), frac).astype(plane.dtype)
+    one = 1 << frac
+    return _bilinear(reference, y, x, my & (one - 1), mx & (one - 1), frac)
 
 
 #: fractional bits of an overlapped block's weights along one axis
@@ -176,7 +182,6 @@ def _overlap_blocks(plane: np.ndarray, field: MotionField, subsampling: int) -> 
     code, and a block's vector also serves the samples beside it."""
     height, width = plane.shape
     frac = MOTION_FRAC + (subsampling - 1)
-    one = 1 << frac
     size = field.block // subsampling
     rows, cols = field.vectors.shape[:2]
     own_y, near_y, weight_y = _overlap_axis(height, size, rows)
@@ -186,11 +191,7 @@ def _overlap_blocks(plane: np.ndarray, field: MotionField, subsampling: int) -> 
     total = np.full((height, width), 1 << (2 * OVERLAP_BITS - 1), dtype=np.int64)
     for by, wy in ((own_y, weight_y), (near_y, full - weight_y)):
         for bx, wx in ((own_x, weight_x), (near_x, full - weight_x)):
-            vectors = field.vectors[by][:, bx]
-            mx, my = vectors[..., 0], vectors[..., 1]
-            y = np.arange(height)[:, None] + (my >> frac)
-            x = np.arange(width)[None, :] + (mx >> frac)
-            total += wy[:, None] * wx[None, :] * _bilinear(reference, y, x, my & (one - 1), mx & (one - 1), frac)
+            total += wy[:, None] * wx[None, :] * _displace(reference, field.vectors[by][:, bx], frac)
     return (total >> (2 * OVERLAP_BITS)).astype(plane.dtype)
 
 
