@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..model.arm import EXACT_SUM_LIMIT, IntegerArm
+from ..model.arm import EXACT_SUM_LIMIT, Arm, IntegerArm
 from ..model.config import ModelConfig
 from .entropy import best_exp_golomb_order, exp_golomb_decode, exp_golomb_encode
 from ..errors import FormatError
@@ -65,8 +65,7 @@ def module_shapes(config: ModelConfig, name: str) -> list[tuple[int, ...]]:
 def module_parameters(model: torch.nn.Module, name: str) -> list[torch.Tensor]:
     """The float parameters of a FrameModel module, in the order of ``module_shapes``."""
     if name == "arm":
-        arm = model.arm
-        return [arm.fc1.weight, arm.fc1.bias, arm.fc2.weight, arm.fc2.bias, arm.fc3.weight, arm.fc3.bias]
+        return arm_parameters(model.arm)
     if name == "upsampler":
         return [model.up_kernel]
     if name == "modulation":
@@ -74,6 +73,11 @@ def module_parameters(model: torch.nn.Module, name: str) -> list[torch.Tensor]:
         return [mod.fc0.weight, mod.fc0.bias, mod.fc1.weight, mod.fc1.bias,
                 mod.res2.weight, mod.res2.bias, mod.res3.weight, mod.res3.bias]
     raise KeyError(name)
+
+
+def arm_parameters(arm: Arm) -> list[torch.Tensor]:
+    """A float ARM's parameters in the order of ``module_shapes``."""
+    return [arm.fc1.weight, arm.fc1.bias, arm.fc2.weight, arm.fc2.bias, arm.fc3.weight, arm.fc3.bias]
 
 
 def quantize_module(params: list[torch.Tensor], frac: int) -> QuantizedModule:
