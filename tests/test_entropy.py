@@ -19,6 +19,8 @@ from lotto_media.coding.entropy import (
     ESCAPE,
     FREQ_BITS,
     bernoulli_frequency,
+    context_code_length,
+    latent_contexts,
     decode_latents,
     decode_mask,
     decode_mask_delta,
@@ -681,3 +683,83 @@ def test_the_decoders_stream_check_ends_streams_as_the_reference_encoder_does():
         damaged[-1] ^= 1 << 31
         assert latent_kernel.check_words(l64, f64, damaged) == latent_kernel.NOT_ENCODER_OUTPUT
     assert endings["held"] >= 5 and endings["two words"] >= 5, endings
+
+
+# -- temporal taps (docs/FORMAT.md 3.3) ------------------------------------------------------------
+
+#: (dy, dx) of the temporal taps as FORMAT.md lists them, written out here
+FORMAT_TEMPORAL_TAPS = [(0, 0), (0, -1), (0, 1), (-1, 0), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1)]
+
+
+def copying_arm(tap: int, taps: int = 9, frac: int = 8) -> IntegerArm:
+    """An ARM whose mean is the temporal tap ``tap`` exactly and whose scale is the smallest:
+    h1 = (relu(x), relu(-x)) of that tap, mu = h1[0] - h1[1], ln(scale) = -4.5."""
+    one = 1 << frac
+    w1 = np.zeros((2, 24 + taps))
+    w1[0, 24 + tap], w1[1, 24 + tap] = one, -one
+    w3 = np.array([[one, -one], [0, 0]], dtype=np.float64)
+    b3 = np.array([0.0, -4.5 * one])
+    return IntegerArm(w1, np.zeros(2), np.zeros((2, 2)), np.zeros(2), w3, b3, frac)
+
+
+def shifted_by_tap(previous: list[np.ndarray], dy: int, dx: int) -> list[np.ndarray]:
+    """latent[r][c] = previous[r + dy][c + dx], zero outside the grid (FORMAT.md's definition)."""
+    out = []
+    for level in previous:
+        h, w = level.shape
+        shifted = np.zeros_like(level)
+        for r in range(h):
+            for c in range(w):
+                if 0 <= r + dy < h and 0 <= c + dx < w:
+                    shifted[r, c] = level[r + dy, c + dx]
+        out.append(shifted)
+    return out
+
+
+@pytest.mark.parametrize("tap", range(9))
+def test_each_temporal_tap_reads_the_previous_latent_the_format_names(tap: int):
+    rng = np.random.default_rng(tap)
+    previous = [rng.integers(-20, 21, s) for s in SHAPES]
+    latents = shifted_by_tap(previous, *FORMAT_TEMPORAL_TAPS[tap])
+    arm = copying_arm(tap)
+    data = encode_latents(latents, arm, previous=previous)
+    # every latent is its tap's value: about 0.3 bits each, against ~6 with any other tap
+    n = sum(q.size for q in latents)
+    assert len(data) * 8 < 0.5 * n
+    wrong = encode_latents(latents, copying_arm((tap + 1) % 9), previous=previous)
+    assert len(wrong) > 4 * len(data)
+    assert same(decode_latents(data, SHAPES, arm, previous=previous), latents)
+    assert len(data) * 8 == pytest.approx(estimate_latent_bits(latents, arm, previous=previous), abs=40)
+
+
+def test_temporal_taps_read_zeros_without_a_previous_frame_and_decode_only_with_it():
+    rng = np.random.default_rng(5)
+    previous = [rng.integers(-20, 21, s) for s in SHAPES]
+    latents = [np.clip(p + rng.integers(-1, 2, p.shape), -64, 63) for p in previous]
+    arm = random_arm(2)
+    arm = IntegerArm(np.concatenate([arm.w1, np.eye(8, 3) * 256], axis=1), arm.b1, arm.w2, arm.b2, arm.w3, arm.b3,
+                     arm.frac)
+    zeros = [np.zeros_like(p) for p in previous]
+    assert encode_latents(latents, arm) == encode_latents(latents, arm, previous=zeros)
+    data = encode_latents(latents, arm, previous=previous)
+    assert same(decode_latents(data, SHAPES, arm, previous=previous), latents)
+    try:
+        assert not same(decode_latents(data, SHAPES, arm), latents)
+    except FormatError:
+        pass  # or the stream is refused: either way not these latents
+
+
+@pytest.mark.parametrize("taps", [0, 9])
+def test_pricing_from_gathered_contexts_equals_the_estimate(taps: int):
+    rng = np.random.default_rng(11 + taps)
+    previous = [rng.integers(-5, 6, s) for s in SHAPES]
+    latents = [np.clip(np.round(rng.laplace(0, 2.0, s)), -64, 63).astype(np.int64) for s in SHAPES]
+    latents[0][0, 0] = 60  # an escape
+    arm = random_arm(3, scale=0.5)
+    if taps:
+        arm = IntegerArm(np.concatenate([arm.w1, np.full((8, taps), 40.0)], axis=1), arm.b1, arm.w2, arm.b2,
+                         arm.w3, arm.b3, arm.frac)
+    context, values = latent_contexts(latents, 9, previous)
+    assert context.shape == (sum(q.size for q in latents), 33)
+    assert context_code_length(context, values, arm) == pytest.approx(
+        estimate_latent_bits(latents, arm, previous=previous), rel=1e-12)

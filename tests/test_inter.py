@@ -24,7 +24,7 @@ from lotto_media.model.motion import MotionField, as_field, compensate, estimate
 from lotto_media.options import EncodeOptions
 from lotto_media.plugins.image_io import read_image
 from lotto_media.stream import LottoReader, StreamDecoder
-from test_stream import encode, pan, same_planes, sheared, to_yuv420, two_motions
+from test_stream import encode, force_temporal_taps, pan, same_planes, sheared, to_yuv420, two_motions
 
 ULTRA = EncodeOptions(preset="ultrafast", steps=24, quality=50, threads=1)
 #: enough search for the residuals to settle, still a few seconds on 2 cores at 40x32
@@ -378,6 +378,30 @@ def test_a_group_with_predicted_frames_sends_both_network_sets():
     assert intra_only[0] == bitstream.GROUP_VERSION
     with pytest.raises(FormatError, match="trailing"):
         bitstream.unpack_group(group_payload + b"\0", header.model)
+
+
+def test_temporal_taps_travel_in_a_version_4_group_header_and_decode_exactly(monkeypatch):
+    force_temporal_taps(monkeypatch)
+    frames = [to_yuv420(f) for f in pan(4, height=16, width=24, step=1)]
+    data, coded = encode(frames, gop=4, options=ULTRA)
+    (group_payload,) = read_container(data).groups
+    header = read_container(data).header
+    group = bitstream.unpack_group(group_payload, header.model)
+    assert group_payload[0] == bitstream.GROUP_VERSION_TEMPORAL
+    assert group.predicted_nets.arm_temporal == 9 and group.nets.arm_temporal == 0
+    assert bitstream.pack_group(group) == group_payload
+    decoded = list(LottoReader(data, "pan.lotto"))
+    assert all(same_planes(d, c.reconstruction) for d, c in zip(decoded, coded))
+    # the tap count sits after the predicted set's ARM width: 0 or more than 9 taps are refused
+    intra_length = len(bitstream.pack_group(GroupHeader(group.arm_hidden, group.nets))) - 1
+    taps_at = 1 + intra_length + 1
+    assert group_payload[taps_at] == 9
+    for bad in (0, 10, 255):
+        damaged = group_payload[:taps_at] + bytes([bad]) + group_payload[taps_at + 1 :]
+        with pytest.raises(FormatError, match="temporal taps"):
+            bitstream.unpack_group(damaged, header.model)
+    with pytest.raises(FormatError):
+        bitstream.unpack_group(group_payload[: taps_at + 1], header.model)
 
 
 def test_a_predicted_frame_without_its_reference_is_refused():

@@ -11,12 +11,13 @@ import numpy as np
 
 from . import entropy, params
 from ..model.motion import FIELD_BLOCKS, MotionField, as_field, vector_differences, vectors_from_differences
+from ..model.arm import MAX_TEMPORAL
 from ..model.config import ModelConfig
 from ..errors import FormatError, UnsupportedError
 
 #: payload versions of format version 1 and 2 streams (the first byte of every GHDR / FRME payload);
 #: a version-2 stream's group with predicted frames has a version-3 header (it adds their networks)
-GROUP_VERSION_1, GROUP_VERSION, GROUP_VERSION_PREDICTED = 1, 2, 3
+GROUP_VERSION_1, GROUP_VERSION, GROUP_VERSION_PREDICTED, GROUP_VERSION_TEMPORAL = 1, 2, 3, 4
 FRAME_VERSION_1, FRAME_VERSION = 1, 2
 #: a predicted frame whose motion is a field of block vectors (model.motion.MotionField), each
 #: coded as its difference from the field's base vector (version 3) or from its
@@ -95,11 +96,17 @@ def _network_set(nets: params.QuantizedNetworks, arm_hidden: int) -> bytes:
 
 def pack_group(header: GroupHeader) -> bytes:
     """version 2 (u8) | ARM hidden width (u8) | the three modules' parameters; a group with
-    predicted frames: version 3 (u8) | the same for intra frames | the same for predicted frames."""
+    predicted frames: version 3 (u8) | the same for intra frames | the same for predicted frames;
+    version 4 when the predicted frames' ARM has temporal taps: their count (u8) follows that
+    set's width."""
     intra = _network_set(header.nets, header.arm_hidden)
     if header.predicted_nets is None:
         return bytes([GROUP_VERSION]) + intra
-    return bytes([GROUP_VERSION_PREDICTED]) + intra + _network_set(header.predicted_nets, header.predicted_arm_hidden)
+    taps = header.predicted_nets.arm_temporal
+    predicted = _network_set(header.predicted_nets, header.predicted_arm_hidden)
+    if not taps:
+        return bytes([GROUP_VERSION_PREDICTED]) + intra + predicted
+    return bytes([GROUP_VERSION_TEMPORAL]) + intra + predicted[:1] + bytes([taps]) + predicted[1:]
 
 
 def unpack_group(payload: bytes, config: ModelConfig, format_version: int = 2) -> GroupHeader:
@@ -107,7 +114,8 @@ def unpack_group(payload: bytes, config: ModelConfig, format_version: int = 2) -
     gives the ARM width, in version 2 the group header does."""
     if not payload:
         raise FormatError("group header: empty")
-    allowed = (GROUP_VERSION_1,) if format_version == 1 else (GROUP_VERSION, GROUP_VERSION_PREDICTED)
+    allowed = ((GROUP_VERSION_1,) if format_version == 1
+               else (GROUP_VERSION, GROUP_VERSION_PREDICTED, GROUP_VERSION_TEMPORAL))
     if payload[0] not in allowed:
         raise UnsupportedError(
             f"group header version {payload[0]} does not belong in a format-version-{format_version} stream "
@@ -120,20 +128,29 @@ def unpack_group(payload: bytes, config: ModelConfig, format_version: int = 2) -
     else:
         arm_hidden, nets, position = _read_network_set(payload, 1, config)
         header = GroupHeader(arm_hidden, nets)
-        if payload[0] == GROUP_VERSION_PREDICTED:
-            p_arm_hidden, p_nets, position = _read_network_set(payload, position, config)
+        if payload[0] in (GROUP_VERSION_PREDICTED, GROUP_VERSION_TEMPORAL):
+            p_arm_hidden, p_nets, position = _read_network_set(payload, position, config,
+                                                               temporal=payload[0] == GROUP_VERSION_TEMPORAL)
             header = GroupHeader(arm_hidden, nets, p_arm_hidden, p_nets)
     if position != len(payload):
         raise FormatError(f"group header: {len(payload) - position} unexpected trailing bytes")
     return header
 
 
-def _read_network_set(payload: bytes, position: int, config: ModelConfig) -> tuple[int, params.QuantizedNetworks, int]:
+def _read_network_set(payload: bytes, position: int, config: ModelConfig, *, temporal: bool = False
+                      ) -> tuple[int, params.QuantizedNetworks, int]:
     if len(payload) <= position or not payload[position]:
         raise FormatError("group header: missing or zero ARM width")
     arm_hidden = payload[position]
-    nets, used = params.from_bytes(payload[position + 1 :], config.with_arm_hidden(arm_hidden))
-    return arm_hidden, nets, position + 1 + used
+    position += 1
+    taps = 0
+    if temporal:
+        if len(payload) <= position or not 1 <= payload[position] <= MAX_TEMPORAL:
+            raise FormatError(f"group header: the predicted frames' ARM needs 1..{MAX_TEMPORAL} temporal taps")
+        taps = payload[position]
+        position += 1
+    nets, used = params.from_bytes(payload[position:], config.with_arm_hidden(arm_hidden).with_arm_temporal(taps))
+    return arm_hidden, nets, position + used
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Iterator
 import constriction
 import numpy as np
 
-from ..model.arm import ARM_FRAC, ContextLayout, IntegerArm
+from ..model.arm import ARM_FRAC, N_CONTEXT, PAD, ContextLayout, IntegerArm
 from ..errors import FormatError
 from ..model.fixedpoint import exp_neg_fixed, rounding_shift
 from ..model.latents import LATENT_MAX, LATENT_MIN
@@ -282,9 +282,18 @@ class LatentSymbols:
     escapes: np.ndarray  # latent values of the escaped symbols, in order
 
 
-def latent_symbols(latents: list[np.ndarray], arm: IntegerArm) -> LatentSymbols:
-    layout = ContextLayout.for_shapes([q.shape for q in latents])
-    buf = layout.scatter(latents)
+def latent_layout(shapes: list[tuple[int, int]], arm: IntegerArm) -> ContextLayout:
+    """The context layout an ARM reads: its first layer's inputs beyond the 24 spatial neighbours
+    are temporal taps (docs/FORMAT.md 3.3)."""
+    return ContextLayout.for_shapes(shapes, arm.temporal_taps)
+
+
+def latent_symbols(latents: list[np.ndarray], arm: IntegerArm,
+                   previous: list[np.ndarray] | None = None) -> LatentSymbols:
+    """``previous``: the previous frame's latents, which an ARM with temporal taps reads (None:
+    zeros, as for a group's first predicted frame)."""
+    layout = latent_layout([q.shape for q in latents], arm)
+    buf = layout.scatter(latents, previous=previous)
     offsets = layout.offset_table()
     head = CoderHead.for_arm(arm)
     symbols, rows, escapes = [], [], []
@@ -302,7 +311,8 @@ def latent_symbols(latents: list[np.ndarray], arm: IntegerArm) -> LatentSymbols:
     return LatentSymbols(np.concatenate(symbols), np.concatenate(rows), np.concatenate(escapes))
 
 
-def estimate_latent_bits(latents: list[np.ndarray], arm: IntegerArm, *, version: int = 2) -> float:
+def estimate_latent_bits(latents: list[np.ndarray], arm: IntegerArm, *, version: int = 2,
+                         previous: list[np.ndarray] | None = None) -> float:
     """Code length of the latents under the coder's own tables (escapes included).
 
     version 1: the ideal code length under the float tables (no stream overhead).
@@ -312,25 +322,58 @@ def estimate_latent_bits(latents: list[np.ndarray], arm: IntegerArm, *, version:
     average (between 0 and 32 beyond the ideal length; docs/FORMAT.md 3.5.6).
     """
     _check_version(version)
-    s = latent_symbols(latents, arm)
+    s = latent_symbols(latents, arm, previous)
     if version == 1:
         table = laplace_tables()
         # constriction gives every symbol at least one unit of its 24-bit precision
         p = np.maximum(table[s.rows, s.symbols] / table[s.rows].sum(axis=1), 2.0**-CODER_PRECISION)
         return float(-np.log2(p).sum() + s.escapes.size * np.log2(_LATENT_RANGE))
-    freq = laplace_frequencies()[s.rows, s.symbols]
+    return _code_length(s.rows, s.symbols, s.escapes.size)
+
+
+def _code_length(rows: np.ndarray, symbols: np.ndarray, n_escapes: int) -> float:
+    """Version 2's code length of symbols coded with these table rows (``estimate_latent_bits``)."""
+    freq = laplace_frequencies()[rows, symbols]
     bits = FREQ_BITS * freq.size - float(np.log2(freq.astype(np.float64)).sum())
-    bits += s.escapes.size * np.log2(_LATENT_RANGE)
-    streams = int(freq.size > 0) + int(s.escapes.size > 0)
+    bits += n_escapes * np.log2(_LATENT_RANGE)
+    streams = int(freq.size > 0) + int(n_escapes > 0)
     return float(bits + 32 + _TERMINATION_BITS * streams)
 
 
-def encode_latents(latents: list[np.ndarray], arm: IntegerArm, *, version: int = 2) -> bytes:
+def latent_contexts(latents: list[np.ndarray], taps: int = 0,
+                    previous: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every latent's ARM input (n, 24 + taps) and its value, int8, in no particular order: what
+    ``context_code_length`` needs to price the latents under many ARMs without walking the
+    wavefronts each time."""
+    layout = ContextLayout.for_shapes([q.shape for q in latents], taps)
+    buf = layout.scatter(latents, dtype=np.int8, previous=previous)
+    positions = []
+    for level, (h, w) in enumerate(layout.shapes):
+        rows = np.arange(PAD, h + PAD, dtype=np.int64)[:, None] * (w + 2 * PAD)
+        positions.append((layout.bases[level] + rows + np.arange(PAD, w + PAD, dtype=np.int64)).ravel())
+    levels = np.repeat(np.arange(len(layout.shapes)), [p.size for p in positions])
+    flat = np.concatenate(positions) if positions else np.zeros(0, dtype=np.int64)
+    return buf[flat[:, None] + layout.offset_table()[levels]], buf[flat]
+
+
+def context_code_length(context: np.ndarray, values: np.ndarray, arm: IntegerArm) -> float:
+    """``estimate_latent_bits`` (version 2) from ``latent_contexts``' output; the ARM reads the
+    first 24 + its temporal taps columns."""
+    centre, rows = CoderHead.for_arm(arm).table_index(arm, context[:, : N_CONTEXT + arm.temporal_taps])
+    residual = values - centre
+    escaped = np.abs(residual) > WINDOW
+    symbols = np.where(escaped, ESCAPE, residual + WINDOW)
+    return _code_length(rows, symbols, int(escaped.sum()))
+
+
+def encode_latents(latents: list[np.ndarray], arm: IntegerArm, *, version: int = 2,
+                   previous: list[np.ndarray] | None = None) -> bytes:
     """Two streams: u32 byte length of the main stream, the main stream, the escape stream.
 
-    version 1 codes with the float tables, version 2 with the integer frequencies."""
+    version 1 codes with the float tables, version 2 with the integer frequencies. ``previous``:
+    as for ``latent_symbols``."""
     _check_version(version)
-    s = latent_symbols(latents, arm)
+    s = latent_symbols(latents, arm, previous)
     table = laplace_tables() if version == 1 else _latent_weights_v2()
     model = _model()
     main = constriction.stream.queue.RangeEncoder()
@@ -345,7 +388,8 @@ def encode_latents(latents: list[np.ndarray], arm: IntegerArm, *, version: int =
 
 
 def decode_latents(
-    data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm, *, version: int = 2
+    data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm, *, version: int = 2,
+    previous: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
     """Inverse of ``encode_latents``. Both streams must be exactly the encoder's output for the
     symbols decoded from them (docs/FORMAT.md 3.5.5, both versions): data that runs out, unused
@@ -362,13 +406,15 @@ def decode_latents(
         raise FormatError("latent stream: main stream length exceeds the packet")
     main_words = _to_words(data[4 : 4 + main_len], "latent stream")
     escape_words = _to_words(data[4 + main_len :], "latent stream: escape stream")
-    layout = ContextLayout.for_shapes(shapes)
+    layout = latent_layout(shapes, arm)
     n_latents = sum(h * w for h, w in shapes)
     if main_words.size == 0 and n_latents:
         raise FormatError(f"latent stream: the main stream is empty, but {n_latents} latents are coded")
     # int8 holds whatever a stream decodes to: a centre in -64..63 plus a residual in -31..31, or
     # an escaped value in -64..63
-    buf = np.zeros(layout.size, dtype=np.int8)
+    buf = layout.scatter([], dtype=np.int8)
+    if previous is not None and layout.temporal:
+        layout.fill_previous(buf, previous)
     if version == 2:
         _decode_latents_compiled(main_words, escape_words, layout, buf, arm)
         return layout.gather(buf)

@@ -195,7 +195,7 @@ def _table_rows(buf: np.ndarray, positions: np.ndarray, levels: np.ndarray, n: i
                 b_head: np.ndarray, rows_out: np.ndarray, centres_out: np.ndarray, ctx: np.ndarray, h1: np.ndarray,
                 h2: np.ndarray) -> None:
     """The integer ARM for the first n latents of ``positions`` (one wavefront): their table rows
-    and centres. ctx (24, n), h1 and h2 (hidden, n) are scratch.
+    and centres. ctx (24 + taps, n), h1 and h2 (hidden, n) are scratch.
 
     The latents are the innermost loop: a wavefront's latents are independent, so that loop is
     vectorised, where a loop over one latent's hidden units waits on each partial sum."""
@@ -235,7 +235,8 @@ def decode_picture_latents(main_words: np.ndarray, escape_words: np.ndarray, buf
     """Decode every latent into ``buf`` (int8, flat, zero-padded as ``ContextLayout`` lays it out:
     level ``l`` of ``shapes[l]`` = (h, w) at ``bases[l]``, rows ``w + 2 PAD`` wide).
 
-    ``offsets[level]``: the 24 context offsets in ``buf``; w1 (24, H), b1, w2 (H, H), b2: the ARM's
+    ``offsets[level]``: the context offsets in ``buf`` (24, then any temporal taps, which read the
+    previous frame's region of ``buf``); w1 (24 + taps, H), b1, w2 (H, H), b2: the ARM's
     hidden layers folded as ``IntegerArm`` folds them (+1/2 in the biases); w_head (H, 2), b_head:
     ``CoderHead``'s output layer, whose floored outputs are 32 * centre + mean bin and the
     unclamped scale bin; cumulative (rows, 65) uint64: left cumulative frequencies of each table row.

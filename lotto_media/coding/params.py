@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..model.arm import EXACT_SUM_LIMIT, Arm, IntegerArm
+from ..model.arm import EXACT_SUM_LIMIT, N_CONTEXT, Arm, IntegerArm
 from ..model.config import ModelConfig
 from .entropy import best_exp_golomb_order, exp_golomb_decode, exp_golomb_encode
 from ..errors import FormatError
@@ -46,6 +46,11 @@ class QuantizedNetworks:
     def module(self, name: str) -> QuantizedModule:
         return getattr(self, name)
 
+    @property
+    def arm_temporal(self) -> int:
+        """The ARM's temporal taps: its first layer's inputs beyond the 24 spatial neighbours."""
+        return self.arm.tensors[0].shape[1] - N_CONTEXT
+
     def integer_arm(self) -> IntegerArm:
         w1, b1, w2, b2, w3, b3 = self.arm.exact()
         return IntegerArm(w1, b1, w2, b2, w3, b3, self.arm.frac)
@@ -54,7 +59,7 @@ class QuantizedNetworks:
 def module_shapes(config: ModelConfig, name: str) -> list[tuple[int, ...]]:
     a, m, n = config.arm_hidden, config.mod_hidden, config.n_levels
     if name == "arm":
-        return [(a, 24), (a,), (a, a), (a,), (2, a), (2,)]
+        return [(a, N_CONTEXT + config.arm_temporal), (a,), (a, a), (a,), (2, a), (2,)]
     if name == "upsampler":
         return [(UPSAMPLE_KERNEL, UPSAMPLE_KERNEL)]
     if name == "modulation":

@@ -27,6 +27,11 @@ CONTEXT_OFFSETS: tuple[tuple[int, int], ...] = (
     + tuple((0, dx) for dx in range(-4, 0))
 )
 N_CONTEXT = len(CONTEXT_OFFSETS)
+#: (dy, dx) of a predicted frame's temporal taps, the co-located latents of the previous frame
+#: (docs/FORMAT.md 3.3): a network set with T taps reads the first T of these
+TEMPORAL_OFFSETS: tuple[tuple[int, int], ...] = (
+    (0, 0), (0, -1), (0, 1), (-1, 0), (1, 0), (-1, -1), (-1, 1), (1, -1), (1, 1))
+MAX_TEMPORAL = len(TEMPORAL_OFFSETS)
 PAD = 4  # rows above / columns either side needed by the window
 #: wavefront index of (row, col) is col + WAVEFRONT_SLOPE * row: every neighbour has a smaller index
 WAVEFRONT_SLOPE = 4
@@ -47,12 +52,16 @@ assert all(dx + WAVEFRONT_SLOPE * dy < 0 for dy, dx in CONTEXT_OFFSETS)
 
 
 class Arm(nn.Module):
-    """Float ARM: h1 = relu(W1 ctx + b1); h2 = h1 + relu(W2 h1 + b2); (mu, log_scale) = W3 h2 + b3."""
+    """Float ARM: h1 = relu(W1 ctx + b1); h2 = h1 + relu(W2 h1 + b2); (mu, log_scale) = W3 h2 + b3.
 
-    def __init__(self, hidden: int) -> None:
+    ``temporal`` taps (a predicted frame's view of the previous frame's latents) follow the 24
+    spatial neighbours in ctx."""
+
+    def __init__(self, hidden: int, temporal: int = 0) -> None:
         super().__init__()
         self.hidden = hidden
-        self.fc1 = nn.Linear(N_CONTEXT, hidden)
+        self.temporal = temporal
+        self.fc1 = nn.Linear(N_CONTEXT + temporal, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.fc3 = nn.Linear(hidden, 2)
         # where the first layer's weights sit in the 5x9 kernel of ``predict_levels``' convolution
@@ -63,12 +72,12 @@ class Arm(nn.Module):
             self.fc3.bias.zero_()
 
     def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """latent: (h, w) -> mean and log-scale, each (h, w)."""
+        """latent: (h, w) -> mean and log-scale, each (h, w) (no temporal taps)."""
         mu, log_scale = self.predict(causal_context(latent))
         return mu.view(latent.shape), log_scale.view(latent.shape)
 
     def predict(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """context: (24, n) channels-first -> mean and log-scale, each (n,).
+        """context: (24 + temporal, n) channels-first -> mean and log-scale, each (n,).
 
         Channels-first keeps every matmul a wide GEMM and lets the contexts of all levels be
         concatenated into one pass."""
@@ -83,6 +92,8 @@ class Arm(nn.Module):
         the kernel zero outside the 24 causal taps: a few operations where the windows are 48 a
         level, which is what a GPU step pays for. On a 2-core CPU it measured no faster overall
         (one thread, 384x256, forward and backward: 37-43 ms against 31-40 for the windows)."""
+        if self.temporal:
+            raise ValueError("an ARM with temporal taps predicts from contexts that include them (predict)")
         if convolution is None:
             convolution = levels[0].device.type != "cpu"
         if not convolution:
@@ -112,9 +123,18 @@ def causal_context(latent: torch.Tensor) -> torch.Tensor:
     return shifted_windows(padded, _PADDED_OFFSETS, (hgt, wid)).view(N_CONTEXT, hgt * wid)
 
 
+def temporal_context(previous: torch.Tensor, taps: int) -> torch.Tensor:
+    """(h, w) latents of the previous frame -> (taps, h*w): for each latent, the previous frame's
+    latents at the first ``taps`` TEMPORAL_OFFSETS from it, zero beyond the edges."""
+    hgt, wid = previous.shape
+    padded = F.pad(previous, (1, 1, 1, 1))
+    return torch.stack([padded[1 + dy : 1 + dy + hgt, 1 + dx : 1 + dx + wid].reshape(-1)
+                        for dy, dx in TEMPORAL_OFFSETS[:taps]]) if taps else previous.new_zeros(0, hgt * wid)
+
+
 def float_arm_from_integers(weights: list[np.ndarray], frac: int) -> Arm:
     """A float ARM holding the dequantised weights (w / 2^frac): what training saw after quantisation."""
-    arm = Arm(weights[0].shape[0])
+    arm = Arm(weights[0].shape[0], weights[0].shape[1] - N_CONTEXT)
     params = [arm.fc1.weight, arm.fc1.bias, arm.fc2.weight, arm.fc2.bias, arm.fc3.weight, arm.fc3.bias]
     with torch.no_grad():
         for param, values in zip(params, weights):
@@ -177,6 +197,11 @@ class IntegerArm:
         a2 += h1
         return a2
 
+    @property
+    def temporal_taps(self) -> int:
+        """Inputs of the first layer beyond the 24 spatial neighbours."""
+        return self.w1.shape[1] - N_CONTEXT
+
     def largest_sum(self) -> int:
         """The largest magnitude any layer's sum can reach for latents in [-64, 64] (in the
         layer's own fixed point, bias included): exact Python integers, from the weights alone.
@@ -228,26 +253,43 @@ class WavefrontPiece:
 @dataclass(frozen=True)
 class ContextLayout:
     """Where every latent of every level lives in one flat, zero-padded buffer, and in which
-    wavefront it can be decoded. Padding stays zero, which is the ARM's view beyond the edges."""
+    wavefront it can be decoded. Padding stays zero, which is the ARM's view beyond the edges.
+
+    With ``temporal`` taps the buffer holds a second region of the same layout after the first,
+    the previous frame's latents, and a zero tail: a tap one row below a level's last row reads
+    the next level's top padding (or the tail, after the last level), one column beside its edge
+    the side padding."""
 
     shapes: tuple[tuple[int, int], ...]
     bases: tuple[int, ...]
     size: int
+    temporal: int = 0
 
     @classmethod
-    def for_shapes(cls, shapes: list[tuple[int, int]]) -> ContextLayout:
+    def for_shapes(cls, shapes: list[tuple[int, int]], temporal: int = 0) -> ContextLayout:
+        if not 0 <= temporal <= MAX_TEMPORAL:
+            raise ValueError(f"{temporal} temporal taps (0..{MAX_TEMPORAL})")
         bases, size = [], 0
         for h, w in shapes:
             bases.append(size)
             size += (h + PAD) * (w + 2 * PAD)
-        return cls(tuple(tuple(s) for s in shapes), tuple(bases), size)
+        return cls(tuple(tuple(s) for s in shapes), tuple(bases), size, temporal)
+
+    @property
+    def buffer_size(self) -> int:
+        if not self.temporal or not self.shapes:
+            return self.size
+        return 2 * self.size + self.shapes[-1][1] + 2 * PAD + 1
 
     def neighbour_offsets(self, level: int) -> np.ndarray:
+        """The buffer offsets of a latent's 24 neighbours, then of its temporal taps."""
         w = self.shapes[level][1] + 2 * PAD
-        return np.array([dy * w + dx for dy, dx in CONTEXT_OFFSETS], dtype=np.int64)
+        spatial = [dy * w + dx for dy, dx in CONTEXT_OFFSETS]
+        temporal = [self.size + dy * w + dx for dy, dx in TEMPORAL_OFFSETS[: self.temporal]]
+        return np.array(spatial + temporal, dtype=np.int64)
 
     def offset_table(self) -> np.ndarray:
-        """(levels, 24) buffer offsets of the neighbours, row ``level``."""
+        """(levels, 24 + temporal) buffer offsets of the context, row ``level``."""
         return np.stack([self.neighbour_offsets(i) for i in range(len(self.shapes))])
 
     def pieces(self, max_latents: int = PIECE_LATENTS) -> Iterator[WavefrontPiece]:
@@ -287,18 +329,29 @@ class ContextLayout:
             bounds = [0, *(np.flatnonzero(np.diff(key)) + 1).tolist(), int(key.size)]
             yield WavefrontPiece(np.concatenate(positions)[order], np.concatenate(levels)[order], bounds)
 
-    def level_view(self, buf: np.ndarray, level: int) -> np.ndarray:
-        """The (h, w) latents of a level as a view into the flat buffer."""
+    def level_view(self, buf: np.ndarray, level: int, region: int = 0) -> np.ndarray:
+        """The (h, w) latents of a level as a view into the flat buffer (region 1: the previous
+        frame's)."""
         h, w = self.shapes[level]
-        base = self.bases[level]
+        base = self.bases[level] + region * self.size
         grid = buf[base : base + (h + PAD) * (w + 2 * PAD)].reshape(h + PAD, w + 2 * PAD)
         return grid[PAD:, PAD : PAD + w]
 
-    def scatter(self, latents: list[np.ndarray], dtype: type = np.int64) -> np.ndarray:
-        buf = np.zeros(self.size, dtype=dtype)
+    def scatter(self, latents: list[np.ndarray], dtype: type = np.int64,
+                previous: list[np.ndarray] | None = None) -> np.ndarray:
+        """A buffer holding ``latents`` and, with temporal taps, ``previous`` (None: zeros)."""
+        buf = np.zeros(self.buffer_size, dtype=dtype)
         for level, latent in enumerate(latents):
             self.level_view(buf, level)[...] = latent
+        if previous is not None and self.temporal:
+            self.fill_previous(buf, previous)
         return buf
+
+    def fill_previous(self, buf: np.ndarray, previous: list[np.ndarray]) -> None:
+        if [tuple(q.shape) for q in previous] != list(self.shapes):
+            raise ValueError("the previous frame's latents have other shapes")
+        for level, latent in enumerate(previous):
+            self.level_view(buf, level, region=1)[...] = latent
 
     def gather(self, buf: np.ndarray) -> list[np.ndarray]:
         """Each level's latents as int64 arrays (copies)."""

@@ -27,6 +27,8 @@ class ModelConfig:
     arm_hidden: int = ARM_HIDDEN_WIDE
     out_channels: int = 3
     mask_ratio: float = 0.2  # fraction of the random weights that are pruned
+    #: the ARM's temporal taps (a predicted-frame network set's, from its group header; 0 otherwise)
+    arm_temporal: int = 0
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**64:
@@ -41,6 +43,8 @@ class ModelConfig:
             raise InputError(f"out_channels must be 1 or 3, got {self.out_channels}")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise InputError(f"mask ratio must be in [0, 1), got {self.mask_ratio}")
+        if not 0 <= self.arm_temporal <= 9:
+            raise InputError(f"arm_temporal must be in 0..9, got {self.arm_temporal}")
 
     @property
     def modulation_widths(self) -> tuple[int, int, int]:
@@ -56,6 +60,10 @@ class ModelConfig:
     def with_arm_hidden(self, arm_hidden: int) -> "ModelConfig":
         """The same network with the ARM width of a group (format version 2 sends it per group)."""
         return self if arm_hidden == self.arm_hidden else replace(self, arm_hidden=arm_hidden)
+
+    def with_arm_temporal(self, arm_temporal: int) -> "ModelConfig":
+        """The same network with the temporal taps of a group's predicted-frame ARM."""
+        return self if arm_temporal == self.arm_temporal else replace(self, arm_temporal=arm_temporal)
 
     def n_random_weights(self) -> int:
         return sum(o * i for o, i in self.synth_layer_shapes())

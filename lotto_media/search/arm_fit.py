@@ -8,6 +8,9 @@ nothing but their code length: refitting it on all of them can only change the r
 encoder keeps the refit ARM only when the latents plus its parameters cost fewer bits under the
 coder's own integer tables.
 
+The refit may also give the ARM temporal taps (docs/FORMAT.md 3.3: the previous predicted
+frame's latents around the same position), kept on the same condition.
+
 Most latents of a predicted frame are zero with an all-zero context: those rows are folded into one
 weighted row per value, so a step costs what the few informative latents cost.
 """
@@ -22,7 +25,8 @@ import torch
 
 from ..coding import entropy
 from ..coding.params import QuantizedModule, QuantizedNetworks, arm_parameters, module_bits, quantize_module
-from ..model.arm import EXACT_SUM_LIMIT, Arm, IntegerArm, causal_context, float_arm_from_integers
+from ..model.arm import (EXACT_SUM_LIMIT, MAX_TEMPORAL, N_CONTEXT, Arm, IntegerArm, causal_context,
+                         float_arm_from_integers, temporal_context)
 from ..model.synthesis import laplace_bits
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,8 @@ REFIT_FRACS = tuple(range(4, 10))
 #: Adam steps and rate of a refit from the held weights: on a park_joy crop (5 predicted frames,
 #: quality 30) 100 steps at 1e-2 coded in 1136 B what 300 at 3e-3 coded in 1150 (held: 1265)
 REFIT_STEPS, REFIT_LR = 100, 1e-2
+#: the temporal taps a refit tries besides none
+REFIT_TEMPORAL = MAX_TEMPORAL
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,30 @@ class ArmRefit:
 
 def coded_bits(frames: list[list[np.ndarray]], arm: QuantizedModule) -> float:
     """Bits of every frame's latents under ``arm`` (the coder's integer tables and framing), plus
-    the ARM's parameters."""
-    integer_arm = _integer(arm)
-    return sum(entropy.estimate_latent_bits(latents, integer_arm) for latents in frames) + module_bits(arm)
+    the ARM's parameters. ``frames`` are a group's predicted frames in order, the first one after
+    the intra frame (so its temporal taps read zeros)."""
+    return _Prices.of(frames, arm.tensors[0].shape[1] - N_CONTEXT).bits(arm)
+
+
+def _previous_frames(frames: list[list[np.ndarray]]) -> list[list[np.ndarray] | None]:
+    return [None, *frames[:-1]]
+
+
+@dataclass(frozen=True)
+class _Prices:
+    """Each frame's ARM inputs, gathered once, to price its latents under many ARMs."""
+
+    contexts: list[tuple[np.ndarray, np.ndarray]]
+
+    @classmethod
+    def of(cls, frames: list[list[np.ndarray]], taps: int) -> _Prices:
+        return cls([entropy.latent_contexts(latents, taps, previous)
+                    for latents, previous in zip(frames, _previous_frames(frames))])
+
+    def bits(self, arm: QuantizedModule) -> float:
+        integer_arm = _integer(arm)
+        return sum(entropy.context_code_length(context, values, integer_arm)
+                   for context, values in self.contexts) + module_bits(arm)
 
 
 def _integer(arm: QuantizedModule) -> IntegerArm:
@@ -69,12 +96,17 @@ class _Rows:
     plain_counts: torch.Tensor
 
     @classmethod
-    def of(cls, frames: list[list[np.ndarray]]) -> _Rows:
+    def of(cls, frames: list[list[np.ndarray]], temporal: int = 0) -> _Rows:
         contexts, values = [], []
-        for latents in frames:
-            for level in latents:
+        for latents, previous in zip(frames, _previous_frames(frames)):
+            for k, level in enumerate(latents):
                 grid = torch.from_numpy(np.asarray(level, dtype=np.float32))
-                contexts.append(causal_context(grid))
+                context = causal_context(grid)
+                if temporal:
+                    before = (torch.zeros_like(grid) if previous is None
+                              else torch.from_numpy(np.asarray(previous[k], dtype=np.float32)))
+                    context = torch.cat([context, temporal_context(before, temporal)])
+                contexts.append(context)
                 values.append(grid.reshape(-1))
         context, value = torch.cat(contexts, dim=1), torch.cat(values)
         informative = context.ne(0).any(dim=0)
@@ -94,29 +126,40 @@ class _Rows:
 
 
 def refit_arm(nets: QuantizedNetworks, frames: list[list[np.ndarray]], *, steps: int = REFIT_STEPS,
-              lr: float = REFIT_LR) -> ArmRefit:
-    """Refit ``nets``' ARM to the integer latents of ``frames`` (each a list of levels), starting
-    from the current weights; returns the networks with whichever ARM, held or refit, codes the
-    latents and itself in fewer bits."""
+              lr: float = REFIT_LR, temporal: tuple[int, ...] = (0, REFIT_TEMPORAL)) -> ArmRefit:
+    """Refit ``nets``' ARM (without temporal taps) to the integer latents of ``frames`` (as for
+    ``coded_bits``), starting from the current weights, once for each count of ``temporal`` taps
+    (their weights start at zero); returns the networks with whichever ARM, held or refit, codes
+    the latents and itself in fewer bits."""
     held = nets.arm
-    held_bits = coded_bits(frames, held)
-    arm = float_arm_from_integers(list(held.exact()), held.frac)
-    rows = _Rows.of(frames)
-    optimiser = torch.optim.Adam(arm.parameters(), lr=lr)
-    for _ in range(steps):
-        bits = rows.bits(arm)
-        optimiser.zero_grad(set_to_none=True)
-        bits.backward()
-        optimiser.step()
-
+    if nets.arm_temporal:
+        raise ValueError("the held ARM already has temporal taps")
+    prices = _Prices.of(frames, max(temporal, default=0))
+    held_bits = prices.bits(held)
     best, best_bits = held, held_bits
-    for frac in REFIT_FRACS:
-        candidate = quantize_module(arm_parameters(arm), frac)
-        if _integer(candidate).largest_sum() >= EXACT_SUM_LIMIT:
-            continue
-        candidate_bits = coded_bits(frames, candidate)
-        if candidate_bits < best_bits:
-            best, best_bits = candidate, candidate_bits
-    log.debug("predicted-frame ARM: held %.0f bits, refit %.0f bits", held_bits, best_bits)
+    for taps in temporal:
+        arm = _start(held, taps)
+        rows = _Rows.of(frames, taps)
+        optimiser = torch.optim.Adam(arm.parameters(), lr=lr)
+        for _ in range(steps):
+            bits = rows.bits(arm)
+            optimiser.zero_grad(set_to_none=True)
+            bits.backward()
+            optimiser.step()
+        for frac in REFIT_FRACS:
+            candidate = quantize_module(arm_parameters(arm), frac)
+            if _integer(candidate).largest_sum() >= EXACT_SUM_LIMIT:
+                continue
+            candidate_bits = prices.bits(candidate)
+            if candidate_bits < best_bits:
+                best, best_bits = candidate, candidate_bits
+    log.debug("predicted-frame ARM: held %.0f bits, refit %.0f bits (%d temporal taps)", held_bits, best_bits,
+              best.tensors[0].shape[1] - N_CONTEXT)
     return ArmRefit(replace(nets, arm=best), held_bits, best_bits)
 
+
+def _start(held: QuantizedModule, taps: int) -> Arm:
+    """A float ARM with the held weights and ``taps`` temporal inputs weighted zero."""
+    weights = list(held.exact())
+    weights[0] = np.concatenate([weights[0], np.zeros((weights[0].shape[0], taps))], axis=1)
+    return float_arm_from_integers(weights, held.frac)

@@ -279,7 +279,10 @@ class StreamEncoder:
                 refers = mask_coding == MaskCoding.DELTA or frame_type == FrameType.PREDICTED
                 payload = FramePayload(mask_code, b"", frame_type=frame_type, mask_coding=mask_coding,
                                        reference=1 if refers else 0, motion=motions[k])
-                payload = replace(payload, latents=entropy.encode_latents(solution.latents, arm))
+                # a predicted frame's ARM may read the latents of the frame before it, when that
+                # one is predicted too (docs/FORMAT.md 3.3)
+                previous = solutions[k - 1].latents if frame_type == FrameType.PREDICTED and k > 1 else None
+                payload = replace(payload, latents=entropy.encode_latents(solution.latents, arm, previous=previous))
                 previous_mask = solution.mask
                 pts = frame.pts if frame.pts is not None else self._default_pts(first + k)
                 reconstruction = Frame(list(planes), frame.pix_fmt, pts=pts, time_base=header.time_base,
@@ -289,7 +292,7 @@ class StreamEncoder:
                     "frame", pack_frame(payload), group_index, index=first + k, pts=pts,
                     duration=frame.duration or 0, frame_type=frame_type, reconstruction=reconstruction, psnr=psnr,
                     psnr_planes=by_plane, steps=solution.steps, seconds=solution.seconds,
-                    estimated_latent_bits=entropy.estimate_latent_bits(solution.latents, arm),
+                    estimated_latent_bits=entropy.estimate_latent_bits(solution.latents, arm, previous=previous),
                 ))
         self._n_groups += 1
         self._n_frames += len(frames)
@@ -355,6 +358,9 @@ class _GroupState:
     masks: list[np.ndarray] = field(default_factory=list)
     #: the last decoded picture, which a predicted frame adds its residual to
     previous: list[np.ndarray] | None = None
+    #: the last decoded frame's latents when it was predicted (the next one's temporal taps read
+    #: them), else None
+    previous_latents: list[np.ndarray] | None = None
     zero_response: "ZeroResponse | None" = None
 
 
@@ -440,8 +446,10 @@ class StreamDecoder:
                                           f"{expected[0]}x{expected[1]}")
             shapes = level_shapes(header.height, header.width, group.config.n_levels)
             # the latents first: their data must be there before anything picture-sized is made
+            predicted = payload.frame_type == FrameType.PREDICTED
             latents = entropy.decode_latents(payload.latents, shapes, nets.integer_arm(),
-                                             version=header.format_version)
+                                             version=header.format_version,
+                                             previous=group.previous_latents if predicted else None)
         except (FormatError, UnsupportedError) as exc:  # unsupported: a newer frame packet version
             raise type(exc)(f"{self.name}: frame at pts {packet.pts}: {exc}") from None
         prediction = None
@@ -454,6 +462,7 @@ class StreamDecoder:
                              bit_depth=header.bit_depth, chroma_420=is_420(header.pix_fmt), prediction=prediction,
                              zero_response=group.zero_response.planes if prediction is not None else None)
         group.previous = planes
+        group.previous_latents = latents if payload.frame_type == FrameType.PREDICTED else None
         return Frame(list(planes), header.pix_fmt, pts=packet.pts, time_base=header.time_base, color=header.color,
                      duration=packet.duration or None)
 
