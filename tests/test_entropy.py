@@ -763,3 +763,12 @@ def test_pricing_from_gathered_contexts_equals_the_estimate(taps: int):
     assert context.shape == (sum(q.size for q in latents), 33)
     assert context_code_length(context, values, arm) == pytest.approx(
         estimate_latent_bits(latents, arm, previous=previous), rel=1e-12)
+
+
+def test_temporal_taps_refuse_levels_whose_padding_cannot_hold_a_row_below():
+    from lotto_media.model.arm import ContextLayout
+
+    ContextLayout.for_shapes([(2, 40), (1, 20)], 9)  # halving levels: the taps stay in padding
+    with pytest.raises(ValueError, match="padding"):
+        ContextLayout.for_shapes([(2, 100), (1, 2)], 9)
+    ContextLayout.for_shapes([(2, 100), (1, 2)], 0)  # no taps, no constraint

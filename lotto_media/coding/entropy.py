@@ -396,8 +396,8 @@ def decode_latents(
     words after the termination or a corrupt tail raise FormatError. A stream too short for the
     latents its header claims is refused where its data runs out: version 2 checks every word as
     it decodes (``latent_kernel``), version 1 re-encodes piece by piece of the wavefront walk.
-    Memory: one byte per latent for the buffer and the int64 result (version 1: and a few MB per
-    piece)."""
+    Memory: one byte per latent for the buffer (two with temporal taps) and the int64 result
+    (version 1: and a few MB per piece)."""
     _check_version(version)
     if len(data) < 4:
         raise FormatError("latent stream: truncated")

@@ -48,8 +48,7 @@ class QuantizedNetworks:
 
     @property
     def arm_temporal(self) -> int:
-        """The ARM's temporal taps: its first layer's inputs beyond the 24 spatial neighbours."""
-        return self.arm.tensors[0].shape[1] - N_CONTEXT
+        return arm_taps(self.arm)
 
     def integer_arm(self) -> IntegerArm:
         w1, b1, w2, b2, w3, b3 = self.arm.exact()
@@ -78,6 +77,11 @@ def module_parameters(model: torch.nn.Module, name: str) -> list[torch.Tensor]:
         return [mod.fc0.weight, mod.fc0.bias, mod.fc1.weight, mod.fc1.bias,
                 mod.res2.weight, mod.res2.bias, mod.res3.weight, mod.res3.bias]
     raise KeyError(name)
+
+
+def arm_taps(arm: QuantizedModule) -> int:
+    """A quantised ARM's temporal taps: its first layer's inputs beyond the 24 spatial neighbours."""
+    return arm.tensors[0].shape[1] - N_CONTEXT
 
 
 def arm_parameters(arm: Arm) -> list[torch.Tensor]:

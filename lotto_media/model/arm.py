@@ -1,8 +1,9 @@
 """Autoregressive entropy model (ARM) of the latents.
 
 One small MLP, shared by every latent level, predicts a Laplace mean and log-scale for each latent
-from 24 causal neighbours in a 9x9 window. Training runs it in float (torch), the context gathered
-from shifted views of the padded grid. Coding runs the *integer* version (``IntegerArm``) so that encoder
+from 24 causal neighbours in a 9x9 window (a predicted frame's ARM may also read temporal taps, the
+previous frame's latents around the same position). Training runs it in float (torch), the context
+gathered from shifted views of the padded grid. Coding runs the *integer* version (``IntegerArm``) so that encoder
 and decoder compute identical probabilities on every machine.
 """
 
@@ -73,6 +74,8 @@ class Arm(nn.Module):
 
     def forward(self, latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """latent: (h, w) -> mean and log-scale, each (h, w) (no temporal taps)."""
+        if self.temporal:
+            raise ValueError("an ARM with temporal taps predicts from contexts that include them (predict)")
         mu, log_scale = self.predict(causal_context(latent))
         return mu.view(latent.shape), log_scale.view(latent.shape)
 
@@ -172,7 +175,7 @@ class IntegerArm:
         object.__setattr__(self, "_b3", self.b3 * up + 0.5)
 
     def __call__(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """context: (n, 24) integer latents -> (mu, log_scale) with ARM_FRAC fractional bits:
+        """context: (n, 24 + taps) integer latents -> (mu, log_scale) with ARM_FRAC fractional bits:
         h1 = rshift(relu(W1 x + b1), frac - 8); h2 = h1 + rshift(relu(W2 h1 + b2 2^8), frac);
         out = rshift(W3 h2 + b3 2^8, frac)  (docs/FORMAT.md 3.3)."""
         weight, bias = self.output_layer()
@@ -182,7 +185,7 @@ class IntegerArm:
         return out[:, 0], out[:, 1]
 
     def hidden(self, context: np.ndarray) -> np.ndarray:
-        """(n, 24) integer latents (any dtype; float64 avoids a conversion) -> h2 (n, hidden).
+        """(n, 24 + taps) integer latents (any dtype; float64 avoids a conversion) -> h2 (n, hidden).
 
         The +1/2 of each rounding shift sits in the bias: floor(max(x, 0) + 1/2) equals
         max(x + 1/2, 0) floored, one array pass fewer."""
@@ -222,7 +225,7 @@ class IntegerArm:
         return max(s1 + s2 + s3)
 
     def folded_hidden_layers(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(w1 (24, hidden), b1, w2 (hidden, hidden), b2) with the rescalings and rounding halves
+        """(w1 (24 + taps, hidden), b1, w2 (hidden, hidden), b2) with the rescalings and rounding halves
         folded in: h1 = floor(max(x @ w1 + b1, 0)), h2 = h1 + floor(max(h1 @ w2 + b2, 0))."""
         return self._w1, self._b1_half, self._w2, self._b2_half
 
@@ -269,6 +272,9 @@ class ContextLayout:
     def for_shapes(cls, shapes: list[tuple[int, int]], temporal: int = 0) -> ContextLayout:
         if not 0 <= temporal <= MAX_TEMPORAL:
             raise ValueError(f"{temporal} temporal taps (0..{MAX_TEMPORAL})")
+        # a tap below a level's last row reads the next level's top padding: it must reach that far
+        if temporal and any(w > PAD * (w_next + 2 * PAD) - PAD - 1 for (_, w), (_, w_next) in zip(shapes, shapes[1:])):
+            raise ValueError("temporal taps need each level's padding to cover the row above it")
         bases, size = [], 0
         for h, w in shapes:
             bases.append(size)

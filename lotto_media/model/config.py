@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, replace
 
 from ..errors import InputError
+from .arm import MAX_TEMPORAL
 
 
 #: ARM hidden widths at high, middle and low rates (``arm_hidden_for``)
@@ -43,8 +44,8 @@ class ModelConfig:
             raise InputError(f"out_channels must be 1 or 3, got {self.out_channels}")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise InputError(f"mask ratio must be in [0, 1), got {self.mask_ratio}")
-        if not 0 <= self.arm_temporal <= 9:
-            raise InputError(f"arm_temporal must be in 0..9, got {self.arm_temporal}")
+        if not 0 <= self.arm_temporal <= MAX_TEMPORAL:
+            raise InputError(f"arm_temporal must be in 0..{MAX_TEMPORAL}, got {self.arm_temporal}")
 
     @property
     def modulation_widths(self) -> tuple[int, int, int]:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .arm import Arm
+from .arm import N_CONTEXT, Arm
 from .config import ModelConfig
 from .latents import bicubic_kernel, level_shapes, replicate_pad, upsample_pyramid
 from .random_weights import WEIGHT_FRAC, random_synthesis_weights
@@ -248,5 +248,5 @@ def count_kmac_per_pixel(config: ModelConfig, height: int, width: int) -> float:
     mod = config.n_levels * config.mod_hidden + config.mod_hidden * 3 + 2 * 3 * 3 * 9
     # transposed 8x8 stride-2 conv: 16 taps per output sample and channel
     up = sum(16 * (config.n_levels - 1 - k) * shapes[k][0] * shapes[k][1] for k in range(config.n_levels - 1))
-    arm = (24 * config.arm_hidden + config.arm_hidden**2 + 2 * config.arm_hidden) * sum(h * w for h, w in shapes)
+    arm = ((N_CONTEXT + config.arm_temporal) * config.arm_hidden + config.arm_hidden**2 + 2 * config.arm_hidden) * sum(h * w for h, w in shapes)
     return (pixels * (synth + mod) + up + arm) / pixels / 1000.0

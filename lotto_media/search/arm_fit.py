@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from ..coding import entropy
-from ..coding.params import QuantizedModule, QuantizedNetworks, arm_parameters, module_bits, quantize_module
-from ..model.arm import (EXACT_SUM_LIMIT, MAX_TEMPORAL, N_CONTEXT, Arm, IntegerArm, causal_context,
+from ..coding.params import QuantizedModule, QuantizedNetworks, arm_parameters, arm_taps, module_bits, quantize_module
+from ..model.arm import (EXACT_SUM_LIMIT, MAX_TEMPORAL, Arm, IntegerArm, causal_context,
                          float_arm_from_integers, temporal_context)
 from ..model.synthesis import laplace_bits
 
@@ -57,7 +57,7 @@ def coded_bits(frames: list[list[np.ndarray]], arm: QuantizedModule) -> float:
     """Bits of every frame's latents under ``arm`` (the coder's integer tables and framing), plus
     the ARM's parameters. ``frames`` are a group's predicted frames in order, the first one after
     the intra frame (so its temporal taps read zeros)."""
-    return _Prices.of(frames, arm.tensors[0].shape[1] - N_CONTEXT).bits(arm)
+    return _Prices.of(frames, arm_taps(arm)).bits(arm)
 
 
 def _previous_frames(frames: list[list[np.ndarray]]) -> list[list[np.ndarray] | None]:
@@ -77,8 +77,9 @@ class _Prices:
 
     def bits(self, arm: QuantizedModule) -> float:
         integer_arm = _integer(arm)
+        taps_byte = 8 if arm_taps(arm) else 0  # the group header's tap count (version 4)
         return sum(entropy.context_code_length(context, values, integer_arm)
-                   for context, values in self.contexts) + module_bits(arm)
+                   for context, values in self.contexts) + module_bits(arm) + taps_byte
 
 
 def _integer(arm: QuantizedModule) -> IntegerArm:
@@ -87,8 +88,8 @@ def _integer(arm: QuantizedModule) -> IntegerArm:
 
 @dataclass(frozen=True)
 class _Rows:
-    """The latents as the ARM sees them: each with a non-zero context on its own (``context`` (24,
-    n), ``value`` (n,)), those with an all-zero context as one row per value and its count."""
+    """The latents as the ARM sees them: each with a non-zero context on its own (``context`` (24 +
+    taps, n), ``value`` (n,)), those with an all-zero context as one row per value and its count."""
 
     context: torch.Tensor
     value: torch.Tensor
@@ -154,7 +155,7 @@ def refit_arm(nets: QuantizedNetworks, frames: list[list[np.ndarray]], *, steps:
             if candidate_bits < best_bits:
                 best, best_bits = candidate, candidate_bits
     log.debug("predicted-frame ARM: held %.0f bits, refit %.0f bits (%d temporal taps)", held_bits, best_bits,
-              best.tensors[0].shape[1] - N_CONTEXT)
+              arm_taps(best))
     return ArmRefit(replace(nets, arm=best), held_bits, best_bits)
 
 
