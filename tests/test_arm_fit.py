@@ -12,7 +12,7 @@ from lotto_media.model.arm import causal_context, float_arm_from_integers
 from lotto_media.model.config import ModelConfig
 from lotto_media.model.latents import level_shapes
 from lotto_media.model.synthesis import laplace_bits
-from lotto_media.search.arm_fit import _Rows, coded_bits, refit_arm
+from lotto_media.search.arm_fit import _Prices, _Rows, coded_bits, refit_arm
 
 
 def residual_latents(seed: int, height: int = 40, width: int = 48) -> list[np.ndarray]:
@@ -48,7 +48,7 @@ def test_folded_rows_count_the_bits_of_every_latent():
                 grid = torch.from_numpy(level.astype(np.float32))
                 mu, log_scale = arm.predict(causal_context(grid))
                 direct += float(laplace_bits(grid.reshape(-1), mu, log_scale).sum())
-        folded = float(_Rows.of(frames).bits(arm))
+        folded = float(_Rows.of(_Prices.of(frames, 0), 0).bits(arm))
     assert abs(folded - direct) < 1e-3 * direct
 
 

@@ -89,9 +89,11 @@ class GroupHeader:
 
 
 def _network_set(nets: params.QuantizedNetworks, arm_hidden: int) -> bytes:
+    """ARM width (u8), the ARM's temporal taps (u8) when it has any, the modules' parameters."""
     if not 1 <= arm_hidden <= 255:
         raise ValueError(f"ARM hidden width {arm_hidden} does not fit the group header")
-    return bytes([arm_hidden]) + params.to_bytes(nets)
+    taps = bytes([nets.arm_temporal]) if nets.arm_temporal else b""
+    return bytes([arm_hidden]) + taps + params.to_bytes(nets)
 
 
 def pack_group(header: GroupHeader) -> bytes:
@@ -102,11 +104,10 @@ def pack_group(header: GroupHeader) -> bytes:
     intra = _network_set(header.nets, header.arm_hidden)
     if header.predicted_nets is None:
         return bytes([GROUP_VERSION]) + intra
-    taps = header.predicted_nets.arm_temporal
-    predicted = _network_set(header.predicted_nets, header.predicted_arm_hidden)
-    if not taps:
-        return bytes([GROUP_VERSION_PREDICTED]) + intra + predicted
-    return bytes([GROUP_VERSION_TEMPORAL]) + intra + predicted[:1] + bytes([taps]) + predicted[1:]
+    if header.nets.arm_temporal:
+        raise ValueError("the intra frames' ARM cannot have temporal taps")
+    version = GROUP_VERSION_TEMPORAL if header.predicted_nets.arm_temporal else GROUP_VERSION_PREDICTED
+    return bytes([version]) + intra + _network_set(header.predicted_nets, header.predicted_arm_hidden)
 
 
 def unpack_group(payload: bytes, config: ModelConfig, format_version: int = 2) -> GroupHeader:

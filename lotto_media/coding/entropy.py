@@ -412,9 +412,7 @@ def decode_latents(
         raise FormatError(f"latent stream: the main stream is empty, but {n_latents} latents are coded")
     # int8 holds whatever a stream decodes to: a centre in -64..63 plus a residual in -31..31, or
     # an escaped value in -64..63
-    buf = layout.scatter([], dtype=np.int8)
-    if previous is not None and layout.temporal:
-        layout.fill_previous(buf, previous)
+    buf = layout.scatter([], dtype=np.int8, previous=previous)
     if version == 2:
         _decode_latents_compiled(main_words, escape_words, layout, buf, arm)
         return layout.gather(buf)

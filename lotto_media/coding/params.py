@@ -51,8 +51,7 @@ class QuantizedNetworks:
         return arm_taps(self.arm)
 
     def integer_arm(self) -> IntegerArm:
-        w1, b1, w2, b2, w3, b3 = self.arm.exact()
-        return IntegerArm(w1, b1, w2, b2, w3, b3, self.arm.frac)
+        return integer_arm(self.arm)
 
 
 def module_shapes(config: ModelConfig, name: str) -> list[tuple[int, ...]]:
@@ -77,6 +76,11 @@ def module_parameters(model: torch.nn.Module, name: str) -> list[torch.Tensor]:
         return [mod.fc0.weight, mod.fc0.bias, mod.fc1.weight, mod.fc1.bias,
                 mod.res2.weight, mod.res2.bias, mod.res3.weight, mod.res3.bias]
     raise KeyError(name)
+
+
+def integer_arm(arm: QuantizedModule) -> IntegerArm:
+    """A quantised ARM module in its exact integer form."""
+    return IntegerArm(*arm.exact(), arm.frac)
 
 
 def arm_taps(arm: QuantizedModule) -> int:

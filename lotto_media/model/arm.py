@@ -126,15 +126,6 @@ def causal_context(latent: torch.Tensor) -> torch.Tensor:
     return shifted_windows(padded, _PADDED_OFFSETS, (hgt, wid)).view(N_CONTEXT, hgt * wid)
 
 
-def temporal_context(previous: torch.Tensor, taps: int) -> torch.Tensor:
-    """(h, w) latents of the previous frame -> (taps, h*w): for each latent, the previous frame's
-    latents at the first ``taps`` TEMPORAL_OFFSETS from it, zero beyond the edges."""
-    hgt, wid = previous.shape
-    padded = F.pad(previous, (1, 1, 1, 1))
-    return torch.stack([padded[1 + dy : 1 + dy + hgt, 1 + dx : 1 + dx + wid].reshape(-1)
-                        for dy, dx in TEMPORAL_OFFSETS[:taps]]) if taps else previous.new_zeros(0, hgt * wid)
-
-
 def float_arm_from_integers(weights: list[np.ndarray], frac: int) -> Arm:
     """A float ARM holding the dequantised weights (w / 2^frac): what training saw after quantisation."""
     arm = Arm(weights[0].shape[0], weights[0].shape[1] - N_CONTEXT)
@@ -350,14 +341,11 @@ class ContextLayout:
         for level, latent in enumerate(latents):
             self.level_view(buf, level)[...] = latent
         if previous is not None and self.temporal:
-            self.fill_previous(buf, previous)
+            if [tuple(q.shape) for q in previous] != list(self.shapes):
+                raise ValueError("the previous frame's latents have other shapes")
+            for level, latent in enumerate(previous):
+                self.level_view(buf, level, region=1)[...] = latent
         return buf
-
-    def fill_previous(self, buf: np.ndarray, previous: list[np.ndarray]) -> None:
-        if [tuple(q.shape) for q in previous] != list(self.shapes):
-            raise ValueError("the previous frame's latents have other shapes")
-        for level, latent in enumerate(previous):
-            self.level_view(buf, level, region=1)[...] = latent
 
     def gather(self, buf: np.ndarray) -> list[np.ndarray]:
         """Each level's latents as int64 arrays (copies)."""

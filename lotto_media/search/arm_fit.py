@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from ..coding import entropy
-from ..coding.params import QuantizedModule, QuantizedNetworks, arm_parameters, arm_taps, module_bits, quantize_module
-from ..model.arm import (EXACT_SUM_LIMIT, MAX_TEMPORAL, Arm, IntegerArm, causal_context,
-                         float_arm_from_integers, temporal_context)
+from ..coding.params import (QuantizedModule, QuantizedNetworks, arm_parameters, arm_taps, integer_arm,
+                             module_bits, quantize_module)
+from ..model.arm import EXACT_SUM_LIMIT, MAX_TEMPORAL, N_CONTEXT, Arm, float_arm_from_integers
 from ..model.synthesis import laplace_bits
 
 log = logging.getLogger(__name__)
@@ -76,14 +76,10 @@ class _Prices:
                     for latents, previous in zip(frames, _previous_frames(frames))])
 
     def bits(self, arm: QuantizedModule) -> float:
-        integer_arm = _integer(arm)
+        exact = integer_arm(arm)
         taps_byte = 8 if arm_taps(arm) else 0  # the group header's tap count (version 4)
-        return sum(entropy.context_code_length(context, values, integer_arm)
+        return sum(entropy.context_code_length(context, values, exact)
                    for context, values in self.contexts) + module_bits(arm) + taps_byte
-
-
-def _integer(arm: QuantizedModule) -> IntegerArm:
-    return IntegerArm(*arm.exact(), arm.frac)
 
 
 @dataclass(frozen=True)
@@ -97,19 +93,11 @@ class _Rows:
     plain_counts: torch.Tensor
 
     @classmethod
-    def of(cls, frames: list[list[np.ndarray]], temporal: int = 0) -> _Rows:
-        contexts, values = [], []
-        for latents, previous in zip(frames, _previous_frames(frames)):
-            for k, level in enumerate(latents):
-                grid = torch.from_numpy(np.asarray(level, dtype=np.float32))
-                context = causal_context(grid)
-                if temporal:
-                    before = (torch.zeros_like(grid) if previous is None
-                              else torch.from_numpy(np.asarray(previous[k], dtype=np.float32)))
-                    context = torch.cat([context, temporal_context(before, temporal)])
-                contexts.append(context)
-                values.append(grid.reshape(-1))
-        context, value = torch.cat(contexts, dim=1), torch.cat(values)
+    def of(cls, prices: _Prices, temporal: int) -> _Rows:
+        """The rows of the latents ``prices`` gathered, the ARM reading ``temporal`` taps."""
+        width = N_CONTEXT + temporal
+        context = torch.from_numpy(np.concatenate([c[:, :width] for c, _ in prices.contexts]).T.astype(np.float32))
+        value = torch.from_numpy(np.concatenate([v for _, v in prices.contexts]).astype(np.float32))
         informative = context.ne(0).any(dim=0)
         plain_values, plain_counts = torch.unique(value[~informative], return_counts=True)
         return cls(context[:, informative], value[informative], plain_values, plain_counts.float())
@@ -140,7 +128,7 @@ def refit_arm(nets: QuantizedNetworks, frames: list[list[np.ndarray]], *, steps:
     best, best_bits = held, held_bits
     for taps in temporal:
         arm = _start(held, taps)
-        rows = _Rows.of(frames, taps)
+        rows = _Rows.of(prices, taps)
         optimiser = torch.optim.Adam(arm.parameters(), lr=lr)
         for _ in range(steps):
             bits = rows.bits(arm)
@@ -149,7 +137,7 @@ def refit_arm(nets: QuantizedNetworks, frames: list[list[np.ndarray]], *, steps:
             optimiser.step()
         for frac in REFIT_FRACS:
             candidate = quantize_module(arm_parameters(arm), frac)
-            if _integer(candidate).largest_sum() >= EXACT_SUM_LIMIT:
+            if integer_arm(candidate).largest_sum() >= EXACT_SUM_LIMIT:
                 continue
             candidate_bits = prices.bits(candidate)
             if candidate_bits < best_bits:
