@@ -76,3 +76,29 @@ def test_a_refit_that_does_not_pay_keeps_the_held_arm():
     held = flat_arm(frac=4)
     unchanged = refit_arm(held, frames, steps=0)
     assert not unchanged.kept_refit and unchanged.nets is not None and unchanged.nets.arm is held.arm
+
+
+def test_a_searched_picture_keeps_whichever_arm_codes_its_latents_in_fewer_bits(monkeypatch, tiny_rgb):
+    """The intra search ends with a refit of its ARM (no temporal taps) on the final latents: the
+    networks it returns carry the refit's choice, which codes the latents in no more bits than the
+    ARM the quantisation picked."""
+    from lotto_media.search import train
+    from lotto_media.search.presets import preset, quality_to_lmbda
+
+    calls = []
+
+    def spy(nets, frames, **options):
+        result = refit_arm(nets, frames, **options)
+        calls.append((nets, frames, options, result))
+        return result
+
+    monkeypatch.setattr(train, "refit_arm", spy)
+    target = torch.from_numpy(tiny_rgb.astype(np.float32) / 255).permute(2, 0, 1)
+    config = ModelConfig(arm_hidden=8)
+    found = train.search(target, config, preset("ultrafast"), quality_to_lmbda(40), torch.device("cpu"))
+    ((held, frames, options, result),) = calls
+    assert options == {"temporal": (0,)}
+    assert found.nets is result.nets and found.nets.arm_temporal == 0
+    assert all(np.array_equal(a, b) for a, b in zip(frames[0], found.latents))
+    assert coded_bits(frames, found.nets.arm) == min(result.refit_bits, result.held_bits)
+    assert coded_bits(frames, found.nets.arm) <= coded_bits(frames, held.arm)

@@ -1,15 +1,14 @@
-"""Fitting an ARM to latents that are already chosen: the entropy model of a group's predicted
-frames, once all of them are searched.
+"""Fitting an ARM to latents that are already chosen: once a group is searched, its frames'
+latents are fixed integers and the ARM reaches nothing but their code length, so it can be refit
+on them without changing any picture. The encoder keeps the refit ARM only when the latents plus
+its parameters cost fewer bits under the coder's own integer tables.
 
-The predicted frames' networks are fitted on a group's first predicted frame and then held
-(``inter``), so their ARM has seen one frame's latents; later frames' latents are residuals of
-other content. Once every frame is searched, its latents are fixed integers and the ARM reaches
-nothing but their code length: refitting it on all of them can only change the rate, and the
-encoder keeps the refit ARM only when the latents plus its parameters cost fewer bits under the
-coder's own integer tables.
-
-The refit may also give the ARM temporal taps (docs/FORMAT.md 3.3: the previous predicted
-frame's latents around the same position), kept on the same condition.
+Two ARMs gain from it. The predicted frames' networks are fitted on a group's first predicted
+frame and then held (``inter``), so their ARM has seen one frame's latents while later frames'
+latents are residuals of other content; their refit may also give the ARM temporal taps
+(docs/FORMAT.md 3.3: the previous predicted frame's latents around the same position). An intra
+frame's ARM was fitted beside latents that moved and were mostly soft-rounded (``train``); it is
+refit without taps.
 
 Most latents of a predicted frame are zero with an all-zero context: those rows are folded into one
 weighted row per value, so a step costs what the few informative latents cost.
@@ -55,8 +54,8 @@ class ArmRefit:
 
 def coded_bits(frames: list[list[np.ndarray]], arm: QuantizedModule) -> float:
     """Bits of every frame's latents under ``arm`` (the coder's integer tables and framing), plus
-    the ARM's parameters. ``frames`` are a group's predicted frames in order, the first one after
-    the intra frame (so its temporal taps read zeros)."""
+    the ARM's parameters. ``frames`` are the frames coded with this ARM in order; with temporal
+    taps, a group's predicted frames, the first one after the intra frame (its taps read zeros)."""
     return _Prices.of(frames, arm_taps(arm)).bits(arm)
 
 

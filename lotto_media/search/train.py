@@ -26,6 +26,7 @@ from ..model.latents import LATENT_MAX, LATENT_MIN, noisy_soft_round, quantise_s
 from ..model.synthesis import FrameModel
 from ..model.supermask import straight_through_mask, topk_mask
 from ..reports import Progress
+from .arm_fit import refit_arm
 from ..coding.params import MAX_FRAC, MODULES, QuantizedNetworks, load_module, module_bits, module_parameters, quantize_module
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,8 @@ def search_group(
     the annealing schedule again in the shorter ``schedule.warm_soft_steps``, the networks held (``warm_net_lr_scale``:
     moving them would spoil the frames already searched). The hard-rounding phase then runs jointly: each
     step sums D + lambda R over all frames of the group, so the networks that the group header
-    sends are fitted to every frame. The networks are quantised last, on the whole group.
+    sends are fitted to every frame. The networks are quantised last, on the whole group, and the ARM
+    is then refit on the group's integer latents (``arm_fit``).
     """
     distortion = distortion or _mse
     start = time.perf_counter()
@@ -216,12 +218,18 @@ def search_group(
         optimiser.step()
         for latents in frame_latents:
             _clamp_latents(latents)
-    joint_share = (time.perf_counter() - joint_start) / n_frames
 
     integer_latents = [to_integers(list(latents)) for latents in frame_latents]
     with torch.no_grad():
         masks = [topk_mask(scores.detach(), config.n_kept()) for scores in frame_scores]
     nets, estimated_bits = quantise_networks(model, integer_latents, masks, targets, lmbda, distortion)
+    # the ARM was fitted beside moving latents, mostly soft-rounded ones; refit on the final
+    # integers it can only lower the rate (the pictures are made, it reaches nothing else)
+    refit = refit_arm(nets, integer_latents, temporal=(0,))
+    nets = refit.nets
+    estimated_bits -= refit.held_bits - refit.refit_bits
+    # the hard phase, the quantisation and the refit serve every frame alike
+    joint_share = (time.perf_counter() - joint_start) / n_frames
     if progress is not None:
         elapsed = time.perf_counter() - start
         progress(Progress(total, total, "quantise", 0.0, 0.0, estimated_bits / pixels / n_frames, elapsed, 0.0,
