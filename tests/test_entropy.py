@@ -1,4 +1,5 @@
-"""Entropy coding units: latents (escapes included), mask and exp-Golomb parameter codes.
+"""Entropy coding units: latents (escapes included), mask, and the network parameters' codes
+(range-coded, group header version 5; exp-Golomb, versions 2-4).
 
 Versions 1 and 2 of the latent and mask coding; for version 2, a pure-Python range coder written
 from docs/format_entropy_v2.md checks that constriction codes exactly the integer frequencies the
@@ -772,3 +773,93 @@ def test_temporal_taps_refuse_levels_whose_padding_cannot_hold_a_row_below():
     with pytest.raises(ValueError, match="padding"):
         ContextLayout.for_shapes([(2, 100), (1, 2)], 9)
     ContextLayout.for_shapes([(2, 100), (1, 2)], 0)  # no taps, no constraint
+
+
+# -- network parameters (group header version 5) ----------------------------------------------------
+
+
+def ref_decode_parameters(data: bytes, sizes: list[int], model_bytes: list[int]) -> list[list[int]]:
+    """A parameter stream decoded from FORMAT.md 3.1 and 3.5.4.5 alone, with the reference range
+    decoder; the stream must be the reference encoder's output for what was decoded."""
+    stream = words(data)
+    decoder, intervals = RefDecoder(stream), []
+    table = cumulative(laplace_frequencies()).tolist()
+
+    def read(cum: list[int]) -> int:
+        symbol = decoder.decode(cum)
+        intervals.append((cum[symbol], cum[symbol + 1] - cum[symbol]))
+        return symbol
+
+    def uniform(n: int) -> list[int]:
+        return [i * (T // n) for i in range(n + 1)]
+
+    tensors = []
+    for n, byte in zip(sizes, model_bytes):
+        shift, scale_code = byte >> 6, byte & 63
+        assert scale_code <= 36
+        row = (16 if shift == 0 else 0) * 73 + 2 * scale_code
+        q = [read(table[row]) - 31 for _ in range(n)]
+        for i in range(n):
+            if q[i] == 32:  # the escape symbol 63
+                negative = read(uniform(2))
+                e = read(uniform(256)) << 8
+                e += read(uniform(256))
+                q[i] = -(e + 32) if negative else e + 32
+        r = [read(uniform(1 << shift)) for _ in range(n)] if shift else [0] * n
+        tensors.append([qi * (1 << shift) + ri for qi, ri in zip(q, r)])
+    if ref_encode(intervals) != stream:
+        raise FormatError("parameters: not the encoder's output")
+    return tensors
+
+
+def parameter_tensors(seed: int) -> list[np.ndarray]:
+    """Tensors like a network set's: small and large spreads, an all-zero bias, escapes of both
+    signs, the largest magnitude the format allows."""
+    rng = np.random.default_rng(seed)
+    return [rng.laplace(0, 3, (16, 24)).round().astype(np.int64), rng.laplace(0, 40, 16).round().astype(np.int64),
+            np.zeros(3, dtype=np.int64), rng.laplace(0, 0.4, (3, 3, 3, 3)).round().astype(np.int64),
+            np.array([1 << 16, -(1 << 16), 70, -33, 0], dtype=np.int64)]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_reference_decoder_written_from_the_docs_reads_the_parameter_code(seed: int):
+    tensors = parameter_tensors(seed)
+    models = [entropy.best_parameter_model(t) for t in tensors]
+    assert {m.shift for m in models} > {0}  # shifted and unshifted tensors are both exercised
+    data = entropy.encode_parameters(tensors, models)
+    decoded = ref_decode_parameters(data, [t.size for t in tensors], [m.to_byte() for m in models])
+    assert all(d == t.ravel().tolist() for d, t in zip(decoded, tensors))
+    ours = entropy.decode_parameters(data, [t.shape for t in tensors], models, 1 << 16, "set")
+    assert all(np.array_equal(a, b) for a, b in zip(ours, tensors))
+    # the model chosen has the fewest bits of all, and its count is the stream's size within the termination
+    for values, model in zip(tensors, models):
+        bits = entropy.parameter_code_length(values, model)
+        assert all(bits <= entropy.parameter_code_length(values, entropy.ParameterModel(s, c)) + 1e-9
+                   for s in range(4) for c in range(37))
+    total = sum(entropy.parameter_code_length(t, m) for t, m in zip(tensors, models))
+    assert 0 <= 8 * len(data) - total <= 64
+
+
+def test_parameter_code_documented_example():
+    tensors = [np.array([0, 1, -1, 40]), np.array([5, -6, 3])]
+    models = [entropy.ParameterModel(0, 18), entropy.ParameterModel(1, 18)]
+    assert [m.to_byte() for m in models] == [0x12, 0x52] and [m.row for m in models] == [1204, 36]
+    data = entropy.encode_parameters(tensors, models)
+    assert data.hex() == "d13bf997f4f8eaf0"
+    assert ref_decode_parameters(data, [4, 3], [0x12, 0x52]) == [[0, 1, -1, 40], [5, -6, 3]]
+
+
+def test_a_damaged_parameter_stream_is_refused():
+    tensors = parameter_tensors(2)
+    models = [entropy.best_parameter_model(t) for t in tensors]
+    data = entropy.encode_parameters(tensors, models)
+    shapes = [t.shape for t in tensors]
+    # a cut stream decodes zeros past its end: refused by the end check or by what it decodes to
+    for bad, message in ((b"", "empty"), (data[:-4], "ends early|out of range"), (data[:4], "ends early|out of range"),
+                         (data + bytes(4), "unused words"), (data[:-1], "whole number")):
+        with pytest.raises(FormatError, match=message):
+            entropy.decode_parameters(bad, shapes, models, 1 << 16, "set")
+    with pytest.raises(FormatError, match="out of range"):
+        entropy.decode_parameters(data, shapes, models, (1 << 16) - 1, "set")
+    with pytest.raises(FormatError, match="scale code 40"):
+        entropy.ParameterModel.from_byte(40, "set")

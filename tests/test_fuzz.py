@@ -1,8 +1,8 @@
 """Hostile .lotto files: mutations of real files of every kind must decode or fail cleanly.
 
 Seeds are the committed golden files (tests/golden): pictures in rgb24 (format version 1), gray,
-a 3-frame rgb24 stream, a 10-bit 4:2:0 stream with odd sizes, a 4:2:0 stream with predicted
-frames, and the two container layout files (audio, index, opaque codec payloads). Mutations: bit
+a 3-frame rgb24 stream, a 10-bit 4:2:0 stream with odd sizes, 4:2:0 streams with predicted
+frames (one with a version-5 group header: range-coded parameters), and the two container layout files (audio, index, opaque codec payloads). Mutations: bit
 flips, byte overwrites and insertions, truncations (at every chunk boundary, near them, and at
 random lengths), chunks duplicated, moved, swapped and removed, chunk lengths set to huge values,
 and fields (dimensions, counts, lengths, codec payload lengths, emptied latent streams, metadata
@@ -53,6 +53,7 @@ SEED_FILES = (
     "pan_yuv420p10_odd_2f_v2.lotto",
     "pan_yuv420p_inter_4f_v2.lotto",
     "two_motions_yuv420p_field_3f_v2.lotto",
+    "pan_yuv420p_temporal_4f_ghdr5.lotto",
     "container_v2.lotto",
     "container_v1.lotto",
 )
@@ -166,6 +167,9 @@ def known_fields(chunks: list[Chunk]) -> list[tuple[int, int, int, str]]:
                     fields.append((index, prefix + 8, 4, "<"))
                 if p[prefix + 1] == 1:  # a predicted frame: its motion vector
                     fields += [(index, prefix + 8 + mask_len, 2, "<"), (index, prefix + 10 + mask_len, 2, "<")]
+        elif chunk.kind == b"GHDR" and len(p) > 23 and p[0] == 5:
+            # version, flags, ARM width, the three steps, the first and last tensor models, word count
+            fields += [(index, k, 1, "<") for k in (0, 1, 2, 3, 5, 6, 20)] + [(index, 21, 2, "<")]
         elif chunk.kind == b"GHDR" and len(p) > 2:
             position = 1 if version == 1 else 2
             fields += [(index, 0, 1, "<")] + ([(index, 1, 1, "<")] if version == 2 else [])

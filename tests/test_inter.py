@@ -366,42 +366,102 @@ def test_a_field_for_another_picture_size_is_refused():
         decoder.decode(packet)
 
 
+def same_group(a: GroupHeader, b: GroupHeader) -> bool:
+    """Two group headers with the same widths and the same integers in every network."""
+    def same_nets(x, y) -> bool:
+        if x is None or y is None:
+            return x is y
+        return all(x.module(n).frac == y.module(n).frac and len(x.module(n).tensors) == len(y.module(n).tensors)
+                   and all(np.array_equal(p, q) for p, q in zip(x.module(n).tensors, y.module(n).tensors))
+                   for n in ("arm", "upsampler", "modulation"))
+    return ((a.arm_hidden, a.predicted_arm_hidden) == (b.arm_hidden, b.predicted_arm_hidden)
+            and same_nets(a.nets, b.nets) and same_nets(a.predicted_nets, b.predicted_nets))
+
+
 def test_a_group_with_predicted_frames_sends_both_network_sets():
     frames = pan(3, height=16, width=24, step=1)
     data, _ = encode(frames, gop=3, options=ULTRA)
     (group_payload,) = read_container(data).groups
     header = read_container(data).header
     group = bitstream.unpack_group(group_payload, header.model)
-    assert group_payload[0] == bitstream.GROUP_VERSION_PREDICTED and group.predicted_nets is not None
+    assert group_payload[:2] == bytes([bitstream.GROUP_VERSION_CODED, bitstream.GroupFlags.PREDICTED])
+    assert group.predicted_nets is not None
     assert bitstream.pack_group(group) == group_payload
     intra_only = bitstream.pack_group(GroupHeader(group.arm_hidden, group.nets))
-    assert intra_only[0] == bitstream.GROUP_VERSION
+    assert intra_only[:2] == bytes([bitstream.GROUP_VERSION_CODED, 0])
+    assert same_group(bitstream.unpack_group(intra_only, header.model), GroupHeader(group.arm_hidden, group.nets))
     with pytest.raises(FormatError, match="trailing"):
         bitstream.unpack_group(group_payload + b"\0", header.model)
+    # the headers of earlier encoders (versions 2 and 3, exp-Golomb parameters) read to the same networks
+    legacy = bitstream.pack_group(group, legacy=True)
+    assert legacy[0] == bitstream.GROUP_VERSION_PREDICTED and len(legacy) > len(group_payload)
+    assert same_group(bitstream.unpack_group(legacy, header.model), group)
+    legacy_intra = bitstream.pack_group(GroupHeader(group.arm_hidden, group.nets), legacy=True)
+    assert legacy_intra[0] == bitstream.GROUP_VERSION
+    assert same_group(bitstream.unpack_group(legacy_intra, header.model), GroupHeader(group.arm_hidden, group.nets))
 
 
-def test_temporal_taps_travel_in_a_version_4_group_header_and_decode_exactly(monkeypatch):
+def test_a_version_5_group_header_refuses_unknown_flags_and_damaged_parameters():
+    frames = pan(3, height=16, width=24, step=1)
+    data, _ = encode(frames, gop=3, options=ULTRA)
+    (payload,) = read_container(data).groups
+    model = read_container(data).header.model
+
+    def patched(position: int, value: int) -> bytes:
+        return payload[:position] + bytes([value]) + payload[position + 1 :]
+
+    for flags, message in ((0b100, "unknown flags"), (0x80, "unknown flags"),
+                           (bitstream.GroupFlags.TEMPORAL, "temporal taps flagged without")):
+        with pytest.raises(FormatError, match=message):
+            bitstream.unpack_group(patched(1, flags), model)
+    # the intra set: ARM width, three step bytes, then one model byte per tensor (scale code <= 36)
+    first_model = 2 + 1 + 3
+    with pytest.raises(FormatError, match="scale code 37 out of range"):
+        bitstream.unpack_group(patched(first_model, 37), model)
+    with pytest.raises(FormatError, match="quantisation step"):
+        bitstream.unpack_group(patched(3, 13), model)
+    for cut in (1, 2, 5, first_model + 3, len(payload) // 2, len(payload) - 4, len(payload) - 1):
+        with pytest.raises(FormatError):
+            bitstream.unpack_group(payload[:cut], model)
+    # any flipped bit of the range-coded parameters is refused or decodes to other networks
+    group = bitstream.unpack_group(payload, model)
+    rng = np.random.default_rng(0)
+    for position in rng.integers(first_model + 20, len(payload), 40).tolist():
+        damaged = patched(position, payload[position] ^ (1 << int(rng.integers(8))))
+        try:
+            assert not same_group(bitstream.unpack_group(damaged, model), group)
+        except FormatError:
+            pass
+
+
+def test_temporal_taps_travel_in_the_group_header_and_decode_exactly(monkeypatch):
     force_temporal_taps(monkeypatch)
     frames = [to_yuv420(f) for f in pan(4, height=16, width=24, step=1)]
     data, coded = encode(frames, gop=4, options=ULTRA)
     (group_payload,) = read_container(data).groups
     header = read_container(data).header
     group = bitstream.unpack_group(group_payload, header.model)
-    assert group_payload[0] == bitstream.GROUP_VERSION_TEMPORAL
+    assert group_payload[:2] == bytes([bitstream.GROUP_VERSION_CODED,
+                                       bitstream.GroupFlags.PREDICTED | bitstream.GroupFlags.TEMPORAL])
     assert group.predicted_nets.arm_temporal == 9 and group.nets.arm_temporal == 0
     assert bitstream.pack_group(group) == group_payload
     decoded = list(LottoReader(data, "pan.lotto"))
     assert all(same_planes(d, c.reconstruction) for d, c in zip(decoded, coded))
-    # the tap count sits after the predicted set's ARM width: 0 or more than 9 taps are refused
-    intra_length = len(bitstream.pack_group(GroupHeader(group.arm_hidden, group.nets))) - 1
-    taps_at = 1 + intra_length + 1
-    assert group_payload[taps_at] == 9
-    for bad in (0, 10, 255):
-        damaged = group_payload[:taps_at] + bytes([bad]) + group_payload[taps_at + 1 :]
-        with pytest.raises(FormatError, match="temporal taps"):
-            bitstream.unpack_group(damaged, header.model)
-    with pytest.raises(FormatError):
-        bitstream.unpack_group(group_payload[: taps_at + 1], header.model)
+    # the tap count sits after the predicted set's ARM width: 0 or more than 9 taps are refused,
+    # in version 5 and in the version-4 layout of earlier encoders
+    legacy = bitstream.pack_group(group, legacy=True)
+    assert legacy[0] == bitstream.GROUP_VERSION_TEMPORAL and same_group(bitstream.unpack_group(legacy, header.model), group)
+    for payload, head in ((group_payload, 2), (legacy, 1)):
+        intra_length = len(bitstream.pack_group(GroupHeader(group.arm_hidden, group.nets),
+                                                legacy=payload is legacy)) - head
+        taps_at = head + intra_length + 1
+        assert payload[taps_at] == 9
+        for bad in (0, 10, 255):
+            damaged = payload[:taps_at] + bytes([bad]) + payload[taps_at + 1 :]
+            with pytest.raises(FormatError, match="temporal taps"):
+                bitstream.unpack_group(damaged, header.model)
+        with pytest.raises(FormatError):
+            bitstream.unpack_group(payload[: taps_at + 1], header.model)
 
 
 def test_a_predicted_frame_without_its_reference_is_refused():

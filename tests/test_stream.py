@@ -278,11 +278,14 @@ GOLDEN_STREAMS = {
     "two_motions_yuv420p_predicted_field_3f_v2.lotto": "yuv420p-field",
     "sheared_yuv420p_overlapped_3f_v2.lotto": "yuv420p-overlapped",
     "pan_yuv420p_temporal_4f_v2.lotto": "yuv420p-temporal",
+    "pan_rgb_3f_ghdr5.lotto": "rgb24",
+    "pan_yuv420p_temporal_4f_ghdr5.lotto": "yuv420p-temporal",
 }
 #: written by earlier encoders and kept as they are (never regenerated), so that real streams of the
-#: older predicted-frame layouts stay tested: version 2 (one vector), version 3 (every field coded
-#: against the base vector) and version 4 (fields against the neighbours' median)
-LEGACY_GOLDEN = {"yuv420p-inter", "yuv420p-field-v3", "yuv420p-field"}
+#: older layouts stay tested: frame versions 2 (one vector), 3 (every field coded against the base
+#: vector) and 4 (fields against the neighbours' median); group header versions 2-4 (exp-Golomb
+#: parameters: every file but the ghdr5 ones)
+LEGACY_GOLDEN = {name for name in GOLDEN_STREAMS if "_ghdr5" not in name}
 
 
 def golden_frames(kind: str) -> tuple[list[Frame], int, bool]:
@@ -309,7 +312,7 @@ def test_version_2_golden_streams_decode_to_pinned_pixels(name, monkeypatch):
     digests_path = GOLDEN_DIR / "digests_v2.txt"
     if GOLDEN_STREAMS[name] == "yuv420p-temporal":  # predicted frames whose ARM has temporal taps
         force_temporal_taps(monkeypatch)
-    if os.environ.get("LOTTO_REGENERATE_GOLDEN") and GOLDEN_STREAMS[name] not in LEGACY_GOLDEN:
+    if os.environ.get("LOTTO_REGENERATE_GOLDEN") and name not in LEGACY_GOLDEN:
         frames, gop, inter = golden_frames(GOLDEN_STREAMS[name])
         data, _ = encode(frames, gop=gop, options=EncodeOptions(preset="ultrafast", steps=12, quality=50, threads=1),
                          inter=inter)
@@ -329,8 +332,17 @@ def test_version_2_golden_streams_decode_to_pinned_pixels(name, monkeypatch):
         assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_FIELD_PREDICTED in versions[1:]
     if GOLDEN_STREAMS[name] == "yuv420p-overlapped":
         assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_COMPACT in versions[1:]
+    group_versions = {payload[0] for payload in read_container(data).groups}
+    if name in LEGACY_GOLDEN:
+        assert group_versions <= {bitstream.GROUP_VERSION, bitstream.GROUP_VERSION_PREDICTED,
+                                  bitstream.GROUP_VERSION_TEMPORAL}
+    else:
+        assert group_versions == {bitstream.GROUP_VERSION_CODED}
     if GOLDEN_STREAMS[name] == "yuv420p-temporal":
-        assert read_container(data).groups[0][0] == bitstream.GROUP_VERSION_TEMPORAL
+        flags = bitstream.GroupFlags.PREDICTED | bitstream.GroupFlags.TEMPORAL
+        assert read_container(data).groups[0][:2 if name not in LEGACY_GOLDEN else 1] == (
+            bytes([bitstream.GROUP_VERSION_TEMPORAL]) if name in LEGACY_GOLDEN
+            else bytes([bitstream.GROUP_VERSION_CODED, flags]))
     assert StreamReader(data).header.format_version == 2
 
 

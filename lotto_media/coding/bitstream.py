@@ -6,6 +6,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Callable
 
 import numpy as np
 
@@ -18,6 +19,10 @@ from ..errors import FormatError, UnsupportedError
 #: payload versions of format version 1 and 2 streams (the first byte of every GHDR / FRME payload);
 #: a version-2 stream's group with predicted frames has a version-3 header (it adds their networks)
 GROUP_VERSION_1, GROUP_VERSION, GROUP_VERSION_PREDICTED, GROUP_VERSION_TEMPORAL = 1, 2, 3, 4
+#: the header this encoder writes: a flags byte (``GroupFlags``) says which of the above layouts
+#: it has, and each network set's parameters are range-coded (``params.set_to_bytes``) where
+#: versions 2-4 coded them with exp-Golomb
+GROUP_VERSION_CODED = 5
 FRAME_VERSION_1, FRAME_VERSION = 1, 2
 #: a predicted frame whose motion is a field of block vectors (model.motion.MotionField), each
 #: coded as its difference from the field's base vector (version 3) or from its
@@ -77,6 +82,15 @@ class PredictionTools:
     KNOWN = 0b1111
 
 
+class GroupFlags:
+    """The flags byte of a version-5 group header: bit 0 a network set for predicted frames
+    follows the intra frames' one, bit 1 their ARM has temporal taps; bits 2-7 reserved, zero."""
+
+    PREDICTED = 1
+    TEMPORAL = 2
+    KNOWN = 0b11
+
+
 @dataclass(frozen=True)
 class GroupHeader:
     """What the frames of a group share: the ARM width and the quantised small networks of its
@@ -88,26 +102,34 @@ class GroupHeader:
     predicted_nets: params.QuantizedNetworks | None = None
 
 
-def _network_set(nets: params.QuantizedNetworks, arm_hidden: int) -> bytes:
+def _network_set(nets: params.QuantizedNetworks, arm_hidden: int, legacy: bool = False) -> bytes:
     """ARM width (u8), the ARM's temporal taps (u8) when it has any, the modules' parameters."""
     if not 1 <= arm_hidden <= 255:
         raise ValueError(f"ARM hidden width {arm_hidden} does not fit the group header")
     taps = bytes([nets.arm_temporal]) if nets.arm_temporal else b""
-    return bytes([arm_hidden]) + taps + params.to_bytes(nets)
+    return bytes([arm_hidden]) + taps + (params.to_bytes(nets) if legacy else params.set_to_bytes(nets))
 
 
-def pack_group(header: GroupHeader) -> bytes:
-    """version 2 (u8) | ARM hidden width (u8) | the three modules' parameters; a group with
-    predicted frames: version 3 (u8) | the same for intra frames | the same for predicted frames;
-    version 4 when the predicted frames' ARM has temporal taps: their count (u8) follows that
-    set's width."""
-    intra = _network_set(header.nets, header.arm_hidden)
-    if header.predicted_nets is None:
-        return bytes([GROUP_VERSION]) + intra
+def pack_group(header: GroupHeader, *, legacy: bool = False) -> bytes:
+    """version 5 (u8) | flags (u8, ``GroupFlags``) | the intra frames' network set | with
+    predicted frames, theirs. A network set: ARM hidden width (u8), the ARM's temporal-tap count
+    (u8) when it has taps, the range-coded parameters (``params.set_to_bytes``).
+
+    ``legacy`` writes what earlier encoders wrote (for tests of the decoder's older paths):
+    version 2 (intra frames only), 3 (with predicted frames) or 4 (their ARM has temporal taps),
+    no flags byte, each set's parameters coded with exp-Golomb (``params.to_bytes``)."""
     if header.nets.arm_temporal:
         raise ValueError("the intra frames' ARM cannot have temporal taps")
-    version = GROUP_VERSION_TEMPORAL if header.predicted_nets.arm_temporal else GROUP_VERSION_PREDICTED
-    return bytes([version]) + intra + _network_set(header.predicted_nets, header.predicted_arm_hidden)
+    sets = _network_set(header.nets, header.arm_hidden, legacy)
+    predicted = header.predicted_nets
+    if predicted is not None:
+        sets += _network_set(predicted, header.predicted_arm_hidden, legacy)
+    if legacy:
+        version = (GROUP_VERSION if predicted is None
+                   else GROUP_VERSION_TEMPORAL if predicted.arm_temporal else GROUP_VERSION_PREDICTED)
+        return bytes([version]) + sets
+    flags = 0 if predicted is None else GroupFlags.PREDICTED | (GroupFlags.TEMPORAL if predicted.arm_temporal else 0)
+    return bytes([GROUP_VERSION_CODED, flags]) + sets
 
 
 def unpack_group(payload: bytes, config: ModelConfig, format_version: int = 2) -> GroupHeader:
@@ -116,7 +138,7 @@ def unpack_group(payload: bytes, config: ModelConfig, format_version: int = 2) -
     if not payload:
         raise FormatError("group header: empty")
     allowed = ((GROUP_VERSION_1,) if format_version == 1
-               else (GROUP_VERSION, GROUP_VERSION_PREDICTED, GROUP_VERSION_TEMPORAL))
+               else (GROUP_VERSION, GROUP_VERSION_PREDICTED, GROUP_VERSION_TEMPORAL, GROUP_VERSION_CODED))
     if payload[0] not in allowed:
         raise UnsupportedError(
             f"group header version {payload[0]} does not belong in a format-version-{format_version} stream "
@@ -127,19 +149,32 @@ def unpack_group(payload: bytes, config: ModelConfig, format_version: int = 2) -
         position = 1 + used
         header = GroupHeader(config.arm_hidden, nets)
     else:
-        arm_hidden, nets, position = _read_network_set(payload, 1, config)
+        if payload[0] == GROUP_VERSION_CODED:
+            if len(payload) < 2:
+                raise FormatError("group header: flags byte missing")
+            flags, position, read = payload[1], 2, params.set_from_bytes
+            if flags & ~GroupFlags.KNOWN:
+                raise FormatError(f"group header: unknown flags 0x{flags:02x}")
+            if flags & GroupFlags.TEMPORAL and not flags & GroupFlags.PREDICTED:
+                raise FormatError("group header: temporal taps flagged without predicted frames' networks")
+            predicted, temporal = bool(flags & GroupFlags.PREDICTED), bool(flags & GroupFlags.TEMPORAL)
+        else:
+            position, read = 1, params.from_bytes
+            predicted = payload[0] in (GROUP_VERSION_PREDICTED, GROUP_VERSION_TEMPORAL)
+            temporal = payload[0] == GROUP_VERSION_TEMPORAL
+        arm_hidden, nets, position = _read_network_set(payload, position, config, read)
         header = GroupHeader(arm_hidden, nets)
-        if payload[0] in (GROUP_VERSION_PREDICTED, GROUP_VERSION_TEMPORAL):
-            p_arm_hidden, p_nets, position = _read_network_set(payload, position, config,
-                                                               temporal=payload[0] == GROUP_VERSION_TEMPORAL)
+        if predicted:
+            p_arm_hidden, p_nets, position = _read_network_set(payload, position, config, read, temporal=temporal)
             header = GroupHeader(arm_hidden, nets, p_arm_hidden, p_nets)
     if position != len(payload):
         raise FormatError(f"group header: {len(payload) - position} unexpected trailing bytes")
     return header
 
 
-def _read_network_set(payload: bytes, position: int, config: ModelConfig, *, temporal: bool = False
-                      ) -> tuple[int, params.QuantizedNetworks, int]:
+def _read_network_set(payload: bytes, position: int, config: ModelConfig,
+                      read: Callable[[bytes, ModelConfig], tuple[params.QuantizedNetworks, int]], *,
+                      temporal: bool = False) -> tuple[int, params.QuantizedNetworks, int]:
     if len(payload) <= position or not payload[position]:
         raise FormatError("group header: missing or zero ARM width")
     arm_hidden = payload[position]
@@ -150,7 +185,7 @@ def _read_network_set(payload: bytes, position: int, config: ModelConfig, *, tem
             raise FormatError(f"group header: the predicted frames' ARM needs 1..{MAX_TEMPORAL} temporal taps")
         taps = payload[position]
         position += 1
-    nets, used = params.from_bytes(payload[position:], config.with_arm_hidden(arm_hidden).with_arm_temporal(taps))
+    nets, used = read(payload[position:], config.with_arm_hidden(arm_hidden).with_arm_temporal(taps))
     return arm_hidden, nets, position + used
 
 

@@ -620,6 +620,141 @@ def _decode_bits(data: bytes, n: int, n_ones: int, what: str, count_says: str) -
     return bits
 
 
+# --- network parameters: range-coded with a Laplace model per tensor (group header version 5) ----
+
+#: a tensor's values v are coded as q = floor(v / 2^shift) with a latent table row (§3.5.2) and
+#: the shift's low bits uniformly; shift in 0..PARAM_MAX_SHIFT
+PARAM_MAX_SHIFT = 3
+#: the row's scale bin is 2 * scale_code, scale_code in 0..PARAM_MAX_SCALE_CODE
+PARAM_MAX_SCALE_CODE = (SCALE_BINS - 1) // 2
+#: an escaped q (|q| > WINDOW): a sign, then |q| - WINDOW - 1 as two uniform bytes
+_PARAM_ESCAPE_RANGE = 1 << 16
+
+
+@dataclass(frozen=True)
+class ParameterModel:
+    """How one tensor's integers are coded: ``shift`` low bits sent uniformly, the rest ``q`` with
+    the latent table row of scale bin ``2 * scale_code`` and mean bin 16 (mean +1/64) for shift 0
+    or 0 (mean -31/64) for a shift, where floor(v / 2^shift) sits half a step low."""
+
+    shift: int
+    scale_code: int
+
+    @property
+    def row(self) -> int:
+        return (16 if self.shift == 0 else 0) * SCALE_BINS + 2 * self.scale_code
+
+    def to_byte(self) -> int:
+        return self.shift << 6 | self.scale_code
+
+    @classmethod
+    def from_byte(cls, byte: int, what: str) -> ParameterModel:
+        shift, scale_code = byte >> 6, byte & 63
+        if scale_code > PARAM_MAX_SCALE_CODE:
+            raise FormatError(f"{what}: parameter model scale code {scale_code} out of range (0..{PARAM_MAX_SCALE_CODE})")
+        return cls(shift, scale_code)
+
+
+@lru_cache(maxsize=1)
+def _parameter_symbol_bits() -> np.ndarray:
+    """-log2 of every latent table frequency (units of 2^-24): the ideal cost of each symbol."""
+    return FREQ_BITS - np.log2(laplace_frequencies().astype(np.float64))
+
+
+def _split_parameters(values: np.ndarray, shift: int) -> tuple[np.ndarray, np.ndarray]:
+    q = np.asarray(values, dtype=np.int64) >> shift  # floor division, negative values included
+    return q, np.asarray(values, dtype=np.int64) - (q << shift)
+
+
+def parameter_code_length(values: np.ndarray, model: ParameterModel) -> float:
+    """Bits of a tensor's values under ``model`` (information content; docs/FORMAT.md 3.5.4.5)."""
+    q, _ = _split_parameters(np.ravel(values), model.shift)
+    costs = _parameter_symbol_bits()[model.row]
+    inside = np.abs(q) <= WINDOW
+    return float(costs[q[inside] + WINDOW].sum() + (~inside).sum() * (costs[ESCAPE] + 17) + model.shift * q.size)
+
+
+def best_parameter_model(values: np.ndarray) -> ParameterModel:
+    """The model of the fewest bits for a tensor's values (the first such, in shift then scale
+    order)."""
+    values = np.ravel(np.asarray(values, dtype=np.int64))
+    costs = _parameter_symbol_bits()
+    best, best_bits = ParameterModel(0, 0), np.inf
+    scale_bins = 2 * np.arange(PARAM_MAX_SCALE_CODE + 1)
+    for shift in range(PARAM_MAX_SHIFT + 1):
+        q, _ = _split_parameters(values, shift)
+        symbols = np.where(np.abs(q) <= WINDOW, q + WINDOW, ESCAPE)
+        counts = np.bincount(symbols, minlength=N_SYMBOLS).astype(np.float64)
+        rows = costs[ParameterModel(shift, 0).row + scale_bins]
+        bits = rows @ counts + counts[ESCAPE] * 17 + shift * values.size
+        scale_code = int(np.argmin(bits))
+        if bits[scale_code] < best_bits:
+            best, best_bits = ParameterModel(shift, scale_code), float(bits[scale_code])
+    return best
+
+
+def _uniform_model(n: int) -> constriction.stream.model.Categorical:
+    return constriction.stream.model.Categorical(coder_weights(np.full(n, FREQ_TOTAL // n)), perfect=False)
+
+
+def _parameter_symbols(values: np.ndarray, model: ParameterModel) -> list[tuple[np.ndarray, object]]:
+    """The (symbols, model) pieces that code one tensor, in stream order: every q (escape for
+    |q| > WINDOW), then each escape's sign and two bytes of |q| - WINDOW - 1, then the low bits."""
+    q, low = _split_parameters(np.ravel(values), model.shift)
+    inside = np.abs(q) <= WINDOW
+    main = np.where(inside, q + WINDOW, ESCAPE).astype(np.int32)
+    table = constriction.stream.model.Categorical(_latent_weights_v2()[model.row].astype(np.float64), perfect=False)
+    pieces: list[tuple[np.ndarray, object]] = [(main, table)]
+    for value in q[~inside].tolist():
+        magnitude = abs(value) - WINDOW - 1
+        pieces.append((np.array([int(value < 0)], dtype=np.int32), _uniform_model(2)))
+        pieces.append((np.array([magnitude >> 8, magnitude & 255], dtype=np.int32), _uniform_model(256)))
+    if model.shift:
+        pieces.append((low.astype(np.int32), _uniform_model(1 << model.shift)))
+    return pieces
+
+
+def encode_parameters(tensors: list[np.ndarray], models: list[ParameterModel]) -> bytes:
+    """Every tensor's integers, in order, as one range-coder stream (docs/FORMAT.md 3.5.4.5)."""
+    coder = constriction.stream.queue.RangeEncoder()
+    for values, model in zip(tensors, models):
+        for symbols, piece_model in _parameter_symbols(values, model):
+            if symbols.size:
+                coder.encode(symbols, piece_model)
+    return _to_bytes(coder.get_compressed())
+
+
+def decode_parameters(data: bytes, shapes: list[tuple[int, ...]], models: list[ParameterModel], limit: int,
+                      what: str) -> list[np.ndarray]:
+    """Inverse of ``encode_parameters``; every value must satisfy |v| <= ``limit``."""
+    words = _to_words(data, what)
+    if words.size == 0:
+        raise FormatError(f"{what}: the parameter stream is empty")
+    decoder = constriction.stream.queue.RangeDecoder(words)
+    tensors = []
+    try:
+        for shape, model in zip(shapes, models):
+            n = int(np.prod(shape))
+            table = constriction.stream.model.Categorical(_latent_weights_v2()[model.row].astype(np.float64),
+                                                          perfect=False)
+            q = np.asarray(decoder.decode(table, n), dtype=np.int64) - WINDOW
+            for index in np.flatnonzero(q == ESCAPE - WINDOW).tolist():
+                negative = int(decoder.decode(_uniform_model(2), 1)[0])
+                high, low_byte = (int(b) for b in decoder.decode(_uniform_model(256), 2))
+                magnitude = (high << 8 | low_byte) + WINDOW + 1
+                q[index] = -magnitude if negative else magnitude
+            low = (np.asarray(decoder.decode(_uniform_model(1 << model.shift), n), dtype=np.int64)
+                   if model.shift else np.zeros(n, dtype=np.int64))
+            values = (q << model.shift) + low
+            if np.any(np.abs(values) > limit):
+                raise FormatError(f"{what}: parameter out of range (|v| > {limit})")
+            tensors.append(values.reshape(shape))
+    except (ValueError, RuntimeError, AssertionError) as exc:
+        raise FormatError(f"{what}: the parameter stream cannot be decoded ({exc})") from None
+    _check_stream_end(words, np.frombuffer(encode_parameters(tensors, models), dtype="<u4"), what, "parameters")
+    return tensors
+
+
 # --- signed exp-Golomb for network parameters ------------------------------------------------
 
 

@@ -1,7 +1,9 @@
 """The small learned networks (ARM, upsampler, modulation) as quantised integers.
 
-Each module is quantised with its own step 2^-frac (chosen by an RD search in ``train``) and
-coded with signed exp-Golomb of an order chosen per module.
+Each module is quantised with its own step 2^-frac (chosen by an RD search in ``train``). A
+network set is coded (group header version 5, docs/FORMAT.md 3.1) as one range-coder stream,
+each tensor with the Laplace model of the fewest bits (``entropy.ParameterModel``); group headers
+of versions 2-4 coded each module with signed exp-Golomb of an order chosen per module.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import torch
 
 from ..model.arm import EXACT_SUM_LIMIT, N_CONTEXT, Arm, IntegerArm
 from ..model.config import ModelConfig
-from .entropy import best_exp_golomb_order, exp_golomb_decode, exp_golomb_encode
+from .entropy import (ParameterModel, best_exp_golomb_order, best_parameter_model, decode_parameters,
+                      encode_parameters, exp_golomb_decode, exp_golomb_encode, parameter_code_length)
 from ..errors import FormatError
 from ..model.latents import UPSAMPLE_KERNEL
 
@@ -109,13 +112,53 @@ def load_module(model: torch.nn.Module, name: str, module: QuantizedModule) -> N
             param.copy_(torch.from_numpy(values).to(param))
 
 
-def module_bits(module: QuantizedModule) -> int:
-    values = np.concatenate([t.ravel() for t in module.tensors])
-    return 8 * len(exp_golomb_encode(values, best_exp_golomb_order(values))) + 8 * 6
+def module_bits(module: QuantizedModule) -> float:
+    """A module's share of its network set's code (docs/FORMAT.md 3.1, version 5): its step
+    byte, a model byte and the coded bits of each tensor; the set's stream length and termination
+    (about 32 bits) are left out, as they are the same whatever the modules hold."""
+    return 8 + sum(8 + parameter_code_length(t, best_parameter_model(t)) for t in module.tensors)
+
+
+def _tensors_in_order(nets: QuantizedNetworks) -> list[np.ndarray]:
+    return [t for name in MODULES for t in nets.module(name).tensors]
+
+
+def set_to_bytes(nets: QuantizedNetworks) -> bytes:
+    """Version 5: each module's frac (u8); one model byte per tensor; u16 count of 32-bit words;
+    the tensors' range-coder stream."""
+    tensors = _tensors_in_order(nets)
+    models = [best_parameter_model(t) for t in tensors]
+    code = encode_parameters(tensors, models)
+    if len(code) // 4 >= 1 << 16:
+        raise ValueError(f"network parameters take {len(code)} bytes, beyond the group header's u16 word count")
+    fracs = bytes(nets.module(name).frac for name in MODULES)
+    return fracs + bytes(m.to_byte() for m in models) + struct.pack("<H", len(code) // 4) + code
+
+
+def set_from_bytes(data: bytes, config: ModelConfig) -> tuple[QuantizedNetworks, int]:
+    """Inverse of ``set_to_bytes``: the networks and the number of bytes consumed."""
+    shapes = {name: module_shapes(config, name) for name in MODULES}
+    all_shapes = [shape for name in MODULES for shape in shapes[name]]
+    head = len(MODULES) + len(all_shapes) + 2
+    if len(data) < head:
+        raise FormatError("group header: network parameters truncated")
+    fracs = data[: len(MODULES)]
+    for name, frac in zip(MODULES, fracs):
+        if not MIN_FRAC <= frac <= MAX_FRAC:
+            raise FormatError(f"group header: {name} quantisation step 2^-{frac} out of range")
+    models = [ParameterModel.from_byte(b, "group header") for b in data[len(MODULES): head - 2]]
+    (n_words,) = struct.unpack_from("<H", data, head - 2)
+    end = head + 4 * n_words
+    if end > len(data):
+        raise FormatError("group header: network parameters truncated")
+    tensors = iter(decode_parameters(data[head:end], all_shapes, models, MAX_PARAM, "group header: parameters"))
+    modules = {name: QuantizedModule(frac, tuple(next(tensors) for _ in shapes[name]))
+               for name, frac in zip(MODULES, fracs)}
+    return _checked(QuantizedNetworks(**modules)), end
 
 
 def to_bytes(nets: QuantizedNetworks) -> bytes:
-    """Per module: frac (u8), exp-Golomb order (u8), code length (u32 LE), code."""
+    """Group header versions 2-4, per module: frac (u8), exp-Golomb order (u8), code length (u32 LE), code."""
     out = bytearray()
     for name in MODULES:
         module = nets.module(name)
@@ -152,8 +195,11 @@ def from_bytes(data: bytes, config: ModelConfig) -> tuple[QuantizedNetworks, int
             tensors.append(values[start : start + size].reshape(shape))
             start += size
         modules[name] = QuantizedModule(frac, tuple(tensors))
-    nets = QuantizedNetworks(**modules)
+    return _checked(QuantizedNetworks(**modules)), pos
+
+
+def _checked(nets: QuantizedNetworks) -> QuantizedNetworks:
     # beyond this bound float64 would round the ARM's sums and decoders could disagree (FORMAT.md 3.7)
     if nets.integer_arm().largest_sum() >= EXACT_SUM_LIMIT:
         raise FormatError("group header: ARM weights whose sums could reach 2^50, beyond exact arithmetic")
-    return nets, pos
+    return nets
