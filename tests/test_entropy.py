@@ -863,3 +863,24 @@ def test_a_damaged_parameter_stream_is_refused():
         entropy.decode_parameters(data, shapes, models, (1 << 16) - 1, "set")
     with pytest.raises(FormatError, match="scale code 40"):
         entropy.ParameterModel.from_byte(40, "set")
+
+
+def test_the_search_prices_network_sets_at_their_coded_size():
+    """``params.module_bits`` (what the search minimises) adds up, over a set's modules, to the
+    set's bytes less its word count, within the range coder's termination."""
+    from lotto_media.coding import params
+    from lotto_media.model.config import ModelConfig
+
+    rng = np.random.default_rng(4)
+    config = ModelConfig(arm_hidden=8)
+    modules = {name: params.QuantizedModule(6, tuple(rng.laplace(0, 2 + 20 * k, shape).round().astype(np.int64)
+                                                     for k, shape in enumerate(params.module_shapes(config, name))))
+               for name in params.MODULES}
+    nets = params.QuantizedNetworks(**modules)
+    coded = params.set_to_bytes(nets)
+    priced = sum(params.module_bits(nets.module(name)) for name in params.MODULES)
+    assert 0 <= 8 * len(coded) - 16 - priced <= 64
+    decoded, used = params.set_from_bytes(coded, config)
+    assert used == len(coded)
+    assert all(np.array_equal(a, b) for name in params.MODULES
+               for a, b in zip(decoded.module(name).tensors, nets.module(name).tensors))

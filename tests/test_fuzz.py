@@ -169,7 +169,7 @@ def known_fields(chunks: list[Chunk]) -> list[tuple[int, int, int, str]]:
                     fields += [(index, prefix + 8 + mask_len, 2, "<"), (index, prefix + 10 + mask_len, 2, "<")]
         elif chunk.kind == b"GHDR" and len(p) > 23 and p[0] == 5:
             # version, flags, ARM width, the three steps, the first and last tensor models, word count
-            fields += [(index, k, 1, "<") for k in (0, 1, 2, 3, 5, 6, 20)] + [(index, 21, 2, "<")]
+            fields += [(index, k, 1, "<") for k in (0, 1, 2, 3, 4, 5, 6, 20)] + [(index, 21, 2, "<")]
         elif chunk.kind == b"GHDR" and len(p) > 2:
             position = 1 if version == 1 else 2
             fields += [(index, 0, 1, "<")] + ([(index, 1, 1, "<")] if version == 2 else [])

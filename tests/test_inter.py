@@ -17,6 +17,7 @@ import pytest
 from conftest import SAMPLES_DIR
 from lotto_media.coding import bitstream, entropy
 from lotto_media.coding.bitstream import FramePayload, FrameType, GroupHeader, MaskCoding
+from lotto_media.coding.params import QuantizedNetworks
 from lotto_media.container import read_container
 from lotto_media.errors import FormatError, UnsupportedError
 from lotto_media.frame import Frame
@@ -368,7 +369,7 @@ def test_a_field_for_another_picture_size_is_refused():
 
 def same_group(a: GroupHeader, b: GroupHeader) -> bool:
     """Two group headers with the same widths and the same integers in every network."""
-    def same_nets(x, y) -> bool:
+    def same_nets(x: QuantizedNetworks | None, y: QuantizedNetworks | None) -> bool:
         if x is None or y is None:
             return x is y
         return all(x.module(n).frac == y.module(n).frac and len(x.module(n).tensors) == len(y.module(n).tensors)
@@ -450,7 +451,8 @@ def test_temporal_taps_travel_in_the_group_header_and_decode_exactly(monkeypatch
     # the tap count sits after the predicted set's ARM width: 0 or more than 9 taps are refused,
     # in version 5 and in the version-4 layout of earlier encoders
     legacy = bitstream.pack_group(group, legacy=True)
-    assert legacy[0] == bitstream.GROUP_VERSION_TEMPORAL and same_group(bitstream.unpack_group(legacy, header.model), group)
+    assert legacy[0] == bitstream.GROUP_VERSION_TEMPORAL
+    assert same_group(bitstream.unpack_group(legacy, header.model), group)
     for payload, head in ((group_payload, 2), (legacy, 1)):
         intra_length = len(bitstream.pack_group(GroupHeader(group.arm_hidden, group.nets),
                                                 legacy=payload is legacy)) - head

@@ -629,6 +629,7 @@ PARAM_MAX_SHIFT = 3
 PARAM_MAX_SCALE_CODE = (SCALE_BINS - 1) // 2
 #: an escaped q (|q| > WINDOW): a sign, then |q| - WINDOW - 1 as two uniform bytes
 _PARAM_ESCAPE_RANGE = 1 << 16
+_PARAM_ESCAPE_BITS = 1 + 16
 
 
 @dataclass(frozen=True)
@@ -651,7 +652,8 @@ class ParameterModel:
     def from_byte(cls, byte: int, what: str) -> ParameterModel:
         shift, scale_code = byte >> 6, byte & 63
         if scale_code > PARAM_MAX_SCALE_CODE:
-            raise FormatError(f"{what}: parameter model scale code {scale_code} out of range (0..{PARAM_MAX_SCALE_CODE})")
+            raise FormatError(f"{what}: parameter model scale code {scale_code} out of range "
+                              f"(0..{PARAM_MAX_SCALE_CODE})")
         return cls(shift, scale_code)
 
 
@@ -671,7 +673,8 @@ def parameter_code_length(values: np.ndarray, model: ParameterModel) -> float:
     q, _ = _split_parameters(np.ravel(values), model.shift)
     costs = _parameter_symbol_bits()[model.row]
     inside = np.abs(q) <= WINDOW
-    return float(costs[q[inside] + WINDOW].sum() + (~inside).sum() * (costs[ESCAPE] + 17) + model.shift * q.size)
+    return float(costs[q[inside] + WINDOW].sum() + (~inside).sum() * (costs[ESCAPE] + _PARAM_ESCAPE_BITS)
+                 + model.shift * q.size)
 
 
 def best_parameter_model(values: np.ndarray) -> ParameterModel:
@@ -686,27 +689,30 @@ def best_parameter_model(values: np.ndarray) -> ParameterModel:
         symbols = np.where(np.abs(q) <= WINDOW, q + WINDOW, ESCAPE)
         counts = np.bincount(symbols, minlength=N_SYMBOLS).astype(np.float64)
         rows = costs[ParameterModel(shift, 0).row + scale_bins]
-        bits = rows @ counts + counts[ESCAPE] * 17 + shift * values.size
+        bits = rows @ counts + counts[ESCAPE] * _PARAM_ESCAPE_BITS + shift * values.size
         scale_code = int(np.argmin(bits))
         if bits[scale_code] < best_bits:
             best, best_bits = ParameterModel(shift, scale_code), float(bits[scale_code])
     return best
 
 
+@lru_cache(maxsize=16)
 def _uniform_model(n: int) -> constriction.stream.model.Categorical:
     return constriction.stream.model.Categorical(coder_weights(np.full(n, FREQ_TOTAL // n)), perfect=False)
 
 
-def _parameter_symbols(values: np.ndarray, model: ParameterModel) -> list[tuple[np.ndarray, object]]:
+def _parameter_symbols(values: np.ndarray, model: ParameterModel
+                       ) -> list[tuple[np.ndarray, constriction.stream.model.Categorical]]:
     """The (symbols, model) pieces that code one tensor, in stream order: every q (escape for
     |q| > WINDOW), then each escape's sign and two bytes of |q| - WINDOW - 1, then the low bits."""
     q, low = _split_parameters(np.ravel(values), model.shift)
     inside = np.abs(q) <= WINDOW
     main = np.where(inside, q + WINDOW, ESCAPE).astype(np.int32)
-    table = constriction.stream.model.Categorical(_latent_weights_v2()[model.row].astype(np.float64), perfect=False)
-    pieces: list[tuple[np.ndarray, object]] = [(main, table)]
+    pieces = [(main, _parameter_table(model.row))]
     for value in q[~inside].tolist():
         magnitude = abs(value) - WINDOW - 1
+        if magnitude >= _PARAM_ESCAPE_RANGE:
+            raise ValueError(f"parameter {value << model.shift} is beyond what the parameter code can carry")
         pieces.append((np.array([int(value < 0)], dtype=np.int32), _uniform_model(2)))
         pieces.append((np.array([magnitude >> 8, magnitude & 255], dtype=np.int32), _uniform_model(256)))
     if model.shift:
@@ -714,44 +720,55 @@ def _parameter_symbols(values: np.ndarray, model: ParameterModel) -> list[tuple[
     return pieces
 
 
+def _parameter_table(row: int) -> constriction.stream.model.Categorical:
+    return constriction.stream.model.Categorical(_latent_weights_v2()[row].astype(np.float64), perfect=False)
+
+
+def _encode_tensor(coder: constriction.stream.queue.RangeEncoder, values: np.ndarray, model: ParameterModel) -> None:
+    for symbols, piece_model in _parameter_symbols(values, model):
+        if symbols.size:
+            coder.encode(symbols, piece_model)
+
+
 def encode_parameters(tensors: list[np.ndarray], models: list[ParameterModel]) -> bytes:
     """Every tensor's integers, in order, as one range-coder stream (docs/FORMAT.md 3.5.4.5)."""
     coder = constriction.stream.queue.RangeEncoder()
     for values, model in zip(tensors, models):
-        for symbols, piece_model in _parameter_symbols(values, model):
-            if symbols.size:
-                coder.encode(symbols, piece_model)
+        _encode_tensor(coder, values, model)
     return _to_bytes(coder.get_compressed())
 
 
 def decode_parameters(data: bytes, shapes: list[tuple[int, ...]], models: list[ParameterModel], limit: int,
                       what: str) -> list[np.ndarray]:
-    """Inverse of ``encode_parameters``; every value must satisfy |v| <= ``limit``."""
+    """Inverse of ``encode_parameters``; every value must satisfy |v| <= ``limit``. Each tensor
+    decoded is coded again alongside, so that a stream that runs out is refused at the tensor
+    where its data ends, and one that is not the encoder's output once all are decoded."""
     words = _to_words(data, what)
     if words.size == 0:
         raise FormatError(f"{what}: the parameter stream is empty")
     decoder = constriction.stream.queue.RangeDecoder(words)
+    shadow = constriction.stream.queue.RangeEncoder()
     tensors = []
     try:
-        for shape, model in zip(shapes, models):
+        for index, (shape, model) in enumerate(zip(shapes, models)):
             n = int(np.prod(shape))
-            table = constriction.stream.model.Categorical(_latent_weights_v2()[model.row].astype(np.float64),
-                                                          perfect=False)
-            q = np.asarray(decoder.decode(table, n), dtype=np.int64) - WINDOW
-            for index in np.flatnonzero(q == ESCAPE - WINDOW).tolist():
+            q = np.asarray(decoder.decode(_parameter_table(model.row), n), dtype=np.int64) - WINDOW
+            for position in np.flatnonzero(q == ESCAPE - WINDOW).tolist():
                 negative = int(decoder.decode(_uniform_model(2), 1)[0])
                 high, low_byte = (int(b) for b in decoder.decode(_uniform_model(256), 2))
                 magnitude = (high << 8 | low_byte) + WINDOW + 1
-                q[index] = -magnitude if negative else magnitude
+                q[position] = -magnitude if negative else magnitude
             low = (np.asarray(decoder.decode(_uniform_model(1 << model.shift), n), dtype=np.int64)
                    if model.shift else np.zeros(n, dtype=np.int64))
             values = (q << model.shift) + low
             if np.any(np.abs(values) > limit):
                 raise FormatError(f"{what}: parameter out of range (|v| > {limit})")
             tensors.append(values.reshape(shape))
+            _encode_tensor(shadow, values, model)
+            _check_not_run_out(shadow, int(words.size), what, "tensors", index + 1)
     except (ValueError, RuntimeError, AssertionError) as exc:
         raise FormatError(f"{what}: the parameter stream cannot be decoded ({exc})") from None
-    _check_stream_end(words, np.frombuffer(encode_parameters(tensors, models), dtype="<u4"), what, "parameters")
+    _check_stream_end(words, shadow.get_compressed(), what, "parameters")
     return tensors
 
 

@@ -76,7 +76,7 @@ class _Prices:
 
     def bits(self, arm: QuantizedModule) -> float:
         exact = integer_arm(arm)
-        taps_byte = 8 if arm_taps(arm) else 0  # the group header's tap count (version 4)
+        taps_byte = 8 if arm_taps(arm) else 0  # the group header's tap count (FORMAT.md 3.1)
         return sum(entropy.context_code_length(context, values, exact)
                    for context, values in self.contexts) + module_bits(arm) + taps_byte
 
@@ -141,7 +141,7 @@ def refit_arm(nets: QuantizedNetworks, frames: list[list[np.ndarray]], *, steps:
             candidate_bits = prices.bits(candidate)
             if candidate_bits < best_bits:
                 best, best_bits = candidate, candidate_bits
-    log.debug("predicted-frame ARM: held %.0f bits, refit %.0f bits (%d temporal taps)", held_bits, best_bits,
+    log.debug("ARM refit: held %.0f bits, refit %.0f bits (%d temporal taps)", held_bits, best_bits,
               arm_taps(best))
     return ArmRefit(replace(nets, arm=best), held_bits, best_bits)
 

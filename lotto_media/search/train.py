@@ -227,6 +227,7 @@ def search_group(
     # integers it can only lower the rate (the pictures are made, it reaches nothing else)
     refit = refit_arm(nets, integer_latents, temporal=(0,))
     nets = refit.nets
+    # the search's estimate (float ARM) less what the refit saved in the coder's integer bits
     estimated_bits -= refit.held_bits - refit.refit_bits
     # the hard phase, the quantisation and the refit serve every frame alike
     joint_share = (time.perf_counter() - joint_start) / n_frames
