@@ -668,32 +668,28 @@ def _split_parameters(values: np.ndarray, shift: int) -> tuple[np.ndarray, np.nd
     return q, np.asarray(values, dtype=np.int64) - (q << shift)
 
 
+def _costs_by_scale(values: np.ndarray, shift: int) -> np.ndarray:
+    """Bits of a tensor's values (flat int64) under each scale code with ``shift``: the symbols'
+    information, 17 bits more per escape, ``shift`` bits per value."""
+    q, _ = _split_parameters(values, shift)
+    symbols = np.where(np.abs(q) <= WINDOW, q + WINDOW, ESCAPE)
+    counts = np.bincount(symbols, minlength=N_SYMBOLS).astype(np.float64)
+    rows = _parameter_symbol_bits()[ParameterModel(shift, 0).row + 2 * np.arange(PARAM_MAX_SCALE_CODE + 1)]
+    return rows @ counts + counts[ESCAPE] * _PARAM_ESCAPE_BITS + shift * values.size
+
+
 def parameter_code_length(values: np.ndarray, model: ParameterModel) -> float:
     """Bits of a tensor's values under ``model`` (information content; docs/FORMAT.md 3.5.4.5)."""
-    q, _ = _split_parameters(np.ravel(values), model.shift)
-    costs = _parameter_symbol_bits()[model.row]
-    inside = np.abs(q) <= WINDOW
-    return float(costs[q[inside] + WINDOW].sum() + (~inside).sum() * (costs[ESCAPE] + _PARAM_ESCAPE_BITS)
-                 + model.shift * q.size)
+    return float(_costs_by_scale(np.ravel(np.asarray(values, dtype=np.int64)), model.shift)[model.scale_code])
 
 
 def best_parameter_model(values: np.ndarray) -> ParameterModel:
     """The model of the fewest bits for a tensor's values (the first such, in shift then scale
     order)."""
     values = np.ravel(np.asarray(values, dtype=np.int64))
-    costs = _parameter_symbol_bits()
-    best, best_bits = ParameterModel(0, 0), np.inf
-    scale_bins = 2 * np.arange(PARAM_MAX_SCALE_CODE + 1)
-    for shift in range(PARAM_MAX_SHIFT + 1):
-        q, _ = _split_parameters(values, shift)
-        symbols = np.where(np.abs(q) <= WINDOW, q + WINDOW, ESCAPE)
-        counts = np.bincount(symbols, minlength=N_SYMBOLS).astype(np.float64)
-        rows = costs[ParameterModel(shift, 0).row + scale_bins]
-        bits = rows @ counts + counts[ESCAPE] * _PARAM_ESCAPE_BITS + shift * values.size
-        scale_code = int(np.argmin(bits))
-        if bits[scale_code] < best_bits:
-            best, best_bits = ParameterModel(shift, scale_code), float(bits[scale_code])
-    return best
+    costs = np.stack([_costs_by_scale(values, shift) for shift in range(PARAM_MAX_SHIFT + 1)])
+    shift, scale_code = np.unravel_index(int(np.argmin(costs)), costs.shape)
+    return ParameterModel(int(shift), int(scale_code))
 
 
 @lru_cache(maxsize=16)
