@@ -69,7 +69,8 @@ class EncodeOptions:
     lmbda: float | None = None
     quality: float | None = None
     preset: str = DEFAULT_PRESET
-    mask_ratio: float = 0.2
+    #: fraction of the random network pruned; None: the encoder's choice (``search.presets.mask_ratio_for``)
+    mask_ratio: float | None = None
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -84,7 +85,8 @@ class EncodeOptions:
             check_quality(self.quality)
         if self.preset not in PRESET_NAMES:
             raise InputError(f"unknown preset {self.preset!r} (choose from {', '.join(PRESET_NAMES)})")
-        check_mask_ratio(self.mask_ratio)
+        if self.mask_ratio is not None:
+            check_mask_ratio(self.mask_ratio)
         check_seed(self.seed)
         if self.device not in DEVICES:
             raise InputError(f"unknown device {self.device!r} ({', '.join(DEVICES)})")

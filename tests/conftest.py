@@ -19,6 +19,7 @@ import pytest
 from lotto_media.errors import FormatError
 from lotto_media.frame import Frame
 from lotto_media.options import EncodeOptions
+from lotto_media.search.presets import MASK_RATIO
 from lotto_media.reports import EncodeResult, Progress, StreamInfo
 
 REPO_DIR = Path(__file__).resolve().parents[1]
@@ -129,7 +130,7 @@ class FakeCodec:
         mse = float(np.mean((source - np.stack(planes)) ** 2))
         header = {"w": frame.width, "h": frame.height, "pix_fmt": frame.pix_fmt,
                   "preset": options.preset, "seed": options.seed, "quality": options.quality,
-                  "lmbda": options.lmbda or 0.001, "mask_ratio": options.mask_ratio,
+                  "lmbda": options.lmbda or 0.001, "mask_ratio": MASK_RATIO if options.mask_ratio is None else options.mask_ratio,
                   "psnr": 10 * np.log10(255**2 / mse)}
         data = self._pack(header, planes)
         return EncodeResult(data, recon, self._info(header, len(data), None), 3, 0.01, 0.02)

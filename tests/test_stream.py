@@ -364,3 +364,25 @@ def test_real_clip_frames_round_trip_as_a_stream():
     assert [f.pix_fmt for f in decoded] == ["yuv420p10le"] * 3
     assert [f.pts for f in decoded] == [f.pts for f in frames]
     assert all(same_planes(f, p.reconstruction) for f, p in zip(decoded, coded))
+
+
+def test_the_encoder_prunes_less_of_the_random_network_in_video_at_low_rates():
+    """The mask ratio the sequence header records: 0.05 for a stream with predicted frames at
+    quality 50 or less, 0.2 at higher qualities, for pictures and all-intra streams; a ratio
+    given is kept. The decoder reads it from the header, so a stream of each decodes exactly."""
+    from lotto_media.stream import sequence_header
+
+    video = VideoFormat.of(pan(1)[0], time_base=Fraction(1, 90), source="pan.y4m")
+
+    def ratio(quality: float, gop: int = 16, n_frames: int = 0, inter: bool = True, **given: float) -> float:
+        options = EncodeOptions(quality=quality, **given)
+        return sequence_header(video, options, gop, n_frames, inter).model.mask_ratio
+
+    assert ratio(30) == ratio(50) == ratio(45, n_frames=9) == 0.05
+    assert ratio(51) == ratio(75) == 0.2
+    assert ratio(30, gop=1) == ratio(30, n_frames=1) == ratio(30, inter=False) == 0.2
+    assert ratio(30, mask_ratio=0.3) == 0.3 and ratio(75, mask_ratio=0.0) == 0.0
+    frames = pan(3, height=16, width=24, step=1)
+    data, coded = encode(frames, gop=3, options=EncodeOptions(preset="ultrafast", steps=12, quality=40, threads=1))
+    assert read_container(data).header.model.mask_ratio == 0.05
+    assert all(same_planes(d, c.reconstruction) for d, c in zip(LottoReader(data), coded))

@@ -135,6 +135,30 @@ LATENT_LR_CAP_LMBDA = quality_to_lmbda(60)
 ARM_WIDTHS_FROM_LMBDA = ((quality_to_lmbda(30), ARM_HIDDEN_NARROWEST), (quality_to_lmbda(50), ARM_HIDDEN_NARROW))
 
 
+#: fraction of the random network's weights pruned (the mask's 1 - kept share): pictures, and
+#: streams with predicted frames at qualities above 50
+MASK_RATIO = 0.2
+#: ... and streams with predicted frames from the lambda of quality 50 down (``mask_ratio_for``)
+PREDICTED_MASK_RATIO, PREDICTED_MASK_RATIO_FROM_LMBDA = 0.05, quality_to_lmbda(50)
+
+
+def mask_ratio_for(lmbda: float, predicted: bool) -> float:
+    """The mask ratio the encoder uses (recorded in the sequence header) when none is given.
+
+    A mask costs about n H(ratio) bits whatever the picture's size (1,651 weights: 149 B at 0.2,
+    59 B at 0.05), and a group with predicted frames sends two (its intra frame's and its first
+    predicted frame's). Measured (docs/RESULTS.md, 6-frame crops of CiscoVT2people, park_joy and
+    bus, J = D + lambda R), 0.05 instead of 0.2: at fast, quality 30 -5.1 / -2.1 / -4.5 %, 45 -4.7
+    / -5.3 / -5.3 %, 60 -3.2 / +2.1 / -2.4 %, 75 +7.9 / -0.7 / +5.7 %; at medium, quality 30 -4.3
+    / -2.5 % and 45 -3.6 / 0.0 % (CiscoVT2people / park_joy). Less pruning helps at low rates and
+    hurts at high ones. On stills (Kodak 384x256 at fast) 0.05 was no better (kodim05 / kodim20
+    at quality 30: -0.4 / +3.1 %) and its search went astray on kodim20 at quality 60 (27.6 dB
+    instead of 33.0 for the same bytes), so pictures keep 0.2."""
+    if predicted and lmbda >= PREDICTED_MASK_RATIO_FROM_LMBDA * (1 - 1e-12):
+        return PREDICTED_MASK_RATIO
+    return MASK_RATIO
+
+
 def arm_hidden_for(lmbda: float) -> int:
     """The ARM's hidden width for a rate-distortion trade-off (the decoder reads it from the file).
 

@@ -30,7 +30,7 @@ from ..model.chroma import Distortion
 from ..audio import AudioPacket, AudioParams
 from ..coding.bitstream import FramePayload, FrameType, GroupHeader, MaskCoding, pack_frame, pack_group, unpack_frame, unpack_group
 from ..model.config import ModelConfig
-from ..search.presets import ENCODER_MOD_HIDDEN, arm_hidden_for
+from ..search.presets import ENCODER_MOD_HIDDEN, arm_hidden_for, mask_ratio_for
 from ..container import (
     DEFAULT_MAX_PIXELS,
     AudioHeaderChunk,
@@ -171,8 +171,10 @@ class Packet:
     estimated_latent_bits: float = 0.0
 
 
-def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_frames: int = 0) -> SequenceHeader:
-    """The header an encoder with these settings writes (validates the settings)."""
+def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_frames: int = 0,
+                    inter: bool = True) -> SequenceHeader:
+    """The header an encoder with these settings writes (validates the settings); ``inter``: its
+    groups of more than one frame have predicted frames."""
     if video.pix_fmt not in SUPPORTED_PIX_FMTS:
         raise UnsupportedError(
             f"pixel format {video.pix_fmt} is not supported yet (supported: {', '.join(SUPPORTED_PIX_FMTS)})"
@@ -185,7 +187,8 @@ def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_fram
         arm_hidden=arm_hidden_for(lmbda),
         mod_hidden=ENCODER_MOD_HIDDEN,
         out_channels=1 if video.pix_fmt == "gray" else 3,
-        mask_ratio=float(options.mask_ratio),
+        mask_ratio=float(options.mask_ratio if options.mask_ratio is not None
+                         else mask_ratio_for(lmbda, predicted=inter and gop > 1 and n_frames != 1)),
     )
     return SequenceHeader(
         width=video.width, height=video.height, pix_fmt=video.pix_fmt, model=model,
@@ -210,7 +213,7 @@ class StreamEncoder:
         self.inter = inter
         self.options = options
         self.gop = gop
-        self.header = sequence_header(video, options, gop, n_frames)
+        self.header = sequence_header(video, options, gop, n_frames, inter)
         self.schedule = options.schedule()
         self.device = resolve_device(options.device)
         self.progress = progress
