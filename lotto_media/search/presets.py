@@ -148,7 +148,7 @@ def mask_ratio_for(lmbda: float, predicted: bool) -> float:
     A mask costs about n H(ratio) bits whatever the picture's size (1,651 weights: 149 B at 0.2,
     59 B at 0.05), and a group with predicted frames sends two (its intra frame's and its first
     predicted frame's). Measured (docs/RESULTS.md, 6-frame crops of CiscoVT2people, park_joy and
-    bus, J = D + lambda R), 0.05 instead of 0.2: at fast, quality 30 -5.1 / -2.1 / -4.5 %, 45 -4.7
+    bus, J = D + lambda R), 0.05 instead of 0.2: at fast, quality 30 -5.0 / -2.1 / -4.5 %, 45 -4.7
     / -5.3 / -5.3 %, 60 -3.2 / +2.1 / -2.4 %, 75 +7.9 / -0.7 / +5.7 %; at medium, quality 30 -4.3
     / -2.5 % and 45 -3.6 / 0.0 % (CiscoVT2people / park_joy). Less pruning helps at low rates and
     hurts at high ones. On stills (Kodak 384x256 at fast) 0.05 was no better (kodim05 / kodim20
