@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, replace
 
 from ..errors import InputError
-from ..model.config import ARM_HIDDEN_NARROW, ARM_HIDDEN_NARROWEST, ARM_HIDDEN_WIDE
+from ..model.config import ARM_HIDDEN_NARROW, ARM_HIDDEN_NARROWEST, ARM_HIDDEN_WIDE, ModelConfig
 
 
 #: Hidden width (o0's channels) of the modulation network the encoder uses. ModelConfig keeps the
@@ -135,9 +135,15 @@ LATENT_LR_CAP_LMBDA = quality_to_lmbda(60)
 ARM_WIDTHS_FROM_LMBDA = ((quality_to_lmbda(30), ARM_HIDDEN_NARROWEST), (quality_to_lmbda(50), ARM_HIDDEN_NARROW))
 
 
+def _from_lmbda(lmbda: float, threshold: float) -> bool:
+    """lambda at or above a threshold that is itself the lambda of a whole quality (so that the
+    quality's own lambda, recomputed, lands on the same side)."""
+    return lmbda >= threshold * (1 - 1e-12)
+
+
 #: fraction of the random network's weights pruned (the mask's 1 - kept share): pictures, and
-#: streams with predicted frames at qualities above 50
-MASK_RATIO = 0.2
+#: streams with predicted frames at qualities above 50; the network's reference default
+MASK_RATIO = ModelConfig.mask_ratio
 #: ... and streams with predicted frames from the lambda of quality 50 down (``mask_ratio_for``)
 PREDICTED_MASK_RATIO, PREDICTED_MASK_RATIO_FROM_LMBDA = 0.05, quality_to_lmbda(50)
 
@@ -154,7 +160,7 @@ def mask_ratio_for(lmbda: float, predicted: bool) -> float:
     hurts at high ones. On stills (Kodak 384x256 at fast) 0.05 was no better (kodim05 / kodim20
     at quality 30: -0.4 / +3.1 %) and its search went astray on kodim20 at quality 60 (27.6 dB
     instead of 33.0 for the same bytes), so pictures keep 0.2."""
-    if predicted and lmbda >= PREDICTED_MASK_RATIO_FROM_LMBDA * (1 - 1e-12):
+    if predicted and _from_lmbda(lmbda, PREDICTED_MASK_RATIO_FROM_LMBDA):
         return PREDICTED_MASK_RATIO
     return MASK_RATIO
 
@@ -172,6 +178,6 @@ def arm_hidden_for(lmbda: float) -> int:
     bytes and +0.07 dB), but +2.1 % at quality 40 (kodim07).
     """
     for threshold, width in ARM_WIDTHS_FROM_LMBDA:
-        if lmbda >= threshold * (1 - 1e-12):  # the thresholds are themselves lambdas of whole qualities
+        if _from_lmbda(lmbda, threshold):
             return width
     return ARM_HIDDEN_WIDE
