@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from lotto_media.model.config import ARM_HIDDEN_NARROW, ARM_HIDDEN_NARROWEST, ARM_HIDDEN_WIDE, ModelConfig
-from lotto_media.search.presets import LATENT_LR_CAP_LMBDA, LATENT_LR_LMBDAS, PRESETS, arm_hidden_for, quality_to_lmbda
+from dataclasses import replace
+
+import torch
+
+from lotto_media.search.presets import (FINE_LEVELS, LATENT_LR_CAP_LMBDA, LATENT_LR_LMBDAS, PRESETS, arm_hidden_for,
+                                        quality_to_lmbda)
+from lotto_media.search.train import search_group
 from lotto_media.errors import InputError
 
 
@@ -33,6 +39,42 @@ def test_latent_learning_rate_grows_with_the_rate_and_is_capped(name: str):
     for q in (60, 61, 80, 100):
         assert schedule.latent_lr(quality_to_lmbda(q)) == pytest.approx(capped)
     assert schedule.latent_lr(1e-9) == capped
+
+
+def test_the_finest_latent_levels_learn_faster_at_high_rates_and_at_fast_presets():
+    n_levels = 7
+    for name in ("ultrafast", "fast"):  # short searches: the finest levels always at the full scale
+        schedule = PRESETS[name]
+        for q in (0, 40, 80, 100):
+            lrs = schedule.latent_lrs(quality_to_lmbda(q), n_levels)
+            base = schedule.latent_lr(quality_to_lmbda(q))
+            assert lrs == [base * schedule.fine_latent_lr_scale] * FINE_LEVELS + [base] * (n_levels - FINE_LEVELS)
+    medium = PRESETS["medium"]
+    scales = []
+    for q in range(0, 101, 5):
+        lmbda = quality_to_lmbda(q)
+        lrs = medium.latent_lrs(lmbda, n_levels)
+        assert lrs[FINE_LEVELS:] == [medium.latent_lr(lmbda)] * (n_levels - FINE_LEVELS)
+        assert lrs[:FINE_LEVELS] == [lrs[0]] * FINE_LEVELS
+        scales.append(lrs[0] / lrs[-1])
+    assert scales == sorted(scales)  # never slower at a higher rate
+    assert scales[:11] == pytest.approx([1.0] * 11)  # qualities 0-50
+    assert scales[12:] == pytest.approx([medium.fine_latent_lr_scale] * 9)  # qualities 60-100
+    assert 1.0 < scales[11] < medium.fine_latent_lr_scale  # quality 55
+
+
+def test_the_search_moves_each_latent_level_at_its_own_rate():
+    # the finest levels held still (scale 0) stay exactly zero; a coarse level with a large rate moves
+    schedule = replace(PRESETS["ultrafast"], soft_steps=3, hard_steps=0, lr_latents=(5.0, 5.0), fine_latent_lr_scale=0.0)
+    target = torch.rand(3, 16, 24, generator=torch.Generator().manual_seed(3))
+    config = ModelConfig(n_levels=4, mod_hidden=8, arm_hidden=8)
+    result = search_group([target], config, schedule, quality_to_lmbda(50), torch.device("cpu"))
+    levels = result.frames[0].latents
+    assert all(not level.any() for level in levels[:FINE_LEVELS])
+    assert any(level.any() for level in levels[FINE_LEVELS:])
+    moving = search_group([target], config, replace(schedule, fine_latent_lr_scale=1.0), quality_to_lmbda(50),
+                          torch.device("cpu"))
+    assert any(level.any() for level in moving.frames[0].latents[:FINE_LEVELS])
 
 
 def test_arm_is_narrow_at_low_rates_and_wide_at_high_rates():

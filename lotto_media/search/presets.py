@@ -20,6 +20,10 @@ ENCODER_MOD_HIDDEN = 24
 
 
 
+#: latent levels, from the full-resolution one, searched at ``TrainConfig.fine_latent_lr_scale``
+FINE_LEVELS = 2
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """One search schedule. Steps are optimiser steps over the whole image."""
@@ -60,6 +64,11 @@ class TrainConfig:
     lr: float = 3e-2  # small networks
     #: latent learning rate at low and at high rate (see ``latent_lr``)
     lr_latents: tuple[float, float] = (6e-2, 2e-1)
+    #: the learning rate of the FINE_LEVELS finest latent levels relative to ``latent_lr``, reached
+    #: at the quality ``fine_latent_lr_qualities[1]`` and above, 1 at ``[0]`` and below (see
+    #: ``latent_lrs``)
+    fine_latent_lr_scale: float = 3.0
+    fine_latent_lr_qualities: tuple[float, float] = (50.0, 60.0)
     lr_scores: float = 5e-2
     lr_hard: float = 1e-3
     temperature: tuple[float, float] = (0.3, 0.1)
@@ -90,13 +99,39 @@ class TrainConfig:
         t = min(1.0, max(0.0, (low - math.log(lmbda)) / (low - high)))
         return math.exp((1 - t) * math.log(self.lr_latents[0]) + t * math.log(self.lr_latents[1]))
 
+    def latent_lrs(self, lmbda: float, n_levels: int) -> list[float]:
+        """Learning rate of each latent level, full resolution first: ``latent_lr``, and for the
+        FINE_LEVELS finest levels that rate times a scale rising log-linearly in lambda from 1 to
+        ``fine_latent_lr_scale`` over ``fine_latent_lr_qualities``.
+
+        The finest levels carry the detail, most of all at high rates, and must travel furthest in
+        the steps a preset has; a coarse latent moves a whole neighbourhood of pixels, and given the
+        same rate the coarse levels sent the search astray (why ``latent_lr`` stops rising at
+        quality 60). Measured (Kodak 384x256, one run each, J = MSE + lambda bpp; docs/RESULTS.md),
+        the two finest levels at 3x: at fast J -29 / -28 / -26 % at quality 80 (kodim01 / kodim05
+        / kodim23), -15 / -9 / -10 % at 40, -8.5 / -2.2 % at 20 (kodim01 / kodim05); at medium
+        -24 / -18 % at 80 (kodim05 / kodim23), -7.1 / -3.2 / -2.1 % at 60 (kodim05 / kodim01 /
+        kodim23), but -4.8 / +13 % at 40 (kodim01 / kodim23), whence the ramp at medium and beyond.
+        At quality 80 (fast, kodim01 / kodim05), 2x on the finest level only or on the three
+        finest did worse than on the two finest; 4x did better on kodim05 and worse on kodim01
+        than 3x; every level at 2x (0.18) sent kodim05 and kodim23 astray (J +56 / +29 %).
+        """
+        base = self.latent_lr(lmbda)
+        low, full = (math.log(quality_to_lmbda(q)) for q in self.fine_latent_lr_qualities)
+        if low == full:
+            t = 1.0 if lmbda <= quality_to_lmbda(self.fine_latent_lr_qualities[1]) * (1 + 1e-12) else 0.0
+        else:
+            t = min(1.0, max(0.0, (low - math.log(lmbda)) / (low - full)))
+        fine = base * self.fine_latent_lr_scale**t
+        return [fine if level < FINE_LEVELS else base for level in range(n_levels)]
+
 
 #: Step budgets sized for a 2-core CPU at 384x256: medium costs about as many seconds as the
 #: 1000-step medium did before the modulation network was narrowed (a step costs ~20 % less), so
 #: the saving went into steps; see README's preset table for measured seconds.
 PRESETS: dict[str, TrainConfig] = {
-    "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20),
-    "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126),
+    "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0)),
+    "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0)),
     "medium": TrainConfig(soft_steps=1080, hard_steps=120, warm_soft_steps=540, predicted_net_lr_scale=0.3),
     "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=2160, predicted_net_lr_scale=0.3),
     "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000, warm_soft_steps=50_000,

@@ -176,11 +176,13 @@ def search_group(
             steps, t_from, lr_scale = schedule.warm_soft_steps, WARM_ANNEALING_START, schedule.warm_lr_scale
         frame_latents.append(latents)
         frame_scores.append(scores)
-        optimiser.add_param_group({"params": latents, "lr": schedule.latent_lr(lmbda)})
+        latent_lrs = schedule.latent_lrs(lmbda, len(latents))
+        for level, lr in zip(latents, latent_lrs):  # one group a level: each its own rate
+            optimiser.add_param_group({"params": [level], "lr": lr})
         optimiser.add_param_group({"params": [scores], "lr": schedule.lr_scores})
-        active = [optimiser.param_groups[0], *optimiser.param_groups[-2:]]
+        active = [optimiser.param_groups[0], *optimiser.param_groups[-(len(latents) + 1):]]
         net_scale = 1.0 if k == 0 else schedule.warm_net_lr_scale
-        base_lrs = [schedule.lr * net_scale, schedule.latent_lr(lmbda) * lr_scale, schedule.lr_scores * lr_scale]
+        base_lrs = [schedule.lr * net_scale, *(lr * lr_scale for lr in latent_lrs), schedule.lr_scores * lr_scale]
         target = targets[k]
         for step in range(steps):
             t = t_from + (1 - t_from) * step / max(steps - 1, 1)
