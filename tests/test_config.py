@@ -61,6 +61,11 @@ def test_the_finest_latent_levels_learn_faster_at_high_rates_and_at_fast_presets
     assert scales[:11] == pytest.approx([1.0] * 11)  # qualities 0-50
     assert scales[12:] == pytest.approx([medium.fine_latent_lr_scale] * 9)  # qualities 60-100
     assert 1.0 < scales[11] < medium.fine_latent_lr_scale  # quality 55
+    for name in ("ultrafast", "fast", "medium"):  # predicted frames: the ramp at every preset
+        schedule = PRESETS[name]
+        for q, scale in ((30, 1.0), (50, 1.0), (60, schedule.fine_latent_lr_scale), (90, schedule.fine_latent_lr_scale)):
+            lrs = schedule.latent_lrs(quality_to_lmbda(q), n_levels, predicted=True)
+            assert lrs[0] == pytest.approx(scale * lrs[-1]) and lrs[FINE_LEVELS - 1] == lrs[0]
 
 
 def test_the_search_moves_each_latent_level_at_its_own_rate():

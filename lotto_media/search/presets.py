@@ -69,6 +69,10 @@ class TrainConfig:
     #: ``latent_lrs``)
     fine_latent_lr_scale: float = 3.0
     fine_latent_lr_qualities: tuple[float, float] = (50.0, 60.0)
+    #: the same ramp for predicted frames at every preset. Measured at fast on 6-frame crops (J of
+    #: the stream, against one rate for every level): quality 75 -3.8 / -3.8 % (CiscoVT2people /
+    #: park_joy), quality 45 +1.0 / +0.5 %
+    predicted_fine_latent_lr_qualities: tuple[float, float] = (50.0, 60.0)
     lr_scores: float = 5e-2
     lr_hard: float = 1e-3
     temperature: tuple[float, float] = (0.3, 0.1)
@@ -99,10 +103,11 @@ class TrainConfig:
         t = min(1.0, max(0.0, (low - math.log(lmbda)) / (low - high)))
         return math.exp((1 - t) * math.log(self.lr_latents[0]) + t * math.log(self.lr_latents[1]))
 
-    def latent_lrs(self, lmbda: float, n_levels: int) -> list[float]:
+    def latent_lrs(self, lmbda: float, n_levels: int, predicted: bool = False) -> list[float]:
         """Learning rate of each latent level, full resolution first: ``latent_lr``, and for the
         FINE_LEVELS finest levels that rate times a scale rising log-linearly in lambda from 1 to
-        ``fine_latent_lr_scale`` over ``fine_latent_lr_qualities``.
+        ``fine_latent_lr_scale`` over ``fine_latent_lr_qualities`` (for ``predicted`` frames,
+        ``predicted_fine_latent_lr_qualities``).
 
         The finest levels carry the detail, most of all at high rates, and must travel furthest in
         the steps a preset has; a coarse latent moves a whole neighbourhood of pixels, and given the
@@ -111,15 +116,17 @@ class TrainConfig:
         the two finest levels at 3x: at fast J -29 / -28 / -26 % at quality 80 (kodim01 / kodim05
         / kodim23), -15 / -9 / -10 % at 40, -8.5 / -2.2 % at 20 (kodim01 / kodim05); at medium
         -24 / -18 % at 80 (kodim05 / kodim23), -7.1 / -3.2 / -2.1 % at 60 (kodim05 / kodim01 /
-        kodim23), but -4.8 / +13 % at 40 (kodim01 / kodim23), whence the ramp at medium and beyond.
+        kodim23), but -4.8 / +13 % at 40 (kodim01 / kodim23), whence the ramp at medium and beyond
+        (and for ``predicted`` frames, see ``predicted_fine_latent_lr_qualities``).
         At quality 80 (fast, kodim01 / kodim05), 2x on the finest level only or on the three
         finest did worse than on the two finest; 4x did better on kodim05 and worse on kodim01
         than 3x; every level at 2x (0.18) sent kodim05 and kodim23 astray (J +56 / +29 %).
         """
         base = self.latent_lr(lmbda)
-        low, full = (math.log(quality_to_lmbda(q)) for q in self.fine_latent_lr_qualities)
+        qualities = self.predicted_fine_latent_lr_qualities if predicted else self.fine_latent_lr_qualities
+        low, full = (math.log(quality_to_lmbda(q)) for q in qualities)
         if low == full:
-            t = 1.0 if lmbda <= quality_to_lmbda(self.fine_latent_lr_qualities[1]) * (1 + 1e-12) else 0.0
+            t = 1.0 if lmbda <= quality_to_lmbda(qualities[1]) * (1 + 1e-12) else 0.0
         else:
             t = min(1.0, max(0.0, (low - math.log(lmbda)) / (low - full)))
         fine = base * self.fine_latent_lr_scale**t
