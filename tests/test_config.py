@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
-from lotto_media.model.config import ARM_HIDDEN_NARROW, ARM_HIDDEN_NARROWEST, ARM_HIDDEN_WIDE, ModelConfig
 from dataclasses import replace
 
+import pytest
 import torch
 
+from lotto_media.model.config import ARM_HIDDEN_NARROW, ARM_HIDDEN_NARROWEST, ARM_HIDDEN_WIDE, ModelConfig
 from lotto_media.search.presets import (FINE_LEVELS, LATENT_LR_CAP_LMBDA, LATENT_LR_LMBDAS, PRESETS, arm_hidden_for,
                                         quality_to_lmbda)
 from lotto_media.search.train import search_group
