@@ -98,9 +98,7 @@ class TrainConfig:
         gives 2.88 bpp / 34.37 dB.
         """
         # max() leaves every lambda at or above the cap on exactly the same arithmetic as before
-        lmbda = max(lmbda, LATENT_LR_CAP_LMBDA)
-        low, high = (math.log(x) for x in LATENT_LR_LMBDAS)
-        t = min(1.0, max(0.0, (low - math.log(lmbda)) / (low - high)))
+        t = _ramp(max(lmbda, LATENT_LR_CAP_LMBDA), *LATENT_LR_LMBDAS)
         return math.exp((1 - t) * math.log(self.lr_latents[0]) + t * math.log(self.lr_latents[1]))
 
     def latent_lrs(self, lmbda: float, n_levels: int, predicted: bool = False) -> list[float]:
@@ -124,13 +122,17 @@ class TrainConfig:
         """
         base = self.latent_lr(lmbda)
         qualities = self.predicted_fine_latent_lr_qualities if predicted else self.fine_latent_lr_qualities
-        low, full = (math.log(quality_to_lmbda(q)) for q in qualities)
-        if low == full:
-            t = 1.0 if lmbda <= quality_to_lmbda(qualities[1]) * (1 + 1e-12) else 0.0
-        else:
-            t = min(1.0, max(0.0, (low - math.log(lmbda)) / (low - full)))
-        fine = base * self.fine_latent_lr_scale**t
+        fine = base * self.fine_latent_lr_scale ** _ramp(lmbda, *(quality_to_lmbda(q) for q in qualities))
         return [fine if level < FINE_LEVELS else base for level in range(n_levels)]
+
+
+def _ramp(lmbda: float, start: float, end: float) -> float:
+    """Where lambda lies from ``start`` (0) to ``end`` (1), log-linearly, clamped to [0, 1]; a ramp
+    with start == end is a step, 1 from that lambda down (from its quality up)."""
+    low, high = math.log(start), math.log(end)
+    if low == high:
+        return 1.0 if lmbda <= end * (1 + 1e-12) else 0.0
+    return min(1.0, max(0.0, (low - math.log(lmbda)) / (low - high)))
 
 
 #: Step budgets sized for a 2-core CPU at 384x256: medium costs about as many seconds as the
