@@ -72,8 +72,8 @@ class Modulation(nn.Module):
         o0 = F.hardswish(torch.addmm(s * self.fc0.bias.unsqueeze(1), s * self.fc0.weight, features))
         o1 = F.hardswish(torch.addmm(s * self.fc1.bias.unsqueeze(1), self.fc1.weight, o0))
         img1 = o1.view(1, 3, height, width)
-        img2 = img1 + F.hardswish(F.conv2d(replicate_pad(img1, 1), self.res2.weight, s * self.res2.bias))
-        img3 = img2 + F.hardswish(F.conv2d(replicate_pad(img2, 1), self.res3.weight, s * self.res3.bias))
+        img2 = img1 + F.hardswish(_conv3x3(img1, self.res2.weight, s * self.res2.bias))
+        img3 = img2 + F.hardswish(_conv3x3(img2, self.res3.weight, s * self.res3.bias))
         return [img3.view(3, -1), img2.view(3, -1), o1, o0]
 
     def zero_input_response(self) -> list[torch.Tensor]:
@@ -86,6 +86,14 @@ class Modulation(nn.Module):
         img2 = o1 + F.hardswish(torch.addmm(s * self.res2.bias.unsqueeze(1), self.res2.weight.sum(dim=(2, 3)), o1))
         img3 = img2 + F.hardswish(torch.addmm(s * self.res3.bias.unsqueeze(1), self.res3.weight.sum(dim=(2, 3)), img2))
         return [img3, img2, o1, o0]
+
+
+def _conv3x3(image: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """A 3x3 convolution of a replicate-padded (1, C, H, W) picture, returned channels-first.
+    Computed channels-last: with 3 channels oneDNN's backward pass is about 4x faster that way
+    (384x256, 2 threads: 1.5 ms forward and backward against 6.5)."""
+    padded = replicate_pad(image, 1).contiguous(memory_format=torch.channels_last)
+    return F.conv2d(padded, weight, bias).contiguous()
 
 
 def _rewound_layer(hidden: torch.Tensor, rewind: list[torch.Tensor], weight: torch.Tensor) -> torch.Tensor:
