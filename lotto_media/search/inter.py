@@ -33,6 +33,7 @@ from .arm_fit import refit_arm
 from .presets import TrainConfig
 from .train import (
     FrameSolution,
+    LowestLoss,
     ProgressCallback,
     _Annealing,
     _clamp_latents,
@@ -145,9 +146,11 @@ def search_predicted_group(
                               elapsed_s=elapsed, eta_s=elapsed / max(done, 1) * (total - done),
                               frame=k, frames=n_frames))
 
-        def descend(levels: list[torch.Tensor], phase: str) -> None:
+        def descend(levels: list[torch.Tensor], phase: str, lowest: LowestLoss | None = None) -> None:
             nonlocal done
             loss, mse, bits = loss_of(levels)
+            if lowest is not None:
+                lowest.offer(float(loss.detach()))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
@@ -163,8 +166,12 @@ def search_predicted_group(
             descend(noisy_soft_round(latents, temperature, noise_a, noise_gen), "soft")
         for group in optimiser.param_groups:
             group["lr"] = schedule.lr_hard
+        lowest = LowestLoss([*latents, *net_params, frame_scores] if first else list(latents))
         for _ in range(schedule.hard_steps):
-            descend([quantise_ste(z) for z in latents], "hard")
+            descend([quantise_ste(z) for z in latents], "hard", lowest)
+        with torch.no_grad():  # the last step's parameters
+            lowest.offer(float(loss_of([quantise_ste(z) for z in latents])[0]))
+        lowest.restore()
 
         integer_latents = to_integers(list(latents))
         with torch.no_grad():

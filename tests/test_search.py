@@ -1,0 +1,53 @@
+"""The search's own bookkeeping: which of the parameters it visited it returns."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from lotto_media.model.config import ModelConfig
+from lotto_media.model.latents import to_integers
+from lotto_media.search import train
+from lotto_media.search.presets import preset
+
+
+def test_lowest_loss_restores_the_parameters_offered_with_the_smallest_loss():
+    a, b = torch.nn.Parameter(torch.zeros(3)), torch.nn.Parameter(torch.ones(2))
+    lowest = train.LowestLoss([a, b])
+    lowest.restore()  # nothing offered yet: nothing changes
+    assert a.tolist() == [0, 0, 0] and b.tolist() == [1, 1]
+    for loss, value in ((5.0, 1.0), (2.0, 2.0), (3.0, 3.0), (2.5, 4.0)):
+        with torch.no_grad():
+            a.fill_(value)
+            b.fill_(-value)
+        lowest.offer(loss)
+    lowest.restore()
+    assert a.tolist() == [2, 2, 2] and b.tolist() == [-2, -2]
+    assert lowest.loss == 2.0
+
+
+def test_the_search_returns_the_latents_of_its_lowest_hard_phase_loss(monkeypatch):
+    """Every hard-rounding step's parameters are offered (and those after the last step); the
+    frame's integer latents are those of the smallest of these losses, not of the last step."""
+    offers: list[tuple[float, list[np.ndarray]]] = []
+    config = ModelConfig(seed=1, mod_hidden=8)
+
+    class Recording(train.LowestLoss):
+        def offer(self, loss: float) -> None:
+            # one frame: the networks' parameters, its latent levels, its mask scores
+            offers.append((loss, to_integers(self.params[-1 - config.n_levels:-1])))
+            super().offer(loss)
+
+    monkeypatch.setattr(train, "LowestLoss", Recording)
+    rng = np.random.default_rng(3)
+    target = torch.from_numpy(rng.random((3, 12, 16), dtype=np.float32))
+    # a hard-phase rate high enough that the loss jumps and its lowest is not at the end
+    schedule = preset("ultrafast", soft_steps=8, hard_steps=12, lr_hard=0.1)
+    result = train.search(target, config, schedule, 1e-3, torch.device("cpu"))
+    assert len(offers) == schedule.hard_steps + 1
+    best = min(range(len(offers)), key=lambda i: offers[i][0])
+    chosen = offers[best][1]
+    assert best < len(offers) - 1
+    assert not all(np.array_equal(x, y) for x, y in zip(chosen, offers[-1][1]))
+    assert [z.shape for z in result.latents] == [z.shape for z in chosen]
+    assert all(np.array_equal(x, y) for x, y in zip(result.latents, chosen))
