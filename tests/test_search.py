@@ -7,7 +7,8 @@ import torch
 
 from lotto_media.model.config import ModelConfig
 from lotto_media.model.latents import to_integers
-from lotto_media.search import train
+from lotto_media.model.supermask import topk_mask
+from lotto_media.search import inter, train
 from lotto_media.search.presets import preset
 
 
@@ -28,14 +29,17 @@ def test_lowest_loss_restores_the_parameters_offered_with_the_smallest_loss():
 
 def test_the_search_returns_the_latents_of_its_lowest_hard_phase_loss(monkeypatch):
     """Every hard-rounding step's parameters are offered (and those after the last step); the
-    frame's integer latents are those of the smallest of these losses, not of the last step."""
-    offers: list[tuple[float, list[np.ndarray]]] = []
+    frame's integer latents and mask are those of the smallest of these losses, not of the last
+    step."""
+    offers: list[tuple[float, list[np.ndarray], np.ndarray]] = []
     config = ModelConfig(seed=1, mod_hidden=8)
 
     class Recording(train.LowestLoss):
         def offer(self, loss: float) -> None:
-            # one frame: the networks' parameters, its latent levels, its mask scores
-            offers.append((loss, to_integers(self.params[-1 - config.n_levels:-1])))
+            # one frame: the networks' parameters, its latent levels, its mask scores (the shape
+            # comparison below catches another order)
+            latents = to_integers(self.params[-1 - config.n_levels:-1])
+            offers.append((loss, latents, topk_mask(self.params[-1].detach(), config.n_kept()).numpy()))
             super().offer(loss)
 
     monkeypatch.setattr(train, "LowestLoss", Recording)
@@ -46,8 +50,42 @@ def test_the_search_returns_the_latents_of_its_lowest_hard_phase_loss(monkeypatc
     result = train.search(target, config, schedule, 1e-3, torch.device("cpu"))
     assert len(offers) == schedule.hard_steps + 1
     best = min(range(len(offers)), key=lambda i: offers[i][0])
-    chosen = offers[best][1]
+    _, chosen, mask = offers[best]
     assert best < len(offers) - 1
     assert not all(np.array_equal(x, y) for x, y in zip(chosen, offers[-1][1]))
     assert [z.shape for z in result.latents] == [z.shape for z in chosen]
     assert all(np.array_equal(x, y) for x, y in zip(result.latents, chosen))
+    assert np.array_equal(result.mask, mask.astype(bool))
+
+
+def test_predicted_frames_end_on_their_lowest_hard_phase_loss(monkeypatch):
+    """The same for each predicted frame's own hard phase (the frame that fits the networks and
+    the later ones, whose networks and mask are held)."""
+    config = ModelConfig(seed=2, mod_hidden=8)
+    offers_by_frame: list[list[tuple[float, list[np.ndarray]]]] = []
+
+    class Recording(inter.LowestLoss):
+        def __init__(self, params: list[torch.Tensor]) -> None:
+            super().__init__(params)
+            offers_by_frame.append([])
+
+        def offer(self, loss: float) -> None:
+            # a predicted frame's latent levels come first
+            offers_by_frame[-1].append((loss, to_integers(self.params[:config.n_levels])))
+            super().offer(loss)
+
+    monkeypatch.setattr(inter, "LowestLoss", Recording)
+    rng = np.random.default_rng(4)
+    targets = [torch.from_numpy(rng.random((3, 12, 16), dtype=np.float32)) for _ in range(3)]
+    schedule = preset("ultrafast", soft_steps=8, warm_soft_steps=4, hard_steps=12, lr_hard=0.1)
+    # any picture will do as the prediction: the search only fits what it misses
+    result = inter.search_predicted_group(targets, config, schedule, 1e-3, torch.device("cpu"),
+                                          lambda k, nets, solution: targets[k].flip(-1))
+    assert len(offers_by_frame) == 2
+    discriminating = 0  # frames whose lowest loss is not their last step's, with other latents
+    for frame, offers in zip(result.frames[1:], offers_by_frame):
+        assert len(offers) == schedule.hard_steps + 1
+        best = min(range(len(offers)), key=lambda i: offers[i][0])
+        assert all(np.array_equal(x, y) for x, y in zip(frame.latents, offers[best][1]))
+        discriminating += not all(np.array_equal(x, y) for x, y in zip(offers[best][1], offers[-1][1]))
+    assert discriminating >= 1

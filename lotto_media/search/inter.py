@@ -7,7 +7,8 @@ made by the caller's ``predict_next``), so the search fits what the prediction m
 and nothing drifts. The first predicted frame fits the group's networks for predicted frames
 (fresh ones: a residual is not a picture) with the full soft-rounding schedule; they are then
 quantised and held with its mask, and later predicted frames fit only their latents, in the
-shorter ``warm_soft_steps``: their mask delta is empty. Once every frame is searched, the ARM of
+shorter ``warm_soft_steps``: their mask delta is empty. Each frame's hard-rounding phase ends on
+its lowest loss (``train.LowestLoss``). Once every frame is searched, the ARM of
 the predicted frames is refit on all their latents (``arm_fit``). Measured at fast on a 128x96
 CiscoVT2people crop (quality 40, frames 2 and 3), a held mask gave 292 B / 33.25 dB and 300 B /
 32.47 dB, a free one 308 B / 33.16 dB and 320 B / 32.86 dB (half of it the mask delta); on a
@@ -149,10 +150,10 @@ def search_predicted_group(
         def descend(levels: list[torch.Tensor], phase: str, lowest: LowestLoss | None = None) -> None:
             nonlocal done
             loss, mse, bits = loss_of(levels)
-            if lowest is not None:
-                lowest.offer(float(loss.detach()))
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
+            if lowest is not None:  # read once the backward pass is queued, before the step
+                lowest.offer(float(loss.detach()))
             optimiser.step()
             _clamp_latents(latents)
             done += 1
@@ -169,8 +170,9 @@ def search_predicted_group(
         lowest = LowestLoss([*latents, *net_params, frame_scores] if first else list(latents))
         for _ in range(schedule.hard_steps):
             descend([quantise_ste(z) for z in latents], "hard", lowest)
-        with torch.no_grad():  # the last step's parameters
-            lowest.offer(float(loss_of([quantise_ste(z) for z in latents])[0]))
+        if schedule.hard_steps:
+            with torch.no_grad():  # the parameters after the last step
+                lowest.offer(float(loss_of([quantise_ste(z) for z in latents])[0]))
         lowest.restore()
 
         integer_latents = to_integers(list(latents))

@@ -3,13 +3,12 @@
 Objective D + lambda * R with D the MSE on [0, 1] pixels (plane-weighted for YUV 4:2:0, see
 lotto_media/model/chroma.py) and R the ARM's estimate of the latent
 bits per pixel. Phase 1 uses soft rounding with annealed Kumaraswamy noise; phase 2 fine-tunes
-with hard rounding (straight-through). The small networks are then quantised with a per-module
+with hard rounding (straight-through) and ends on its lowest loss (``LowestLoss``). The small networks are then quantised with a per-module
 step 2^-frac picked by minimising the same objective with their coded size included.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
@@ -125,7 +124,7 @@ def search_group(
     the annealing schedule again in the shorter ``schedule.warm_soft_steps``, the networks held (``warm_net_lr_scale``:
     moving them would spoil the frames already searched). The hard-rounding phase then runs jointly: each
     step sums D + lambda R over all frames of the group, so the networks that the group header
-    sends are fitted to every frame. The networks are quantised last, on the whole group, and the ARM
+    sends are fitted to every frame, and the phase ends on the parameters of its lowest sum. The networks are quantised last, on the whole group, and the ARM
     is then refit on the group's integer latents (``arm_fit``).
     """
     distortion = distortion or _mse
@@ -208,23 +207,23 @@ def search_group(
     for group in optimiser.param_groups:
         group["lr"] = schedule.lr_hard
     lowest = LowestLoss([*net_params, *(z for latents in frame_latents for z in latents), *frame_scores])
-    for step in range(schedule.hard_steps + 1):
-        evaluate_only = step == schedule.hard_steps  # the last step's parameters, not descended from
+    for step in range(schedule.hard_steps + 1 if schedule.hard_steps else 0):
+        evaluate_only = step == schedule.hard_steps  # the parameters after the last step
         optimiser.zero_grad(set_to_none=True)
-        group_loss = 0.0
+        group_loss = torch.zeros((), device=device)
         for k, (latents, scores) in enumerate(zip(frame_latents, frame_scores)):
-            with torch.no_grad() if evaluate_only else contextlib.nullcontext():
+            with torch.set_grad_enabled(not evaluate_only):
                 levels = [quantise_ste(z) for z in latents]
                 recon = model.synthesise(levels, straight_through_mask(scores, config.n_kept()))
                 mse = distortion(recon, targets[k])
                 bits = model.rate_bits(levels)
                 loss = mse + lmbda * bits / pixels
-            group_loss += float(loss.detach())
+            group_loss = group_loss + loss.detach()
             if not evaluate_only:
                 loss.backward()
                 done += 1
                 report(k, "hard", loss, mse, bits)
-        lowest.offer(group_loss)
+        lowest.offer(float(group_loss))  # read once the backward passes are queued
         if evaluate_only:
             break
         optimiser.step()
@@ -275,11 +274,12 @@ WARM_ANNEALING_START = 0.0
 
 
 class LowestLoss:
-    """Keeps the parameters of the lowest loss the hard-rounding phase evaluates, which ends there.
+    """A copy of ``params`` at the lowest loss offered; the hard-rounding phase ends on it.
 
-    With rounding in the forward pass that loss is the frame's D + lambda R (before the networks'
-    quantisation), and it does not fall monotonically: the mask's top-k flips and the latents'
-    roundings make it jump by up to ~0.5 dB a step at high rates (kodim05 384x256, quality 90).
+    With rounding in the forward pass that phase's loss is the frames' D + lambda R (before the
+    networks' quantisation), and it does not fall monotonically: the mask's top-k flips and the
+    latents' roundings make it jump by up to ~0.5 dB a step at high rates (kodim05 384x256,
+    quality 90), so its last step is not its best.
     """
 
     def __init__(self, params: list[torch.Tensor]) -> None:
@@ -288,16 +288,22 @@ class LowestLoss:
         self.saved: list[torch.Tensor] | None = None
 
     def offer(self, loss: float) -> None:
-        """The loss of the parameters as they are now."""
-        if loss < self.loss:
-            self.loss = loss
-            self.saved = [p.detach().clone() for p in self.params]
+        """``loss`` is that of ``params`` as they are now (before the optimiser steps): copy them
+        if it is the lowest so far."""
+        if not loss < self.loss:
+            return
+        self.loss = loss
+        with torch.no_grad():
+            if self.saved is None:
+                self.saved = [p.detach().clone() for p in self.params]
+            else:
+                torch._foreach_copy_(self.saved, [p.detach() for p in self.params])
 
     def restore(self) -> None:
+        """Put the copy back (nothing to do if no finite loss was offered)."""
         if self.saved is not None:
             with torch.no_grad():
-                for p, saved in zip(self.params, self.saved):
-                    p.copy_(saved)
+                torch._foreach_copy_(self.params, self.saved)
 
 
 def _clamp_latents(latents: list[torch.Tensor]) -> None:
