@@ -3,8 +3,9 @@
 Objective D + lambda * R with D the MSE on [0, 1] pixels (plane-weighted for YUV 4:2:0, see
 lotto_media/model/chroma.py) and R the ARM's estimate of the latent
 bits per pixel. Phase 1 uses soft rounding with annealed Kumaraswamy noise; phase 2 fine-tunes
-with hard rounding (straight-through) and ends on its lowest loss (``LowestLoss``). The small networks are then quantised with a per-module
-step 2^-frac picked by minimising the same objective with their coded size included.
+with hard rounding (straight-through) and ends on its lowest loss (``LowestLoss``). The small
+networks are then quantised with a per-module step 2^-frac picked by minimising the same
+objective with their coded size included.
 """
 
 from __future__ import annotations
@@ -124,8 +125,9 @@ def search_group(
     the annealing schedule again in the shorter ``schedule.warm_soft_steps``, the networks held (``warm_net_lr_scale``:
     moving them would spoil the frames already searched). The hard-rounding phase then runs jointly: each
     step sums D + lambda R over all frames of the group, so the networks that the group header
-    sends are fitted to every frame, and the phase ends on the parameters of its lowest sum. The networks are quantised last, on the whole group, and the ARM
-    is then refit on the group's integer latents (``arm_fit``).
+    sends are fitted to every frame, and the phase ends on the parameters of its lowest sum. The
+    networks are quantised last, on the whole group, and the ARM is then refit on the group's
+    integer latents (``arm_fit``).
     """
     distortion = distortion or _mse
     start = time.perf_counter()
@@ -206,29 +208,34 @@ def search_group(
     joint_start = time.perf_counter()
     for group in optimiser.param_groups:
         group["lr"] = schedule.lr_hard
-    lowest = LowestLoss([*net_params, *(z for latents in frame_latents for z in latents), *frame_scores])
-    for step in range(schedule.hard_steps + 1 if schedule.hard_steps else 0):
-        evaluate_only = step == schedule.hard_steps  # the parameters after the last step
-        optimiser.zero_grad(set_to_none=True)
+
+    def hard_pass(backward: bool) -> float:
+        """The group's loss with rounded latents; with ``backward`` its gradients too."""
+        nonlocal done
         group_loss = torch.zeros((), device=device)
         for k, (latents, scores) in enumerate(zip(frame_latents, frame_scores)):
-            with torch.set_grad_enabled(not evaluate_only):
-                levels = [quantise_ste(z) for z in latents]
-                recon = model.synthesise(levels, straight_through_mask(scores, config.n_kept()))
-                mse = distortion(recon, targets[k])
-                bits = model.rate_bits(levels)
-                loss = mse + lmbda * bits / pixels
+            levels = [quantise_ste(z) for z in latents]
+            recon = model.synthesise(levels, straight_through_mask(scores, config.n_kept()))
+            mse = distortion(recon, targets[k])
+            bits = model.rate_bits(levels)
+            loss = mse + lmbda * bits / pixels
             group_loss = group_loss + loss.detach()
-            if not evaluate_only:
+            if backward:
                 loss.backward()
                 done += 1
                 report(k, "hard", loss, mse, bits)
-        lowest.offer(float(group_loss))  # read once the backward passes are queued
-        if evaluate_only:
-            break
+        return float(group_loss)  # read once the backward passes are queued
+
+    lowest = LowestLoss([*net_params, *(z for latents in frame_latents for z in latents), *frame_scores])
+    for _ in range(schedule.hard_steps):
+        optimiser.zero_grad(set_to_none=True)
+        lowest.offer(hard_pass(backward=True))
         optimiser.step()
         for latents in frame_latents:
             _clamp_latents(latents)
+    if schedule.hard_steps:
+        with torch.no_grad():  # the parameters after the last step
+            lowest.offer(hard_pass(backward=False))
     lowest.restore()
 
     integer_latents = [to_integers(list(latents)) for latents in frame_latents]
@@ -285,23 +292,20 @@ class LowestLoss:
     def __init__(self, params: list[torch.Tensor]) -> None:
         self.params = params
         self.loss = math.inf
-        self.saved: list[torch.Tensor] | None = None
+        with torch.no_grad():
+            self.saved = [p.clone() for p in params]
 
     def offer(self, loss: float) -> None:
         """``loss`` is that of ``params`` as they are now (before the optimiser steps): copy them
         if it is the lowest so far."""
-        if not loss < self.loss:
-            return
-        self.loss = loss
-        with torch.no_grad():
-            if self.saved is None:
-                self.saved = [p.detach().clone() for p in self.params]
-            else:
-                torch._foreach_copy_(self.saved, [p.detach() for p in self.params])
+        if loss < self.loss:
+            self.loss = loss
+            with torch.no_grad():
+                torch._foreach_copy_(self.saved, self.params)
 
     def restore(self) -> None:
         """Put the copy back (nothing to do if no finite loss was offered)."""
-        if self.saved is not None:
+        if self.loss < math.inf:
             with torch.no_grad():
                 torch._foreach_copy_(self.params, self.saved)
 
