@@ -89,3 +89,34 @@ def test_predicted_frames_end_on_their_lowest_hard_phase_loss(monkeypatch):
         assert all(np.array_equal(x, y) for x, y in zip(frame.latents, offers[best][1]))
         discriminating += not all(np.array_equal(x, y) for x, y in zip(offers[best][1], offers[-1][1]))
     assert discriminating >= 1
+
+
+def _synthesis_dtypes(monkeypatch, schedule, native: bool) -> list[torch.dtype]:
+    """The dtype of every picture synthesis a one-frame search makes, in order."""
+    dtypes: list[torch.dtype] = []
+    synthesise = train.FrameModel.synthesise
+
+    def recording(self, levels, mask):
+        recon = synthesise(self, levels, mask)
+        dtypes.append(recon.dtype)
+        return recon
+
+    monkeypatch.setattr(train.FrameModel, "synthesise", recording)
+    monkeypatch.setattr(train, "native_bfloat16", lambda device: native)
+    target = torch.from_numpy(np.random.default_rng(5).random((3, 12, 16), dtype=np.float32))
+    train.search(target, ModelConfig(seed=3, mod_hidden=8), schedule, 1e-3, torch.device("cpu"))
+    return dtypes
+
+
+def test_the_soft_phase_runs_its_first_share_in_bfloat16_where_the_device_has_it(monkeypatch):
+    """Soft steps at progress t = step / 9 below 0.5 (five of ten) synthesise in bfloat16; the
+    rest of the soft phase, the hard phase and the networks' quantisation in float32."""
+    schedule = preset("ultrafast", soft_steps=10, hard_steps=2, bf16_soft_share=0.5)
+    dtypes = _synthesis_dtypes(monkeypatch, schedule, native=True)
+    assert dtypes[:5] == [torch.bfloat16] * 5
+    assert len(dtypes) > 10 and set(dtypes[5:]) == {torch.float32}
+
+
+def test_bfloat16_is_not_used_where_the_device_lacks_it(monkeypatch):
+    schedule = preset("ultrafast", soft_steps=10, hard_steps=2, bf16_soft_share=0.5)
+    assert set(_synthesis_dtypes(monkeypatch, schedule, native=False)) == {torch.float32}
