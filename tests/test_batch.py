@@ -157,7 +157,14 @@ def test_thread_split_never_oversubscribes_unless_asked(n_jobs, jobs, threads, c
 def _start(tmp_path: Path, *argv: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "lotto_media.pipelines", "batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
                "--preset", "ultrafast", "--steps", "300", "--threads", "1", *argv]
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # a shell without job control starts background commands with SIGINT ignored, and a child
+    # inherits that: give the batch the default disposition a terminal's Ctrl-C would meet
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for_outputs(tmp_path: Path, process: subprocess.Popen, count: int, timeout: float = 120) -> None:

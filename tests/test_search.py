@@ -1,4 +1,5 @@
-"""The search's own bookkeeping: which of the parameters it visited it returns."""
+"""The search's own bookkeeping: which of the parameters it visited it returns, and in which
+precision it computes."""
 
 from __future__ import annotations
 
@@ -92,19 +93,28 @@ def test_predicted_frames_end_on_their_lowest_hard_phase_loss(monkeypatch):
 
 
 def _synthesis_dtypes(monkeypatch, schedule, native: bool) -> list[torch.dtype]:
-    """The dtype of every picture synthesis a one-frame search makes, in order."""
+    """The dtype of every picture synthesis a one-frame search makes, in order (and a check that
+    every rate estimate stays in float32)."""
     dtypes: list[torch.dtype] = []
-    synthesise = train.FrameModel.synthesise
+    rate_dtypes: set[torch.dtype] = set()
+    synthesise, rate_bits = train.FrameModel.synthesise, train.FrameModel.rate_bits
 
     def recording(self, levels, mask):
         recon = synthesise(self, levels, mask)
         dtypes.append(recon.dtype)
         return recon
 
+    def recording_rate(self, levels):
+        bits = rate_bits(self, levels)
+        rate_dtypes.add(bits.dtype)
+        return bits
+
     monkeypatch.setattr(train.FrameModel, "synthesise", recording)
+    monkeypatch.setattr(train.FrameModel, "rate_bits", recording_rate)
     monkeypatch.setattr(train, "native_bfloat16", lambda device: native)
     target = torch.from_numpy(np.random.default_rng(5).random((3, 12, 16), dtype=np.float32))
     train.search(target, ModelConfig(seed=3, mod_hidden=8), schedule, 1e-3, torch.device("cpu"))
+    assert rate_dtypes == {torch.float32}
     return dtypes
 
 
@@ -118,5 +128,13 @@ def test_the_soft_phase_runs_its_first_share_in_bfloat16_where_the_device_has_it
 
 
 def test_bfloat16_is_not_used_where_the_device_lacks_it(monkeypatch):
+    """The same schedule on a device without native bfloat16 products: float32 throughout."""
     schedule = preset("ultrafast", soft_steps=10, hard_steps=2, bf16_soft_share=0.5)
     assert set(_synthesis_dtypes(monkeypatch, schedule, native=False)) == {torch.float32}
+
+
+def test_native_bfloat16_is_a_cpu_property():
+    """Off a CPU the search stays in float32 (CUDA is unmeasured); on a CPU the answer is a plain
+    bool, whatever private probes this torch build has."""
+    assert train.native_bfloat16(torch.device("meta")) is False
+    assert isinstance(train.native_bfloat16(torch.device("cpu")), bool)

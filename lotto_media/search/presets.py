@@ -77,7 +77,8 @@ class TrainConfig:
     lr_hard: float = 1e-3
     temperature: tuple[float, float] = (0.3, 0.1)
     noise: tuple[float, float] = (2.0, 1.0)
-    #: share of a picture's or intra frame's soft-rounding phase, from its start, whose synthesis
+    #: share of a picture's or intra frame's soft-rounding phase (and of each warm-started phase of
+    #: a group sharing its networks, unmeasured), from its start, whose synthesis
     #: runs in bfloat16 where the device multiplies bfloat16 natively (``train.native_bfloat16``);
     #: the rate, the loss, the end of the phase and the hard-rounding phase stay in float32.
     #: Measured at medium (Kodak 384x256, one run each, J = MSE + lambda bpp against float32

@@ -107,11 +107,11 @@ class _SoftPrecision:
     after, so that the phase's end and the hard-rounding phase refine in full precision."""
 
     def __init__(self, schedule: TrainConfig, device: torch.device) -> None:
-        self.until = schedule.bf16_soft_share if native_bfloat16(device) else 0.0
+        self.bf16_until = schedule.bf16_soft_share if native_bfloat16(device) else 0.0
         self.device_type = device.type
 
     def at(self, t: float) -> torch.autocast:
-        return torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=t < self.until)
+        return torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=t < self.bf16_until)
 
 
 def search(
