@@ -170,10 +170,7 @@ def search_predicted_group(
         lowest = LowestLoss([*latents, *net_params, frame_scores] if first else list(latents))
         for _ in range(schedule.hard_steps):
             descend([quantise_ste(z) for z in latents], "hard", lowest)
-        if schedule.hard_steps:
-            with torch.no_grad():  # the parameters after the last step
-                lowest.offer(float(loss_of([quantise_ste(z) for z in latents])[0]))
-        lowest.restore()
+        lowest.finish(lambda: float(loss_of([quantise_ste(z) for z in latents])[0]))
 
         integer_latents = to_integers(list(latents))
         with torch.no_grad():

@@ -259,10 +259,7 @@ def search_group(
         optimiser.step()
         for latents in frame_latents:
             _clamp_latents(latents)
-    if schedule.hard_steps:
-        with torch.no_grad():  # the parameters after the last step
-            lowest.offer(hard_pass(backward=False))
-    lowest.restore()
+    lowest.finish(lambda: hard_pass(backward=False))
 
     integer_latents = [to_integers(list(latents)) for latents in frame_latents]
     with torch.no_grad():
@@ -334,6 +331,15 @@ class LowestLoss:
         if self.loss < math.inf:
             with torch.no_grad():
                 torch._foreach_copy_(self.params, self.saved)
+
+    def finish(self, final_loss: Callable[[], float]) -> None:
+        """End the phase: offer the parameters after its last step (``final_loss`` evaluates them,
+        run without gradients), then restore the lowest. A phase of no steps offered nothing and
+        leaves the parameters as they are."""
+        if self.loss < math.inf:
+            with torch.no_grad():
+                self.offer(final_loss())
+        self.restore()
 
 
 def _clamp_latents(latents: list[torch.Tensor]) -> None:
