@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,15 @@ from PIL import Image
 
 from conftest import SAMPLES_DIR, synthetic_rgb
 from lotto_media import Frame, FormatError, InputError
-from lotto_media.coding import bitstream
+from lotto_media.coding import bitstream, entropy
 from lotto_media.model.arm import float_arm_from_integers
 from lotto_media.codec import EncodeOptions, decode_frame, decode_image, encode_frame, encode_image, inspect
 from lotto_media.model.config import ModelConfig
-from lotto_media.search.presets import ENCODER_MOD_HIDDEN, arm_hidden_for, quality_to_lmbda
+from lotto_media.search.presets import ENCODER_MOD_HIDDEN, arm_hidden_for, fine_grids_for, quality_to_lmbda
 from lotto_media.container import read_container
 from lotto_media.metrics import psnr_rgb
+from lotto_media.model.random_weights import random_synthesis_weights
+from lotto_media.model.reconstruct import reconstruct
 from lotto_media.model.synthesis import laplace_bits
 
 FAST = dict(preset="ultrafast", steps=30, quality=60)
@@ -166,7 +169,10 @@ def test_higher_quality_gives_more_bytes_and_higher_psnr():
         assert arm_hidden == arm_hidden_for(quality_to_lmbda(quality))
         assert model.mod_hidden == ENCODER_MOD_HIDDEN != ModelConfig().mod_hidden
         assert (result.info.mod_hidden, result.info.arm_hidden) == (model.mod_hidden, arm_hidden)
-        assert np.array_equal(decode_frame(result.data).planes[0], result.reconstruction.planes[0])
+        # a second full-resolution latent grid at the top qualities only
+        assert model.fine_grids == fine_grids_for(quality_to_lmbda(quality)) == (2 if quality >= 85 else 1)
+        decoded = decode_frame(result.data)
+        assert all(np.array_equal(a, b) for a, b in zip(decoded.planes, result.reconstruction.planes))
     sizes, psnrs = zip(*points)
     assert list(sizes) == sorted(sizes) and len(set(sizes)) == 3
     assert list(psnrs) == sorted(psnrs)
@@ -242,3 +248,39 @@ def test_residual_3x3_block_equals_the_direct_convolution_of_the_spec():
         out = torch.empty_like(img)
         reconstruct._residual_conv3x3_into(out, img, weight, bias, 9)
         assert torch.equal(out, expected)
+
+
+def test_the_second_full_resolution_grid_is_the_modulations_last_input():
+    """A quality-90 picture carries a second full-resolution latent grid (docs/FORMAT.md 3.2).
+    Decoding it with that grid replaced by a copy of the finest level, whose modulation weights are
+    a (first column) and b (last column), must give the same pixels as decoding the pyramid alone
+    with a + b in the first column: the grid enters the modulation network as its last input,
+    at full resolution and in the same fixed point as the pyramid, not upsampled."""
+    result = encode_frame(Frame.from_array(photo(24, 16)), EncodeOptions(preset="ultrafast", steps=40, quality=90))
+    container = read_container(result.data)
+    config = container.header.model
+    assert config.fine_grids == 2 and container.groups and read_container(result.data).header.to_bytes()[2] & 1
+    group = bitstream.unpack_group(container.groups[0], config)
+    config = config.with_arm_hidden(group.arm_hidden)
+    payload = bitstream.unpack_frame(container.frames[0].payload)
+    mask = entropy.decode_mask(payload.mask, config.n_random_weights(), config.n_kept())
+    latents = entropy.decode_latents(payload.latents, config.grid_shapes(16, 24), group.nets.integer_arm())
+    assert len(latents) == config.n_levels + 1 and latents[-1].shape == latents[0].shape == (16, 24)
+    assert np.any(latents[-1] != 0)  # the search used it
+    weights = random_synthesis_weights(config)
+    n = config.n_levels
+    planes = reconstruct(latents, group.nets, weights, mask, 16, 24, n_levels=n)
+    assert all(np.array_equal(a, b) for a, b in zip(planes, result.reconstruction.planes))
+
+    modulation = group.nets.modulation
+    fc0 = modulation.tensors[0]
+    assert fc0.shape[1] == n + 1
+    merged = fc0[:, :n].copy()
+    merged[:, 0] += fc0[:, n]
+    single = replace(group.nets, modulation=replace(modulation, tensors=(merged, *modulation.tensors[1:])))
+    copied = reconstruct([*latents[:n], latents[0]], group.nets, weights, mask, 16, 24, n_levels=n)
+    alone = reconstruct(latents[:n], single, weights, mask, 16, 24, n_levels=n)
+    assert all(np.array_equal(a, b) for a, b in zip(copied, alone))
+    # and the grid matters: without it the picture changes
+    dropped = reconstruct([*latents[:n], np.zeros_like(latents[0])], group.nets, weights, mask, 16, 24, n_levels=n)
+    assert any(not np.array_equal(a, b) for a, b in zip(dropped, planes))

@@ -246,8 +246,16 @@ def test_absurd_header_fields_are_rejected_by_name(offset: int, fmt: str, value:
 def test_newer_version_and_unknown_flags_are_unsupported() -> None:
     with pytest.raises(UnsupportedError, match="format_version 3"):
         SequenceHeader.from_bytes(patched_header(0, ">B", 3))
-    with pytest.raises(UnsupportedError, match="flags"):
-        SequenceHeader.from_bytes(patched_header(1, ">H", 1))
+    for unknown in (0x0002, 0x8000):
+        with pytest.raises(UnsupportedError, match=f"flags 0x{unknown:04x}"):
+            SequenceHeader.from_bytes(patched_header(1, ">H", unknown | 0x0001))
+
+
+def test_flag_bit_0_is_the_second_full_resolution_grid() -> None:
+    assert SequenceHeader.from_bytes(patched_header(1, ">H", 0)).model.fine_grids == 1
+    header = SequenceHeader.from_bytes(patched_header(1, ">H", 1))
+    assert header.model.fine_grids == 2
+    assert header.to_bytes()[1:3] == b"\x00\x01"
 
 
 def test_header_length_is_checked_before_use() -> None:

@@ -466,6 +466,17 @@ def test_temporal_taps_travel_in_the_group_header_and_decode_exactly(monkeypatch
             bitstream.unpack_group(payload[: taps_at + 1], header.model)
 
 
+def test_predicted_frames_with_a_second_full_resolution_grid_decode_exactly(monkeypatch):
+    """At quality 90 every frame carries a second full-resolution latent grid, predicted frames
+    too, whose temporal taps read the previous frame's second grid: still no drift."""
+    force_temporal_taps(monkeypatch)
+    frames = [to_yuv420(f) for f in pan(4, height=16, width=24, step=1)]
+    data, coded = encode(frames, gop=4, options=replace(ULTRA, quality=90))
+    assert read_container(data).header.model.fine_grids == 2
+    assert [p.frame_type for p in coded] == [FrameType.INTRA] + [FrameType.PREDICTED] * 3
+    decoded = list(LottoReader(data, "pan.lotto"))
+    assert len(decoded) == 4 and all(same_planes(d, c.reconstruction) for d, c in zip(decoded, coded))
+
 def test_a_predicted_frame_without_its_reference_is_refused():
     frames = pan(3, height=16, width=24, step=1)
     data, _ = encode(frames, gop=3, options=ULTRA)

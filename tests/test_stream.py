@@ -280,18 +280,23 @@ GOLDEN_STREAMS = {
     "pan_yuv420p_temporal_4f_v2.lotto": "yuv420p-temporal",
     "pan_rgb_3f_ghdr5.lotto": "rgb24",
     "pan_yuv420p_temporal_4f_ghdr5.lotto": "yuv420p-temporal",
+    # quality 90: a second full-resolution latent grid (sequence header flag bit 0)
+    "pan_rgb_3f_grid2.lotto": "rgb24-grid2",
+    "pan_yuv420p_temporal_4f_grid2.lotto": "yuv420p-temporal-grid2",
 }
 #: written by earlier encoders and kept as they are (never regenerated), so that real streams of the
 #: older layouts stay tested: frame versions 2 (one vector), 3 (every field coded against the base
 #: vector) and 4 (fields against the neighbours' median); group header versions 2-4 (exp-Golomb
 #: parameters: every file but the ghdr5 ones)
-LEGACY_GOLDEN = {name for name in GOLDEN_STREAMS if "_ghdr5" not in name}
+LEGACY_GOLDEN = {name for name in GOLDEN_STREAMS if "_ghdr5" not in name and "_grid2" not in name}
 
 
 def golden_frames(kind: str) -> tuple[list[Frame], int, bool]:
     """(frames, gop, inter): the rgb24 and 10-bit streams are intra frames sharing their group's
     networks; the third an intra frame and three predicted frames (the picture moves one sample a
-    frame; the vectors the encoder found against its decoded frames are whole, fractional, negative)."""
+    frame; the vectors the encoder found against its decoded frames are whole, fractional, negative).
+    A ``-grid2`` kind codes the same frames (at quality 90)."""
+    kind = kind.removesuffix("-grid2")
     if kind == "rgb24":
         return pan(3, height=16, width=24), 2, False
     if kind == "yuv420p10le":
@@ -310,12 +315,14 @@ def golden_frames(kind: str) -> tuple[list[Frame], int, bool]:
 def test_version_2_golden_streams_decode_to_pinned_pixels(name, monkeypatch):
     path = GOLDEN_DIR / name
     digests_path = GOLDEN_DIR / "digests_v2.txt"
-    if GOLDEN_STREAMS[name] == "yuv420p-temporal":  # predicted frames whose ARM has temporal taps
+    kind = GOLDEN_STREAMS[name]
+    if kind.startswith("yuv420p-temporal"):  # predicted frames whose ARM has temporal taps
         force_temporal_taps(monkeypatch)
     if os.environ.get("LOTTO_REGENERATE_GOLDEN") and name not in LEGACY_GOLDEN:
-        frames, gop, inter = golden_frames(GOLDEN_STREAMS[name])
-        data, _ = encode(frames, gop=gop, options=EncodeOptions(preset="ultrafast", steps=12, quality=50, threads=1),
-                         inter=inter)
+        frames, gop, inter = golden_frames(kind)
+        quality = 90 if kind.endswith("-grid2") else 50
+        data, _ = encode(frames, gop=gop, options=EncodeOptions(preset="ultrafast", steps=12, quality=quality,
+                                                               threads=1), inter=inter)
         path.write_bytes(data)
     data = path.read_bytes()
     digest = hashlib.sha256(b"".join(p.tobytes() for f in LottoReader(data, name) for p in f.planes)).hexdigest()
@@ -325,6 +332,7 @@ def test_version_2_golden_streams_decode_to_pinned_pixels(name, monkeypatch):
         digests_path.write_text("".join(f"{k} {v}\n" for k, v in sorted(lines.items())))
     pinned = dict(l.split() for l in digests_path.read_text().splitlines())
     assert digest == pinned[name], f"{name} decodes to other pixels: a format break (bump the version)"
+    assert read_container(data).header.model.fine_grids == (2 if kind.endswith("-grid2") else 1)
     versions = [p.payload[0] for p in read_container(data).frames]
     if GOLDEN_STREAMS[name] == "yuv420p-field-v3":
         assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_FIELD in versions[1:]

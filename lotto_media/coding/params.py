@@ -58,7 +58,7 @@ class QuantizedNetworks:
 
 
 def module_shapes(config: ModelConfig, name: str) -> list[tuple[int, ...]]:
-    a, m, n = config.arm_hidden, config.mod_hidden, config.n_levels
+    a, m, n = config.arm_hidden, config.mod_hidden, config.n_grids
     if name == "arm":
         return [(a, N_CONTEXT + config.arm_temporal), (a,), (a, a), (a,), (2, a), (2,)]
     if name == "upsampler":

@@ -41,6 +41,10 @@ _SHDR_FIXED_V1 = struct.Struct(">BHIIBIIII5BQ3HBHHBdddIB")
 # quality, n_frames, gop, preset length, source length; the preset name and the source name
 # follow. The ARM width moved to the group header.
 _SHDR_FIXED = struct.Struct(">BHIIBIIII5BhQ3HBHBdddIIBH")
+#: sequence header flag bits (version 2): a second full-resolution latent grid
+#: (``ModelConfig.fine_grids`` 2, docs/FORMAT.md 3.2)
+SECOND_FINE_GRID = 0x0001
+KNOWN_FLAGS = SECOND_FINE_GRID
 SHDR_MIN_LENGTH = min(_SHDR_FIXED_V1.size, _SHDR_FIXED.size)
 MAX_SOURCE_NAME = 1024
 SHDR_MAX_LENGTH = _SHDR_FIXED.size + 255 + MAX_SOURCE_NAME
@@ -193,7 +197,7 @@ class SequenceHeader:
         source = self.source.encode("utf-8", "replace")
         fixed = _SHDR_FIXED.pack(
             FORMAT_VERSION,
-            0,  # flags: none defined in version 2
+            SECOND_FINE_GRID if model.fine_grids == 2 else 0,
             self.width,
             self.height,
             PIX_FMT_CODES[self.pix_fmt],
@@ -251,8 +255,9 @@ class SequenceHeader:
             seed, w1, w2, w3, n_levels, mod_hidden, out_channels = fields[15:22]
             arm_hidden = ModelConfig.arm_hidden
             mask_ratio, lmbda, quality, n_frames, gop, preset_length, source_length = fields[22:]
-        if flags:
-            raise UnsupportedError(f"sequence header: flags 0x{flags:04x} use features this reader lacks")
+        unknown = flags & ~(KNOWN_FLAGS if version == FORMAT_VERSION else 0)
+        if unknown:
+            raise UnsupportedError(f"sequence header: flags 0x{unknown:04x} use features this reader lacks")
         if pix_code not in PIX_FMT_NAMES:
             raise FormatError(f"sequence header: pix_fmt code {pix_code} unknown (0..{len(PIX_FMT_NAMES) - 1})")
         if tb_num == 0 or tb_den == 0:
@@ -281,6 +286,7 @@ class SequenceHeader:
                 arm_hidden=arm_hidden,
                 out_channels=out_channels,
                 mask_ratio=mask_ratio,
+                fine_grids=2 if flags & SECOND_FINE_GRID else 1,
             )
             return cls(
                 width=width,

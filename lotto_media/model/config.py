@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from ..errors import InputError
 from .arm import MAX_TEMPORAL
+from .latents import level_shapes
 
 
 #: ARM hidden widths at high, middle and low rates (``arm_hidden_for``)
@@ -30,6 +31,10 @@ class ModelConfig:
     mask_ratio: float = 0.2  # fraction of the random weights that are pruned
     #: the ARM's temporal taps (a predicted-frame network set's, from its group header; 0 otherwise)
     arm_temporal: int = 0
+    #: latent grids at full resolution: 1, or 2 where a second one follows the pyramid as one more
+    #: modulation input (sequence header flag bit 0, docs/FORMAT.md 3.2): more room for detail at
+    #: high rates, where one grid a level saturates
+    fine_grids: int = 1
 
     def __post_init__(self) -> None:
         if not 0 <= self.seed < 2**64:
@@ -44,8 +49,22 @@ class ModelConfig:
             raise InputError(f"out_channels must be 1 or 3, got {self.out_channels}")
         if not 0.0 <= self.mask_ratio < 1.0:
             raise InputError(f"mask ratio must be in [0, 1), got {self.mask_ratio}")
+        if self.fine_grids not in (1, 2):
+            raise InputError(f"fine_grids must be 1 or 2, got {self.fine_grids}")
         if not 0 <= self.arm_temporal <= MAX_TEMPORAL:
             raise InputError(f"arm_temporal must be in 0..{MAX_TEMPORAL}, got {self.arm_temporal}")
+
+    @property
+    def n_grids(self) -> int:
+        """Latent grids, pyramid levels then any second full-resolution grid: the modulation
+        network's inputs."""
+        return self.n_levels + self.fine_grids - 1
+
+    def grid_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """(h, w) of every latent grid, in coding order: the pyramid's levels, full resolution
+        first, then any second full-resolution grid."""
+        shapes = level_shapes(height, width, self.n_levels)
+        return shapes + shapes[:1] * (self.fine_grids - 1)
 
     @property
     def modulation_widths(self) -> tuple[int, int, int]:

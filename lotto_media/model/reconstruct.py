@@ -94,6 +94,7 @@ def reconstruct(
     chroma_420: bool = False,
     prediction: list[np.ndarray] | None = None,
     zero_response: list[torch.Tensor] | None = None,
+    n_levels: int | None = None,
 ) -> list[np.ndarray]:
     """Integer latents -> C planes, uint8 (or uint16 above 8 bits). With ``chroma_420`` channels 1
     and 2 become ceil(H/2) x ceil(W/2) chroma planes (2x2 integer average, see lotto_media.model.chroma).
@@ -101,8 +102,11 @@ def reconstruct(
     With a ``prediction`` (a predicted frame's motion-compensated reference, in the output's
     layout) the synthesis makes a residual instead of a picture: its output less its output for
     all-zero latents (``zero_response``, computed here when not given), so that zero latents copy
-    the prediction (docs/FORMAT.md, Part 3 §3.6)."""
-    planes = synthesis_output(latents, nets, random_weights, mask, height, width, chroma_420)
+    the prediction (docs/FORMAT.md, Part 3 §3.6).
+
+    ``n_levels``: the pyramid's levels among the latents (default: all of them); any latents after
+    them are second full-resolution grids (``ModelConfig.fine_grids``)."""
+    planes = synthesis_output(latents, nets, random_weights, mask, height, width, chroma_420, n_levels)
     peak = (1 << bit_depth) - 1
     dtype = np.uint8 if bit_depth <= 8 else np.uint16
     if prediction is None:
@@ -111,7 +115,7 @@ def reconstruct(
         raise ValueError("the prediction's planes do not match the picture's")
     if zero_response is None:
         zero_response = synthesis_output([np.zeros_like(z) for z in latents], nets, random_weights, mask, height,
-                                         width, chroma_420)
+                                         width, chroma_420, n_levels)
     return [
         _add_residual_(plane.sub_(zero), ref, peak).numpy().astype(dtype)
         for plane, zero, ref in zip(planes, zero_response, prediction)
@@ -126,18 +130,26 @@ def synthesis_output(
     height: int,
     width: int,
     chroma_420: bool = False,
+    n_levels: int | None = None,
 ) -> list[torch.Tensor]:
     """The synthesis' fixed-point output planes (SYNTH_FRAC bits, float64 holding integers), 4:2:0
-    chroma already reduced: what ``reconstruct`` maps to samples."""
+    chroma already reduced: what ``reconstruct`` maps to samples. ``n_levels`` as ``reconstruct``'s."""
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
     (kernel,) = [t(a) for a in nets.upsampler.exact()]
-    u = t(latents[-1])[None] * _ONE
-    for level in reversed(latents[:-1]):
-        # filled in place rather than concatenated: a concatenation would hold both copies
-        finer = torch.empty(u.shape[0] + 1, *level.shape, dtype=torch.float64)
+    pyramid, second = (latents, []) if n_levels is None else (latents[:n_levels], latents[n_levels:])
+    u = t(pyramid[-1])[None] * _ONE
+    for k in reversed(range(len(pyramid) - 1)):
+        level = pyramid[k]
+        # filled in place rather than concatenated: a concatenation would hold both copies; the
+        # finest level also holds the second full-resolution grids, last
+        finer = torch.empty(u.shape[0] + 1 + (len(second) if k == 0 else 0), *level.shape, dtype=torch.float64)
         torch.mul(t(level), _ONE, out=finer[0])
-        _upsample_into(finer[1:], u, kernel, nets.upsampler.frac)
+        _upsample_into(finer[1 : u.shape[0] + 1], u, kernel, nets.upsampler.frac)
         u = finer
+    if len(pyramid) == 1 and second:
+        u = torch.cat([u, torch.empty(len(second), *u.shape[1:], dtype=torch.float64)])
+    for j, grid in enumerate(second):
+        torch.mul(t(grid), _ONE, out=u[len(pyramid) + j])
     pixels = height * width
     features = u.reshape(u.shape[0], pixels)
     tiles = [slice(start, min(start + TILE, pixels)) for start in range(0, pixels, TILE)]

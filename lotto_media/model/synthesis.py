@@ -15,7 +15,7 @@ from torch import nn
 
 from .arm import N_CONTEXT, Arm
 from .config import ModelConfig
-from .latents import bicubic_kernel, level_shapes, replicate_pad, upsample_pyramid
+from .latents import bicubic_kernel, replicate_pad, upsample_pyramid
 from .random_weights import WEIGHT_FRAC, random_synthesis_weights
 from .supermask import straight_through_mask, topk_mask
 
@@ -136,7 +136,7 @@ class FrameModel(nn.Module):
         super().__init__()
         self.config = config
         self.height, self.width = height, width
-        self.shapes = level_shapes(height, width, config.n_levels)
+        self.shapes = config.grid_shapes(height, width)
         self.latents = nn.ParameterList([nn.Parameter(torch.zeros(s)) for s in self.shapes])
         self.up_kernel = nn.Parameter(bicubic_kernel())
         # torch.nn layers draw their initial weights from the global generator: seed it locally
@@ -144,7 +144,7 @@ class FrameModel(nn.Module):
         init_seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else 0
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
-            self.modulation = Modulation(config.n_levels, config.mod_hidden)
+            self.modulation = Modulation(config.n_grids, config.mod_hidden)
             self.arm = Arm(config.arm_hidden)
         int_weights = random_synthesis_weights(config)
         self.layer_shapes = [w.shape for w in int_weights]
@@ -211,7 +211,10 @@ class FrameModel(nn.Module):
         return self._synthesis_tail(first, self.modulation.zero_input_response(), layers)
 
     def _modulations(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
-        u = upsample_pyramid(levels, self.up_kernel)
+        n = self.config.n_levels
+        u = upsample_pyramid(levels[:n], self.up_kernel)
+        if len(levels) > n:  # a second full-resolution grid: one more input, not upsampled
+            u = torch.cat([u, torch.stack(list(levels[n:]))], dim=0)
         return self.modulation(u.reshape(u.shape[0], -1), self.height, self.width)
 
     def _first_layer(self, layers: list[torch.Tensor]) -> torch.Tensor:
@@ -253,9 +256,9 @@ def laplace_bits(q: torch.Tensor, mu: torch.Tensor, log_scale: torch.Tensor) -> 
 def count_kmac_per_pixel(config: ModelConfig, height: int, width: int) -> float:
     """Multiply-accumulates per decoded pixel: kept random weights, modulation, upsampling, ARM."""
     pixels = height * width
-    shapes = level_shapes(height, width, config.n_levels)
+    shapes = config.grid_shapes(height, width)
     synth = config.n_kept()
-    mod = config.n_levels * config.mod_hidden + config.mod_hidden * 3 + 2 * 3 * 3 * 9
+    mod = config.n_grids * config.mod_hidden + config.mod_hidden * 3 + 2 * 3 * 3 * 9
     # transposed 8x8 stride-2 conv: 16 taps per output sample and channel
     up = sum(16 * (config.n_levels - 1 - k) * shapes[k][0] * shapes[k][1] for k in range(config.n_levels - 1))
     arm = ((N_CONTEXT + config.arm_temporal) * config.arm_hidden + config.arm_hidden**2 + 2 * config.arm_hidden) * sum(h * w for h, w in shapes)

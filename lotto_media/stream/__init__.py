@@ -30,7 +30,7 @@ from ..model.chroma import Distortion
 from ..audio import AudioPacket, AudioParams
 from ..coding.bitstream import FramePayload, FrameType, GroupHeader, MaskCoding, pack_frame, pack_group, unpack_frame, unpack_group
 from ..model.config import ModelConfig
-from ..search.presets import ENCODER_MOD_HIDDEN, arm_hidden_for, mask_ratio_for
+from ..search.presets import ENCODER_MOD_HIDDEN, arm_hidden_for, fine_grids_for, mask_ratio_for
 from ..container import (
     DEFAULT_MAX_PIXELS,
     AudioHeaderChunk,
@@ -45,7 +45,6 @@ from ..container import (
 )
 from ..errors import FormatError, InputError, UnsupportedError
 from ..frame import PIXEL_FORMATS, Frame, VideoFormat
-from ..model.latents import level_shapes
 from ..metrics import psnr_planes, psnr_rgb, psnr_yuv
 from ..options import DEFAULT_GOP, MAX_GOP, EncodeOptions, check_gop, check_threads
 from ..model.random_weights import random_synthesis_weights
@@ -139,9 +138,10 @@ class ZeroResponse:
     @classmethod
     def of(cls, nets: QuantizedNetworks, weights: list[np.ndarray], mask: np.ndarray,
            header: SequenceHeader) -> "ZeroResponse":
-        shapes = level_shapes(header.height, header.width, header.model.n_levels)
+        shapes = header.model.grid_shapes(header.height, header.width)
         zeros = [np.zeros(shape, dtype=np.int64) for shape in shapes]
-        planes = synthesis_output(zeros, nets, weights, mask, header.height, header.width, is_420(header.pix_fmt))
+        planes = synthesis_output(zeros, nets, weights, mask, header.height, header.width, is_420(header.pix_fmt),
+                                  header.model.n_levels)
         return cls(nets, mask.copy(), planes)
 
     def matches(self, nets: QuantizedNetworks, mask: np.ndarray) -> bool:
@@ -186,6 +186,7 @@ def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_fram
         seed=int(options.seed),
         arm_hidden=arm_hidden_for(lmbda),
         mod_hidden=ENCODER_MOD_HIDDEN,
+        fine_grids=fine_grids_for(lmbda),
         out_channels=1 if video.pix_fmt == "gray" else 3,
         mask_ratio=float(options.mask_ratio if options.mask_ratio is not None
                          else mask_ratio_for(lmbda, predicted=inter and gop > 1 and n_frames != 1)),
@@ -311,7 +312,7 @@ class StreamEncoder:
             zero = self._zero_response.planes
         return reconstruct(solution.latents, nets, self._weights, solution.mask, header.height, header.width,
                            bit_depth=header.bit_depth, chroma_420=is_420(header.pix_fmt), prediction=prediction,
-                           zero_response=zero)
+                           zero_response=zero, n_levels=header.model.n_levels)
 
     def _search_predicted(self, frames: list[Frame], targets: list[torch.Tensor], progress: ProgressCallback | None,
                           distortion: Distortion | None
@@ -447,7 +448,7 @@ class StreamDecoder:
                         raise FormatError(f"a motion field of {payload.motion.vectors.shape[0]}x"
                                           f"{payload.motion.vectors.shape[1]} blocks, where the picture has "
                                           f"{expected[0]}x{expected[1]}")
-            shapes = level_shapes(header.height, header.width, group.config.n_levels)
+            shapes = group.config.grid_shapes(header.height, header.width)
             # the latents first: their data must be there before anything picture-sized is made
             predicted = payload.frame_type == FrameType.PREDICTED
             latents = entropy.decode_latents(payload.latents, shapes, nets.integer_arm(),
@@ -463,7 +464,8 @@ class StreamDecoder:
                 group.zero_response = ZeroResponse.of(nets, self._weights, mask, header)
         planes = reconstruct(latents, nets, self._weights, mask, header.height, header.width,
                              bit_depth=header.bit_depth, chroma_420=is_420(header.pix_fmt), prediction=prediction,
-                             zero_response=group.zero_response.planes if prediction is not None else None)
+                             zero_response=group.zero_response.planes if prediction is not None else None,
+                             n_levels=header.model.n_levels)
         group.previous = planes
         group.previous_latents = latents if payload.frame_type == FrameType.PREDICTED else None
         return Frame(list(planes), header.pix_fmt, pts=packet.pts, time_base=header.time_base, color=header.color,
