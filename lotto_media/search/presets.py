@@ -73,9 +73,12 @@ class TrainConfig:
     #: the stream, against one rate for every level): quality 75 -3.8 / -3.8 % (CiscoVT2people /
     #: park_joy), quality 45 +1.0 / +0.5 %
     predicted_fine_latent_lr_qualities: tuple[float, float] = (50.0, 60.0)
-    #: the learning rate of a second full-resolution grid (``fine_grids_for``) relative to the fine
-    #: levels'. Measured at medium (J, one run each): kodim05 quality 90 -15.0 % at 1/3 against
-    #: -13.0 % at 1; kodim01 quality 80 +2.8 % at 1/3 against +18.7 % at 1
+    #: the quality from which a picture gets a second full-resolution latent grid (``fine_grids_for``;
+    #: None: never): 85 at medium, and at slow and placebo, unmeasured there
+    second_grid_quality: float | None = None
+    #: the learning rate of a second full-resolution grid relative to the fine levels'. Measured at
+    #: medium (J, one run each): kodim05 quality 90 -15.0 % at 1/3 against -13.0 % at 1; kodim01
+    #: quality 80 +2.8 % at 1/3 against +18.7 % at 1
     second_grid_lr_share: float = 1 / 3
     lr_scores: float = 5e-2
     lr_hard: float = 1e-3
@@ -158,10 +161,11 @@ PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0)),
     "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0)),
     "medium": TrainConfig(soft_steps=1080, hard_steps=120, warm_soft_steps=540, predicted_net_lr_scale=0.3,
-                          bf16_soft_share=0.8),
-    "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=2160, predicted_net_lr_scale=0.3),
+                          bf16_soft_share=0.8, second_grid_quality=85.0),
+    "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=2160, predicted_net_lr_scale=0.3,
+                        second_grid_quality=85.0),
     "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000, warm_soft_steps=50_000,
-                          predicted_net_lr_scale=0.3),
+                           predicted_net_lr_scale=0.3, second_grid_quality=85.0),
 }
 PRESET_NAMES = list(PRESETS)
 DEFAULT_PRESET = "medium"
@@ -226,20 +230,21 @@ def mask_ratio_for(lmbda: float, predicted: bool) -> float:
     return MASK_RATIO
 
 
-#: a second full-resolution latent grid from this lambda down (quality 85 and above)
-SECOND_GRID_TO_LMBDA = quality_to_lmbda(85)
-
-
-def fine_grids_for(lmbda: float) -> int:
-    """Full-resolution latent grids (``ModelConfig.fine_grids``) for a rate-distortion trade-off.
+def fine_grids_for(lmbda: float, schedule: TrainConfig) -> int:
+    """Full-resolution latent grids (``ModelConfig.fine_grids``) for a rate-distortion trade-off
+    and a schedule: 2 from ``schedule.second_grid_quality`` up.
 
     With one grid a level the rate saturates at high qualities (medium, Kodak 384x256: quality
     90 gives 0-12 % more bits than 80 and the same PSNR, docs/RESULTS.md). A second grid lifts that
     ceiling but costs bits and seconds below it. Measured at medium (J = MSE + lambda bpp, one run
     each, the second grid at a third of the fine rate): kodim05 quality 90 -15.0 % (37.91 dB at
     4.57 bpp instead of 36.23 at 3.21); kodim01 quality 80 +2.8 %; at the fine levels' rate
-    kodim23 quality 90 -7.3 %, quality 60 +5.7 %, kodim01 quality 20 +1.4 %."""
-    return 2 if lmbda <= SECOND_GRID_TO_LMBDA * (1 + 1e-12) else 1
+    kodim23 quality 90 -7.3 %, quality 60 +5.7 %, kodim01 quality 20 +1.4 %. At fast, quality 90
+    (a third of medium's steps): kodim05 -16.2 %, kodim23 +13.2 % (more bytes and a lower PSNR:
+    too few steps to fill it), for 35 % more seconds, so fast and ultrafast keep one grid."""
+    if schedule.second_grid_quality is None:
+        return 1
+    return 2 if lmbda <= quality_to_lmbda(schedule.second_grid_quality) * (1 + 1e-12) else 1
 
 
 def arm_hidden_for(lmbda: float) -> int:

@@ -181,12 +181,12 @@ def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_fram
         )
     check_gop(gop)
     lmbda = options.resolved_lmbda()
-    options.schedule()  # refuse a bad preset or step count before any work
+    schedule = options.schedule()  # refuses a bad preset or step count before any work
     model = ModelConfig(
         seed=int(options.seed),
         arm_hidden=arm_hidden_for(lmbda),
         mod_hidden=ENCODER_MOD_HIDDEN,
-        fine_grids=fine_grids_for(lmbda),
+        fine_grids=fine_grids_for(lmbda, schedule),
         out_channels=1 if video.pix_fmt == "gray" else 3,
         mask_ratio=float(options.mask_ratio if options.mask_ratio is not None
                          else mask_ratio_for(lmbda, predicted=inter and gop > 1 and n_frames != 1)),
