@@ -141,6 +141,8 @@ def inspect(data: bytes, name: str = "<stream>", *, max_pixels: int | None = Non
         damage=reader.damage,
         mod_hidden=h.model.mod_hidden,
         arm_hidden=arm_widths[0] or h.model.arm_hidden,
+        n_levels=h.model.n_levels,
+        fine_grids=h.model.fine_grids,
         groups=len(arm_widths),
         gop=h.gop,
         time_base=h.time_base,

@@ -65,6 +65,9 @@ class StreamInfo:
     #: hidden widths of the modulation network and of the ARM (both chosen by the encoder)
     mod_hidden: int | None = None
     arm_hidden: int | None = None
+    #: latent pyramid levels and full-resolution grids (2: a second one, ``ModelConfig.fine_grids``)
+    n_levels: int | None = None
+    fine_grids: int | None = None
     groups: int = 1
     gop: int = 0
     time_base: Fraction | None = None

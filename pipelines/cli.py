@@ -439,6 +439,7 @@ def format_info_table(name: str, info: object) -> str:
         ("kMAC/pixel", f"{info.kmac_per_pixel:.2f}"),
         ("synthesis widths", "-".join(str(w) for w in info.synth_widths)),
         ("hidden widths", _describe_hidden(info)),
+        ("latent grids", _describe_grids(info)),
         ("format version", str(info.format_version)),
         ("damage", info.damage or "none"),
     ]
@@ -469,6 +470,13 @@ def _describe_hidden(info: object) -> str:
     if info.mod_hidden is None or info.arm_hidden is None:
         return "-"
     return f"modulation {info.mod_hidden}, ARM {info.arm_hidden}"
+
+
+def _describe_grids(info: object) -> str:
+    if info.n_levels is None:
+        return "-"
+    second = ", and a second full-resolution grid" if info.fine_grids == 2 else ""
+    return f"{info.n_levels} levels{second}"
 
 
 def _plane_order(plane: str) -> tuple[int, str]:

@@ -424,6 +424,14 @@ def test_real_info_reports_the_psnr_of_the_decoded_picture(capsys, real_encoding
     assert record["psnr"] == pytest.approx(10 * np.log10(255.0**2 / mse), abs=5e-4)  # stored to 1/1000 dB
     table = run(capsys, "info", stream)[1]
     assert f"{record['psnr']:.2f} dB" in table and "ultrafast" in table
+    assert (record["n_levels"], record["fine_grids"]) == (7, 1) and re.search(r"^latent grids +7 levels$", table, re.M)
+
+
+def test_info_names_a_second_full_resolution_grid(capsys):
+    golden = Path(__file__).parent / "golden" / "pan_rgb_3f_grid2.lotto"
+    code, out, _ = run(capsys, "info", golden)
+    rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.split("\n\n")[0].splitlines())
+    assert code == 0 and rows["latent grids"] == "7 levels, and a second full-resolution grid"
 
 
 def test_real_decode_pipes_png_to_stdout(real_encoding, tmp_path):
