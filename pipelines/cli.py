@@ -475,7 +475,7 @@ def _describe_hidden(info: object) -> str:
 def _describe_grids(info: object) -> str:
     if info.n_levels is None:
         return "-"
-    second = ", and a second full-resolution grid" if info.fine_grids == 2 else ""
+    second = " + a second full-resolution grid" if info.fine_grids == 2 else ""
     return f"{info.n_levels} levels{second}"
 
 

@@ -431,7 +431,9 @@ def test_info_names_a_second_full_resolution_grid(capsys):
     golden = Path(__file__).parent / "golden" / "pan_rgb_3f_grid2.lotto"
     code, out, _ = run(capsys, "info", golden)
     rows = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in out.split("\n\n")[0].splitlines())
-    assert code == 0 and rows["latent grids"] == "7 levels, and a second full-resolution grid"
+    assert code == 0 and rows["latent grids"] == "7 levels + a second full-resolution grid"
+    code, out, _ = run(capsys, "info", golden, "--json")
+    assert code == 0 and (json.loads(out)["n_levels"], json.loads(out)["fine_grids"]) == (7, 2)
 
 
 def test_real_decode_pipes_png_to_stdout(real_encoding, tmp_path):

@@ -251,11 +251,24 @@ def test_newer_version_and_unknown_flags_are_unsupported() -> None:
             SequenceHeader.from_bytes(patched_header(1, ">H", unknown | 0x0001))
 
 
+def shdr_payload(data: bytes) -> bytes:
+    """The sequence header's payload as the file holds it (Part 1 §3: type, u32 length, payload)."""
+    at = data.index(b"SHDR")
+    (length,) = struct.unpack_from(">I", data, at + 4)
+    return data[at + 8 : at + 8 + length]
+
+
 def test_flag_bit_0_is_the_second_full_resolution_grid() -> None:
     assert SequenceHeader.from_bytes(patched_header(1, ">H", 0)).model.fine_grids == 1
     header = SequenceHeader.from_bytes(patched_header(1, ">H", 1))
     assert header.model.fine_grids == 2
     assert header.to_bytes()[1:3] == b"\x00\x01"
+    # version 1 defines no flags
+    legacy = bytearray(shdr_payload(GOLDEN_V1.read_bytes()))
+    assert legacy[0] == 1 and legacy[1:3] == b"\x00\x00"
+    legacy[2] = 1
+    with pytest.raises(UnsupportedError, match="flags 0x0001"):
+        SequenceHeader.from_bytes(bytes(legacy))
 
 
 def test_header_length_is_checked_before_use() -> None:

@@ -717,10 +717,18 @@ def shifted_by_tap(previous: list[np.ndarray], dy: int, dx: int) -> list[np.ndar
     return out
 
 
+#: the shapes of SHAPES' picture with a second full-resolution grid (docs/FORMAT.md 3.3, G = 2),
+#: and of a one-level pyramid with one
+SECOND_GRID_SHAPES = [SHAPES + SHAPES[:1], [(13, 17), (13, 17)]]
+
+
+@pytest.mark.parametrize("shapes", [SHAPES, *SECOND_GRID_SHAPES], ids=["pyramid", "second-grid", "one-level-second-grid"])
 @pytest.mark.parametrize("tap", range(9))
-def test_each_temporal_tap_reads_the_previous_latent_the_format_names(tap: int):
+def test_each_temporal_tap_reads_the_previous_latent_the_format_names(tap: int, shapes: list[tuple[int, int]]):
+    """A second full-resolution grid's taps read the previous frame's second grid: it is one more
+    level."""
     rng = np.random.default_rng(tap)
-    previous = [rng.integers(-20, 21, s) for s in SHAPES]
+    previous = [rng.integers(-20, 21, s) for s in shapes]
     latents = shifted_by_tap(previous, *FORMAT_TEMPORAL_TAPS[tap])
     arm = copying_arm(tap)
     data = encode_latents(latents, arm, previous=previous)
@@ -729,7 +737,7 @@ def test_each_temporal_tap_reads_the_previous_latent_the_format_names(tap: int):
     assert len(data) * 8 < 0.5 * n
     wrong = encode_latents(latents, copying_arm((tap + 1) % 9), previous=previous)
     assert len(wrong) > 4 * len(data)
-    assert same(decode_latents(data, SHAPES, arm, previous=previous), latents)
+    assert same(decode_latents(data, shapes, arm, previous=previous), latents)
     assert len(data) * 8 == pytest.approx(estimate_latent_bits(latents, arm, previous=previous), abs=40)
 
 

@@ -477,6 +477,8 @@ def test_predicted_frames_with_a_second_full_resolution_grid_decode_exactly(monk
     decoded = list(LottoReader(data, "pan.lotto"))
     assert len(decoded) == 4 and all(same_planes(d, c.reconstruction) for d, c in zip(decoded, coded))
 
+
+
 def test_a_predicted_frame_without_its_reference_is_refused():
     frames = pan(3, height=16, width=24, step=1)
     data, _ = encode(frames, gop=3, options=ULTRA)

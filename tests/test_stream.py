@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from conftest import SAMPLES_DIR, require_media
-from lotto_media.coding import bitstream
+from lotto_media.coding import bitstream, entropy
 from lotto_media.coding.bitstream import MaskCoding
 from lotto_media.codec import inspect
 from lotto_media.container import FrameChunk, GroupChunk, StreamReader, read_container, read_index, read_chunk_at
@@ -322,11 +322,15 @@ def test_version_2_golden_streams_decode_to_pinned_pixels(name, monkeypatch):
     if os.environ.get("LOTTO_REGENERATE_GOLDEN") and name not in LEGACY_GOLDEN:
         frames, gop, inter = golden_frames(kind)
         options = EncodeOptions(preset="ultrafast", steps=12, quality=50, threads=1)
-        if kind.endswith("-grid2"):
-            options = replace(options, preset="medium", quality=90)
+        if kind.endswith("-grid2"):  # long enough for the second grid to fill
+            options = replace(options, preset="medium", quality=90, steps=80)
         data, _ = encode(frames, gop=gop, options=options, inter=inter)
         path.write_bytes(data)
     data = path.read_bytes()
+    decoded_latents = []
+    decode_latents = entropy.decode_latents
+    monkeypatch.setattr(entropy, "decode_latents",
+                        lambda *args, **kwargs: decoded_latents.append(decode_latents(*args, **kwargs)) or decoded_latents[-1])
     digest = hashlib.sha256(b"".join(p.tobytes() for f in LottoReader(data, name) for p in f.planes)).hexdigest()
     if os.environ.get("LOTTO_REGENERATE_GOLDEN"):
         lines = dict(l.split() for l in digests_path.read_text().splitlines()) if digests_path.exists() else {}
@@ -335,6 +339,11 @@ def test_version_2_golden_streams_decode_to_pinned_pixels(name, monkeypatch):
     pinned = dict(l.split() for l in digests_path.read_text().splitlines())
     assert digest == pinned[name], f"{name} decodes to other pixels: a format break (bump the version)"
     assert read_container(data).header.model.fine_grids == (2 if kind.endswith("-grid2") else 1)
+    if kind.endswith("-grid2"):  # the second grid is used: by the intra frame, and by predicted frames
+        # whose temporal taps read a previous predicted frame's
+        second_grids = [np.any(latents[-1] != 0) for latents in decoded_latents]
+        assert second_grids[0] and (kind == "rgb24-grid2" or any(second_grids[k] and second_grids[k - 1]
+                                                                  for k in range(2, len(second_grids))))
     versions = [p.payload[0] for p in read_container(data).frames]
     if GOLDEN_STREAMS[name] == "yuv420p-field-v3":
         assert versions[0] == bitstream.FRAME_VERSION and bitstream.FRAME_VERSION_FIELD in versions[1:]

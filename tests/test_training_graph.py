@@ -104,10 +104,12 @@ def test_arm_over_all_levels_equals_the_per_latent_mlp_with_its_gradients(hidden
     assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(*results))
 
 
-def test_synthesis_equals_the_unscaled_reference_network():
+@pytest.mark.parametrize("fine_grids", [1, 2])
+def test_synthesis_equals_the_unscaled_reference_network(fine_grids):
     """FrameModel.synthesise (scaled hardswish, channels-first, concatenated rewind) against the
-    network of DESIGN section 3 written out plainly."""
-    config = ModelConfig(seed=5, mask_ratio=0.3)
+    network of DESIGN section 3 written out plainly; a second full-resolution grid is the
+    modulation's last input (docs/FORMAT.md Part 3 §3.4 step 1)."""
+    config = ModelConfig(seed=5, mask_ratio=0.3, fine_grids=fine_grids)
     model = FrameModel(config, 9, 13, generator=torch.Generator().manual_seed(5)).double()
     g = torch.Generator().manual_seed(6)
     levels = [torch.randn(s, generator=g, dtype=torch.float64) * 3 for s in model.shapes]
@@ -121,7 +123,9 @@ def test_synthesis_equals_the_unscaled_reference_network():
         from lotto_media.model.synthesis import pixel_coordinates
 
         mod = model.modulation
-        u = upsample_pyramid(levels, model.up_kernel).reshape(config.n_levels, -1).t()  # (P, 7)
+        u = upsample_pyramid(levels[: config.n_levels], model.up_kernel).reshape(config.n_levels, -1).t()  # (P, 7)
+        if fine_grids == 2:
+            u = torch.cat([u, levels[-1].reshape(-1, 1)], 1)
         o0 = activation(mod.fc0(u))
         o1 = activation(mod.fc1(o0))
         img1 = o1.t().reshape(1, 3, 9, 13)

@@ -16,7 +16,6 @@ from lotto_media.coding import bitstream, entropy
 from lotto_media.model import chroma
 from lotto_media.codec import EncodeOptions, decode_frame, encode_frame, inspect
 from lotto_media.container import read_container
-from lotto_media.model.latents import level_shapes
 from lotto_media.metrics import psnr, psnr_yuv
 from lotto_media.model.random_weights import random_synthesis_weights
 from lotto_media.model.reconstruct import reconstruct
@@ -88,10 +87,10 @@ def test_decoded_chroma_is_the_2x2_mean_of_the_full_resolution_synthesis(encoded
     config = config.with_arm_hidden(group.arm_hidden)
     payload = bitstream.unpack_frame(container.frames[0].payload)
     mask = entropy.decode_mask(payload.mask, config.n_random_weights(), config.n_kept())
-    latents = entropy.decode_latents(payload.latents, level_shapes(23, 37, config.n_levels), nets.integer_arm())
+    latents = entropy.decode_latents(payload.latents, config.grid_shapes(23, 37), nets.integer_arm())
     args = (latents, nets, random_synthesis_weights(config), mask, 23, 37, source.bit_depth)
-    full = reconstruct(*args)
-    reduced = reconstruct(*args, chroma_420=True)
+    full = reconstruct(*args, n_levels=config.n_levels)
+    reduced = reconstruct(*args, chroma_420=True, n_levels=config.n_levels)
     assert np.array_equal(reduced[0], full[0]) and np.array_equal(reduced[0], result.reconstruction.planes[0])
     blocks = np.pad(np.stack(full[1:]).astype(np.float64), ((0, 0), (0, 1), (0, 1)), mode="edge")
     blocks = blocks.reshape(2, 12, 2, 19, 2).transpose(0, 1, 3, 2, 4).reshape(2, 12, 19, 4)

@@ -42,7 +42,7 @@ _SHDR_FIXED_V1 = struct.Struct(">BHIIBIIII5BQ3HBHHBdddIB")
 # follow. The ARM width moved to the group header.
 _SHDR_FIXED = struct.Struct(">BHIIBIIII5BhQ3HBHBdddIIBH")
 #: sequence header flag bits (version 2): a second full-resolution latent grid
-#: (``ModelConfig.fine_grids`` 2, docs/FORMAT.md 3.2)
+#: (``ModelConfig.fine_grids`` 2, docs/FORMAT.md Part 1 §4, Part 3 §3.3-3.4)
 SECOND_FINE_GRID = 0x0001
 KNOWN_FLAGS = SECOND_FINE_GRID
 SHDR_MIN_LENGTH = min(_SHDR_FIXED_V1.size, _SHDR_FIXED.size)

@@ -32,7 +32,7 @@ class ModelConfig:
     #: the ARM's temporal taps (a predicted-frame network set's, from its group header; 0 otherwise)
     arm_temporal: int = 0
     #: latent grids at full resolution: 1, or 2 where a second one follows the pyramid as one more
-    #: modulation input (sequence header flag bit 0, docs/FORMAT.md 3.2): more room for detail at
+    #: modulation input (sequence header flag bit 0, docs/FORMAT.md Part 1 §4): more room for detail at
     #: high rates, where one grid a level saturates
     fine_grids: int = 1
 

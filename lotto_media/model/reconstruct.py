@@ -94,7 +94,8 @@ def reconstruct(
     chroma_420: bool = False,
     prediction: list[np.ndarray] | None = None,
     zero_response: list[torch.Tensor] | None = None,
-    n_levels: int | None = None,
+    *,
+    n_levels: int,
 ) -> list[np.ndarray]:
     """Integer latents -> C planes, uint8 (or uint16 above 8 bits). With ``chroma_420`` channels 1
     and 2 become ceil(H/2) x ceil(W/2) chroma planes (2x2 integer average, see lotto_media.model.chroma).
@@ -104,9 +105,9 @@ def reconstruct(
     all-zero latents (``zero_response``, computed here when not given), so that zero latents copy
     the prediction (docs/FORMAT.md, Part 3 §3.6).
 
-    ``n_levels``: the pyramid's levels among the latents (default: all of them); any latents after
-    them are second full-resolution grids (``ModelConfig.fine_grids``)."""
-    planes = synthesis_output(latents, nets, random_weights, mask, height, width, chroma_420, n_levels)
+    ``n_levels``: the pyramid's levels among the latents; a latent grid after them is the second
+    full-resolution grid (``ModelConfig.fine_grids``)."""
+    planes = synthesis_output(latents, nets, random_weights, mask, height, width, chroma_420, n_levels=n_levels)
     peak = (1 << bit_depth) - 1
     dtype = np.uint8 if bit_depth <= 8 else np.uint16
     if prediction is None:
@@ -115,7 +116,7 @@ def reconstruct(
         raise ValueError("the prediction's planes do not match the picture's")
     if zero_response is None:
         zero_response = synthesis_output([np.zeros_like(z) for z in latents], nets, random_weights, mask, height,
-                                         width, chroma_420, n_levels)
+                                         width, chroma_420, n_levels=n_levels)
     return [
         _add_residual_(plane.sub_(zero), ref, peak).numpy().astype(dtype)
         for plane, zero, ref in zip(planes, zero_response, prediction)
@@ -130,26 +131,28 @@ def synthesis_output(
     height: int,
     width: int,
     chroma_420: bool = False,
-    n_levels: int | None = None,
+    *,
+    n_levels: int,
 ) -> list[torch.Tensor]:
     """The synthesis' fixed-point output planes (SYNTH_FRAC bits, float64 holding integers), 4:2:0
     chroma already reduced: what ``reconstruct`` maps to samples. ``n_levels`` as ``reconstruct``'s."""
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
     (kernel,) = [t(a) for a in nets.upsampler.exact()]
-    pyramid, second = (latents, []) if n_levels is None else (latents[:n_levels], latents[n_levels:])
-    u = t(pyramid[-1])[None] * _ONE
-    for k in reversed(range(len(pyramid) - 1)):
-        level = pyramid[k]
-        # filled in place rather than concatenated: a concatenation would hold both copies; the
-        # finest level also holds the second full-resolution grids, last
-        finer = torch.empty(u.shape[0] + 1 + (len(second) if k == 0 else 0), *level.shape, dtype=torch.float64)
-        torch.mul(t(level), _ONE, out=finer[0])
+    if not n_levels <= len(latents) <= n_levels + 1:
+        raise ValueError(f"{len(latents)} latent grids for a pyramid of {n_levels} levels")
+    second_grid = latents[n_levels] if len(latents) > n_levels else None
+    # U_0's channels: the pyramid's n_levels, then the second grid (docs/FORMAT.md 3.4 step 1)
+    channels = n_levels + (second_grid is not None)
+    u = torch.empty(channels if n_levels == 1 else 1, *latents[n_levels - 1].shape, dtype=torch.float64)
+    torch.mul(t(latents[n_levels - 1]), _ONE, out=u[0])
+    for k in reversed(range(n_levels - 1)):
+        # filled in place rather than concatenated: a concatenation would hold both copies
+        finer = torch.empty(channels if k == 0 else u.shape[0] + 1, *latents[k].shape, dtype=torch.float64)
+        torch.mul(t(latents[k]), _ONE, out=finer[0])
         _upsample_into(finer[1 : u.shape[0] + 1], u, kernel, nets.upsampler.frac)
         u = finer
-    if len(pyramid) == 1 and second:
-        u = torch.cat([u, torch.empty(len(second), *u.shape[1:], dtype=torch.float64)])
-    for j, grid in enumerate(second):
-        torch.mul(t(grid), _ONE, out=u[len(pyramid) + j])
+    if second_grid is not None:
+        torch.mul(t(second_grid), _ONE, out=u[n_levels])
     pixels = height * width
     features = u.reshape(u.shape[0], pixels)
     tiles = [slice(start, min(start + TILE, pixels)) for start in range(0, pixels, TILE)]

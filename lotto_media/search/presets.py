@@ -118,10 +118,12 @@ class TrainConfig:
         t = _ramp(max(lmbda, LATENT_LR_CAP_LMBDA), *LATENT_LR_LMBDAS)
         return math.exp((1 - t) * math.log(self.lr_latents[0]) + t * math.log(self.lr_latents[1]))
 
-    def latent_lrs(self, lmbda: float, n_levels: int, predicted: bool = False, second_grids: int = 0) -> list[float]:
-        """Learning rate of each latent grid, the pyramid's ``n_levels`` full resolution first,
-        then ``second_grids`` second full-resolution grids at ``second_grid_lr_share`` of the fine
-        levels' rate. In the pyramid: ``latent_lr``, and for the FINE_LEVELS finest levels that rate times a scale rising log-linearly in lambda from 1 to
+    def latent_lrs(self, lmbda: float, n_levels: int, predicted: bool = False,
+                   second_grid: bool = False) -> list[float]:
+        """Learning rate of each latent grid: the pyramid's ``n_levels``, full resolution first,
+        then with ``second_grid`` the second full-resolution grid at ``second_grid_lr_share`` of
+        the fine levels' rate. In the pyramid: ``latent_lr``, and for the FINE_LEVELS finest
+        levels that rate times a scale rising log-linearly in lambda from 1 to
         ``fine_latent_lr_scale`` over ``fine_latent_lr_qualities`` (for ``predicted`` frames,
         ``predicted_fine_latent_lr_qualities``).
 
@@ -141,8 +143,8 @@ class TrainConfig:
         base = self.latent_lr(lmbda)
         qualities = self.predicted_fine_latent_lr_qualities if predicted else self.fine_latent_lr_qualities
         fine = base * self.fine_latent_lr_scale ** _ramp(lmbda, *(quality_to_lmbda(q) for q in qualities))
-        return [fine if level < FINE_LEVELS else base for level in range(n_levels)] + [
-            fine * self.second_grid_lr_share] * second_grids
+        pyramid = [fine if level < FINE_LEVELS else base for level in range(n_levels)]
+        return pyramid + [fine * self.second_grid_lr_share] if second_grid else pyramid
 
 
 def _ramp(lmbda: float, start: float, end: float) -> float:
@@ -244,6 +246,7 @@ def fine_grids_for(lmbda: float, schedule: TrainConfig) -> int:
     too few steps to fill it), for 35 % more seconds, so fast and ultrafast keep one grid."""
     if schedule.second_grid_quality is None:
         return 1
+    # the tolerance keeps the threshold quality's own lambda, recomputed, on the second grid's side
     return 2 if lmbda <= quality_to_lmbda(schedule.second_grid_quality) * (1 + 1e-12) else 1
 
 

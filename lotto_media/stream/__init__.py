@@ -141,7 +141,7 @@ class ZeroResponse:
         shapes = header.model.grid_shapes(header.height, header.width)
         zeros = [np.zeros(shape, dtype=np.int64) for shape in shapes]
         planes = synthesis_output(zeros, nets, weights, mask, header.height, header.width, is_420(header.pix_fmt),
-                                  header.model.n_levels)
+                                  n_levels=header.model.n_levels)
         return cls(nets, mask.copy(), planes)
 
     def matches(self, nets: QuantizedNetworks, mask: np.ndarray) -> bool:
