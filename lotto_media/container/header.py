@@ -197,7 +197,7 @@ class SequenceHeader:
         source = self.source.encode("utf-8", "replace")
         fixed = _SHDR_FIXED.pack(
             FORMAT_VERSION,
-            SECOND_FINE_GRID if model.fine_grids == 2 else 0,
+            SECOND_FINE_GRID if model.second_grid else 0,
             self.width,
             self.height,
             PIX_FMT_CODES[self.pix_fmt],

@@ -55,16 +55,21 @@ class ModelConfig:
             raise InputError(f"arm_temporal must be in 0..{MAX_TEMPORAL}, got {self.arm_temporal}")
 
     @property
+    def second_grid(self) -> bool:
+        """Whether a second full-resolution grid follows the pyramid."""
+        return self.fine_grids == 2
+
+    @property
     def n_grids(self) -> int:
         """Latent grids, pyramid levels then any second full-resolution grid: the modulation
         network's inputs."""
-        return self.n_levels + self.fine_grids - 1
+        return self.n_levels + self.second_grid
 
     def grid_shapes(self, height: int, width: int) -> list[tuple[int, int]]:
         """(h, w) of every latent grid, in coding order: the pyramid's levels, full resolution
         first, then any second full-resolution grid."""
         shapes = level_shapes(height, width, self.n_levels)
-        return shapes + shapes[:1] * (self.fine_grids - 1)
+        return shapes + shapes[:1] * self.second_grid
 
     @property
     def modulation_widths(self) -> tuple[int, int, int]:

@@ -141,15 +141,19 @@ def synthesis_output(
     if not n_levels <= len(latents) <= n_levels + 1:
         raise ValueError(f"{len(latents)} latent grids for a pyramid of {n_levels} levels")
     second_grid = latents[n_levels] if len(latents) > n_levels else None
-    # U_0's channels: the pyramid's n_levels, then the second grid (docs/FORMAT.md 3.4 step 1)
-    channels = n_levels + (second_grid is not None)
-    u = torch.empty(channels if n_levels == 1 else 1, *latents[n_levels - 1].shape, dtype=torch.float64)
-    torch.mul(t(latents[n_levels - 1]), _ONE, out=u[0])
-    for k in reversed(range(n_levels - 1)):
-        # filled in place rather than concatenated: a concatenation would hold both copies
-        finer = torch.empty(channels if k == 0 else u.shape[0] + 1, *latents[k].shape, dtype=torch.float64)
+
+    def channels(k: int) -> int:
+        """U_k's channels: levels k..L-1, and at full resolution the second grid after them
+        (docs/FORMAT.md 3.4 step 1)."""
+        return n_levels - k + (k == 0 and second_grid is not None)
+
+    # each U_k filled in place rather than concatenated: a concatenation would hold both copies
+    u = None
+    for k in reversed(range(n_levels)):
+        finer = torch.empty(channels(k), *latents[k].shape, dtype=torch.float64)
         torch.mul(t(latents[k]), _ONE, out=finer[0])
-        _upsample_into(finer[1 : u.shape[0] + 1], u, kernel, nets.upsampler.frac)
+        if u is not None:
+            _upsample_into(finer[1 : u.shape[0] + 1], u, kernel, nets.upsampler.frac)
         u = finer
     if second_grid is not None:
         torch.mul(t(second_grid), _ONE, out=u[n_levels])

@@ -113,7 +113,7 @@ def search_predicted_group(
         first = k == 1
         latents = [torch.nn.Parameter(torch.zeros_like(z)) for z in model.latents]
         frame_scores = torch.nn.Parameter(scores.detach().clone().to(device))
-        latent_lrs = schedule.latent_lrs(lmbda, config.n_levels, predicted=True, second_grid=config.fine_grids == 2)
+        latent_lrs = schedule.latent_lrs(lmbda, config.n_levels, predicted=True, second_grid=config.second_grid)
         groups = [{"params": [level], "lr": lr} for level, lr in zip(latents, latent_lrs)]  # one a level
         if first:
             groups += [{"params": net_params, "lr": schedule.lr * schedule.predicted_net_lr_scale},

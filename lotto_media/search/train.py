@@ -203,7 +203,7 @@ def search_group(
             steps, t_from, lr_scale = schedule.warm_soft_steps, WARM_ANNEALING_START, schedule.warm_lr_scale
         frame_latents.append(latents)
         frame_scores.append(scores)
-        latent_lrs = schedule.latent_lrs(lmbda, config.n_levels, second_grid=config.fine_grids == 2)
+        latent_lrs = schedule.latent_lrs(lmbda, config.n_levels, second_grid=config.second_grid)
         for level, lr in zip(latents, latent_lrs):  # one group a level: each its own rate
             optimiser.add_param_group({"params": [level], "lr": lr})
         optimiser.add_param_group({"params": [scores], "lr": schedule.lr_scores})
