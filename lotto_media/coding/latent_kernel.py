@@ -1,11 +1,13 @@
 """The version-2 latent decoder, compiled with numba.
 
 Decoding is sequential by nature: each latent's probabilities come from the integer ARM applied to
-latents decoded before it, so a wavefront holds only a few dozen latents, too few for vectorised
-library calls to pay their per-call cost. One compiled call therefore decodes a whole picture: it walks the wavefronts of docs/FORMAT.md 3.3
-(computed on the fly, so no index array covers the picture), runs the integer ARM for each
-wavefront, maps its outputs to table rows and centres, decodes the symbols with the range decoder
-of docs/FORMAT.md 3.5.3.2, reads escapes, and stores each latent where later contexts read it.
+latents decoded before it, so a wavefront holds only a few dozen to a few hundred latents, too few
+for a call from Python (some 50 us each) to pay. One compiled call therefore decodes a whole
+picture: it walks the wavefronts of docs/FORMAT.md 3.3 (computed on the fly, so no index array
+covers the picture), runs the integer ARM for each wavefront (its two hidden layers as BLAS
+products, called from the compiled code), maps its outputs to table rows and centres, decodes the
+symbols with the range decoder of docs/FORMAT.md 3.5.3.2, reads escapes, and stores each latent
+where later contexts read it.
 
 It also enforces docs/FORMAT.md 3.5.5 as it goes: a shadow encoder (3.5.3.1) re-encodes every
 decoded symbol and compares each word it emits with the stream's, and a stream is refused as soon
@@ -177,48 +179,37 @@ def check_words(lefts: np.ndarray, freqs: np.ndarray, words: np.ndarray) -> int:
     return _seal(shadow, words)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _add_products(out: np.ndarray, weight: np.ndarray, inputs: np.ndarray, n: int) -> None:
-    """out[j, :n] += sum over k of weight[k, j] * inputs[k, :n], the latents innermost."""
-    for k in range(weight.shape[0]):
-        column = inputs[k]
-        for j in range(weight.shape[1]):
-            w = weight[k, j]
-            row = out[j]
-            for i in range(n):
-                row[i] += w * column[i]
-
-
 @numba.njit(cache=True, nogil=True)
 def _table_rows(buf: np.ndarray, positions: np.ndarray, levels: np.ndarray, n: int, offsets: np.ndarray,
                 w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: np.ndarray, w_head: np.ndarray,
                 b_head: np.ndarray, rows_out: np.ndarray, centres_out: np.ndarray, ctx: np.ndarray, h1: np.ndarray,
                 h2: np.ndarray) -> None:
     """The integer ARM for the first n latents of ``positions`` (one wavefront): their table rows
-    and centres. ctx (24 + taps, n), h1 and h2 (hidden, n) are scratch.
+    and centres. ctx (rows >= n, 24 + taps), h1 and h2 (rows >= n, hidden) are scratch.
 
-    The latents are the innermost loop: a wavefront's latents are independent, so that loop is
-    vectorised, where a loop over one latent's hidden units waits on each partial sum."""
+    The two hidden layers are matrix products of the wavefront's contexts, which BLAS runs
+    (numba calls it without Python in between): every value is an integer-valued float64 far
+    below 2^53, so any summation order gives the exact sums. Measured against loops with the
+    latents innermost: the latents of a quality-90 picture (384x256, 229k latents, ARM 24 wide)
+    decoded about 1.3x faster."""
     hidden = w1.shape[1]
     for i in range(n):
         position = positions[i]
         offset = offsets[levels[i]]
         for k in range(w1.shape[0]):
-            ctx[k, i] = buf[position + offset[k]]
-    for j in range(hidden):
-        for i in range(n):
-            h1[j, i] = b1[j]
-    _add_products(h1, w1, ctx, n)
-    for j in range(hidden):
-        for i in range(n):
-            h1[j, i] = np.floor(max(h1[j, i], 0.0))
-            h2[j, i] = b2[j]
-    _add_products(h2, w2, h1, n)
+            ctx[i, k] = buf[position + offset[k]]
+    a1 = h1[:n]
+    np.dot(ctx[:n], w1, a1)
+    for i in range(n):
+        for j in range(hidden):
+            a1[i, j] = np.floor(max(a1[i, j] + b1[j], 0.0))
+    a2 = h2[:n]
+    np.dot(a1, w2, a2)
     for i in range(n):
         t = b_head[0]
         s = b_head[1]
         for j in range(hidden):
-            a = np.floor(max(h2[j, i], 0.0)) + h1[j, i]
+            a = np.floor(max(a2[i, j] + b2[j], 0.0)) + a1[i, j]
             t += a * w_head[j, 0]
             s += a * w_head[j, 1]
         ti = np.int64(np.floor(t))
@@ -260,7 +251,7 @@ def decode_picture_latents(main_words: np.ndarray, escape_words: np.ndarray, buf
     levels = np.empty(widest, dtype=np.int64)
     rows = np.empty(widest, dtype=np.int64)
     centres = np.empty(widest, dtype=np.int64)
-    ctx, h1, h2 = np.empty((w1.shape[0], widest)), np.empty((hidden, widest)), np.empty((hidden, widest))
+    ctx, h1, h2 = np.empty((widest, w1.shape[0])), np.empty((widest, hidden)), np.empty((widest, hidden))
     main, escape = _decoder(main_words), _decoder(escape_words)
     main_shadow, escape_shadow = _encoder(), _encoder()
     decoded = 0

@@ -2,8 +2,8 @@
 
 Objective D + lambda * R with D the MSE on [0, 1] pixels (plane-weighted for YUV 4:2:0, see
 lotto_media/model/chroma.py) and R the ARM's estimate of the latent
-bits per pixel. Phase 1 uses soft rounding with annealed Kumaraswamy noise (its first part in
-bfloat16 where the CPU has it natively, ``TrainConfig.bf16_soft_share``); phase 2 fine-tunes
+bits per pixel. Phase 1 uses soft rounding with annealed Kumaraswamy noise (its first part's
+synthesis and ARM in bfloat16 where the CPU has it natively, ``TrainConfig.bf16_soft_share``); phase 2 fine-tunes
 with hard rounding (straight-through) and ends on its lowest loss (``LowestLoss``). The small
 networks are then quantised with a per-module step 2^-frac picked by minimising the same
 objective with their coded size included.
@@ -102,7 +102,7 @@ def native_bfloat16(device: torch.device) -> bool:
 
 
 class _SoftPrecision:
-    """The synthesis' precision along a soft-rounding phase: bfloat16 autocast up to the progress
+    """The synthesis' and the ARM's precision along a soft-rounding phase: bfloat16 autocast up to the progress
     ``schedule.bf16_soft_share`` where the device has it natively (``native_bfloat16``), float32
     after, so that the phase's end and the hard-rounding phase refine in full precision."""
 
@@ -219,8 +219,8 @@ def search_group(
             levels = noisy_soft_round(latents, temperature, noise_a, noise_gen)
             with precision.at(t):
                 recon = model.synthesise(levels, straight_through_mask(scores, config.n_kept()))
+                bits = model.rate_bits(levels)  # the ARM's products in bfloat16 too; its Laplace in float32
             mse = distortion(recon.float(), target)
-            bits = model.rate_bits(levels)
             loss = mse + lmbda * bits / pixels
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
