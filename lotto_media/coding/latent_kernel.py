@@ -185,13 +185,16 @@ def _table_rows(buf: np.ndarray, positions: np.ndarray, levels: np.ndarray, n: i
                 b_head: np.ndarray, rows_out: np.ndarray, centres_out: np.ndarray, ctx: np.ndarray, h1: np.ndarray,
                 h2: np.ndarray) -> None:
     """The integer ARM for the first n latents of ``positions`` (one wavefront): their table rows
-    and centres. ctx (rows >= n, 24 + taps), h1 and h2 (rows >= n, hidden) are scratch.
+    and centres. ctx (rows >= n, 24 + taps), h1 and h2 (rows >= n, hidden) are scratch, and must be
+    C-contiguous arrays of their own, not views: numba's ``np.dot`` would write a non-contiguous
+    ``out`` into a temporary copy and drop it.
 
     The two hidden layers are matrix products of the wavefront's contexts, which BLAS runs
-    (numba calls it without Python in between): every value is an integer-valued float64 far
-    below 2^53, so any summation order gives the exact sums. Measured against loops with the
-    latents innermost: the latents of a quality-90 picture (384x256, 229k latents, ARM 24 wide)
-    decoded about 1.3x faster."""
+    (numba calls it without Python in between): the folded weights and biases are dyadic values
+    whose products and sums stay on a common grid below 2^50 of its units (docs/FORMAT.md 3.7,
+    ``IntegerArm``), so float64 holds every partial sum exactly and any summation order gives the
+    same result. Measured against loops with the latents innermost: the latents of a quality-90
+    picture (384x256, 229k latents, ARM 24 wide) decoded about 1.3x faster."""
     hidden = w1.shape[1]
     for i in range(n):
         position = positions[i]

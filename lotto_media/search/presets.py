@@ -86,9 +86,10 @@ class TrainConfig:
     temperature: tuple[float, float] = (0.3, 0.1)
     noise: tuple[float, float] = (2.0, 1.0)
     #: share of a picture's or intra frame's soft-rounding phase (and of each warm-started phase of
-    #: a group sharing its networks, unmeasured), from its start, whose synthesis and ARM
-    #: run in bfloat16 where the device multiplies bfloat16 natively (``train.native_bfloat16``);
-    #: the Laplace rate, the loss, the end of the phase and the hard-rounding phase stay in float32.
+    #: a group sharing its networks, unmeasured), from its start, whose synthesis and ARM (its
+    #: contexts, layers and outputs, and the exp of the Laplace scale) run in bfloat16 where the
+    #: device multiplies bfloat16 natively (``train.native_bfloat16``); the Laplace intervals, the
+    #: bits, the loss, the end of the phase and the hard-rounding phase stay in float32.
     #: The ARM joined the synthesis later: at medium, quality 80, eight Kodak pictures, J -1.75 %
     #: (-6.1 to +2.2 %, 6/8 better) for encodes 5.3 % shorter (one thread, two side by side).
     #: Measured at medium (Kodak 384x256, one run each, J = MSE + lambda bpp against float32

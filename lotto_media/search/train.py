@@ -219,7 +219,7 @@ def search_group(
             levels = noisy_soft_round(latents, temperature, noise_a, noise_gen)
             with precision.at(t):
                 recon = model.synthesise(levels, straight_through_mask(scores, config.n_kept()))
-                bits = model.rate_bits(levels)  # the ARM's products in bfloat16 too; its Laplace in float32
+                bits = model.rate_bits(levels)  # the ARM and its Laplace scales in bfloat16 too; the bits summed in float32
             mse = distortion(recon.float(), target)
             loss = mse + lmbda * bits / pixels
             optimiser.zero_grad(set_to_none=True)
