@@ -4,6 +4,7 @@ precision it computes."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from lotto_media.model.config import ModelConfig
@@ -138,3 +139,27 @@ def test_native_bfloat16_is_a_cpu_property():
     bool, whatever private probes this torch build has."""
     assert train.native_bfloat16(torch.device("meta")) is False
     assert isinstance(train.native_bfloat16(torch.device("cpu")), bool)
+
+
+def test_the_networks_take_their_own_optimiser_and_the_rest_adam():
+    """SOAP moves the networks' group, Adam every group added after it, each at the rate its
+    group holds; zero_grad and step reach both."""
+    net = torch.nn.Parameter(torch.ones(4, 3))
+    latent = torch.nn.Parameter(torch.ones(5))
+    optimiser = train.GroupOptimiser([net], preset("medium"))
+    assert type(optimiser.networks).__name__ == "SOAP"
+    optimiser.add_param_group({"params": [latent], "lr": 0.5})
+    assert [g["params"][0] is p for g, p in zip(optimiser.param_groups, (net, latent))] == [True, True]
+    assert isinstance(optimiser.others, torch.optim.Adam)
+    for _ in range(3):
+        optimiser.zero_grad(set_to_none=True)
+        ((net * torch.arange(12.0).view(4, 3)).sum() + latent.sum()).backward()
+        optimiser.step()
+    assert net.grad is not None and not torch.equal(net.detach(), torch.ones(4, 3))
+    # Adam's first steps move each coordinate by about its rate
+    assert torch.allclose(latent.detach(), torch.full((5,), 1 - 3 * 0.5), atol=1e-3)
+    optimiser.zero_grad(set_to_none=True)
+    assert net.grad is None and latent.grad is None
+    assert isinstance(train.GroupOptimiser([net], preset("ultrafast")).networks, torch.optim.Adam)
+    with pytest.raises(ValueError, match="sgd"):
+        train.GroupOptimiser([net], preset("medium", network_optimiser="sgd"))

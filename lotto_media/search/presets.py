@@ -98,6 +98,14 @@ class TrainConfig:
     #: encode 13-16 % faster on one thread, 10 % on two; the whole phase in bfloat16 lost 0.5 dB
     #: (kodim01 q80 at fast, J +8.2 %). Predicted frames (search/inter.py) stay in float32, unmeasured.
     bf16_soft_share: float = 0.0
+    #: the small networks' optimiser ("adam" or "soap", ``train.GroupOptimiser``); the latents and
+    #: mask scores keep Adam. Measured (Kodak 384x256, one thread, side by side with Adam, J =
+    #: MSE + lambda bpp): at fast kodim01 q80 -4.4 %, kodim03 q40 -0.2 %, kodim05 q80 -11.3 %,
+    #: kodim07 q40 -3.4 %; at medium kodim02 q80 -25.8 % (40.22 dB at 1.87 bpp instead of 37.74
+    #: at 1.63), kodim04 q40 -3.1 %, kodim06 q80 +0.2 %, kodim08 q40 -2.7 % (7/8 better,
+    #: mean -6.3 %), for 1-3 % more seconds. Ultrafast's 50 steps
+    #: keep Adam, unmeasured.
+    network_optimiser: str = "adam"
 
     @property
     def total_steps(self) -> int:
@@ -165,13 +173,14 @@ def _ramp(lmbda: float, start: float, end: float) -> float:
 #: the saving went into steps; see README's preset table for measured seconds.
 PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0)),
-    "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0)),
+    "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0),
+                        network_optimiser="soap"),
     "medium": TrainConfig(soft_steps=1080, hard_steps=120, warm_soft_steps=540, predicted_net_lr_scale=0.3,
-                          bf16_soft_share=0.8, second_grid_quality=85.0),
+                          bf16_soft_share=0.8, second_grid_quality=85.0, network_optimiser="soap"),
     "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=2160, predicted_net_lr_scale=0.3,
-                        second_grid_quality=85.0),
+                        second_grid_quality=85.0, network_optimiser="soap"),
     "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000, warm_soft_steps=50_000,
-                           predicted_net_lr_scale=0.3, second_grid_quality=85.0),
+                           predicted_net_lr_scale=0.3, second_grid_quality=85.0, network_optimiser="soap"),
 }
 PRESET_NAMES = list(PRESETS)
 DEFAULT_PRESET = "medium"

@@ -179,10 +179,10 @@ def search_group(
                           elapsed_s=elapsed, eta_s=elapsed / max(done, 1) * (total - done),
                           frame=frame, frames=n_frames))
 
-    # One optimiser for the whole group, so that the networks' Adam moments carry from frame to
-    # frame; a frame's parameters join it when its search starts (params without a gradient are
-    # left alone by Adam, so earlier frames rest while a later one is searched).
-    optimiser = torch.optim.Adam([{"params": net_params, "lr": schedule.lr}])
+    # One optimiser for the whole group, so that the networks' moments carry from frame to frame;
+    # a frame's parameters join it when its search starts (params without a gradient are left
+    # alone, so earlier frames rest while a later one is searched).
+    optimiser = GroupOptimiser(net_params, schedule)
     frame_latents: list[list[torch.nn.Parameter]] = []
     frame_scores: list[torch.nn.Parameter] = []
     frame_seconds: list[float] = []
@@ -301,6 +301,53 @@ WARM_LATENTS_FROM_LMBDA = quality_to_lmbda(45)
 #: a warm-started frame's soft phase enters the annealing schedule at this point (0 = start, 1 = end);
 #: a full restart measured best (see TrainConfig.warm_lr_scale)
 WARM_ANNEALING_START = 0.0
+
+
+class GroupOptimiser:
+    """The search's optimiser: the small networks' parameters (the first param group) with
+    ``schedule.network_optimiser``, every group added later (latents, mask scores) with Adam.
+
+    SOAP (Adam in the eigenbasis of Shampoo's preconditioner, pytorch-optimizer's implementation)
+    suits the networks' small matrices; the latents and scores are large flat tensors, where it
+    would cost much and preconditions little. ``param_groups`` lists the networks' group first,
+    as ``torch.optim.Adam`` over the same groups would."""
+
+    def __init__(self, net_params: list[torch.Tensor], schedule: TrainConfig) -> None:
+        group = [{"params": net_params, "lr": schedule.lr}]
+        if schedule.network_optimiser == "soap":
+            from pytorch_optimizer import SOAP  # imported when used: the package takes a second or two to load
+
+            self.networks: torch.optim.Optimizer = SOAP(group, lr=schedule.lr, betas=(0.9, 0.999), weight_decay=0.0,
+                                                        precondition_frequency=SOAP_PRECONDITION_EVERY)
+        elif schedule.network_optimiser == "adam":
+            self.networks = torch.optim.Adam(group)
+        else:
+            raise ValueError(f"unknown network optimiser {schedule.network_optimiser!r}")
+        self.others: torch.optim.Adam | None = None
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.networks.param_groups + (self.others.param_groups if self.others is not None else [])
+
+    def add_param_group(self, group: dict) -> None:
+        if self.others is None:
+            self.others = torch.optim.Adam([group])
+        else:
+            self.others.add_param_group(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.networks.zero_grad(set_to_none=set_to_none)
+        if self.others is not None:
+            self.others.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        self.networks.step()
+        if self.others is not None:
+            self.others.step()
+
+
+#: steps between updates of SOAP's eigenbases (its default)
+SOAP_PRECONDITION_EVERY = 10
 
 
 class LowestLoss:
