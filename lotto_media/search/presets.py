@@ -90,8 +90,9 @@ class TrainConfig:
     #: contexts, layers and outputs, and the exp of the Laplace scale) run in bfloat16 where the
     #: device multiplies bfloat16 natively (``train.native_bfloat16``); the Laplace intervals, the
     #: bits, the loss, the end of the phase and the hard-rounding phase stay in float32.
-    #: The ARM joined the synthesis later: at medium, quality 80, eight Kodak pictures, J -1.75 %
-    #: (-6.1 to +2.2 %, 6/8 better) for encodes 5.3 % shorter (one thread, two side by side).
+    #: The ARM's share, against the synthesis alone in bfloat16: at medium, quality 80, eight Kodak
+    #: pictures, J -1.75 % (-6.1 to +2.2 %, 6/8 better) for encodes 5.3 % shorter (one thread, two
+    #: side by side).
     #: Measured at medium (Kodak 384x256, one run each, J = MSE + lambda bpp against float32
     #: throughout), 0.8: kodim01 q80 +0.5 %, kodim05 q90 -3.3 %, kodim23 q60 -1.8 %, kodim02 q40
     #: +0.4 %, kodim06 q90 +2.6 %, kodim08 q60 +1.5 % (mean 0.0 %, within the search's noise), an
@@ -103,8 +104,7 @@ class TrainConfig:
     #: MSE + lambda bpp): at fast kodim01 q80 -4.4 %, kodim03 q40 -0.2 %, kodim05 q80 -11.3 %,
     #: kodim07 q40 -3.4 %; at medium kodim02 q80 -25.8 % (40.22 dB at 1.87 bpp instead of 37.74
     #: at 1.63), kodim04 q40 -3.1 %, kodim06 q80 +0.2 %, kodim08 q40 -2.7 % (7/8 better,
-    #: mean -6.3 %), for 1-3 % more seconds. Ultrafast's 50 steps
-    #: keep Adam, unmeasured.
+    #: mean -6.3 %), for 1-3 % more seconds. Ultrafast's 50 steps keep Adam, unmeasured.
     network_optimiser: str = "adam"
 
     @property

@@ -313,14 +313,13 @@ class GroupOptimiser:
     as ``torch.optim.Adam`` over the same groups would."""
 
     def __init__(self, net_params: list[torch.Tensor], schedule: TrainConfig) -> None:
-        group = [{"params": net_params, "lr": schedule.lr}]
         if schedule.network_optimiser == "soap":
             from pytorch_optimizer import SOAP  # imported when used: the package takes a second or two to load
 
-            self.networks: torch.optim.Optimizer = SOAP(group, lr=schedule.lr, betas=(0.9, 0.999), weight_decay=0.0,
+            self.networks: torch.optim.Optimizer = SOAP(net_params, lr=schedule.lr, betas=(0.9, 0.999), weight_decay=0.0,
                                                         precondition_frequency=SOAP_PRECONDITION_EVERY)
         elif schedule.network_optimiser == "adam":
-            self.networks = torch.optim.Adam(group)
+            self.networks = torch.optim.Adam(net_params, lr=schedule.lr)
         else:
             raise ValueError(f"unknown network optimiser {schedule.network_optimiser!r}")
         self.others: torch.optim.Adam | None = None
