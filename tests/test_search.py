@@ -148,6 +148,7 @@ def test_the_networks_take_their_own_optimiser_and_the_rest_adam():
     latent = torch.nn.Parameter(torch.ones(5))
     optimiser = train.GroupOptimiser([net], preset("medium"))
     assert type(optimiser.networks).__name__ == "SOAP"
+    assert tuple(optimiser.networks.param_groups[0]["betas"]) == train.SOAP_BETAS == (0.95, 0.95)
     optimiser.add_param_group({"params": [latent], "lr": 0.5})
     assert [g["params"][0] is p for g, p in zip(optimiser.param_groups, (net, latent))] == [True, True]
     assert isinstance(optimiser.others, torch.optim.Adam)
