@@ -161,6 +161,6 @@ def test_the_networks_take_their_own_optimiser_and_the_rest_adam():
     assert torch.allclose(latent.detach(), torch.full((5,), 1 - 3 * 0.5), atol=1e-3)
     optimiser.zero_grad(set_to_none=True)
     assert net.grad is None and latent.grad is None
-    assert isinstance(train.GroupOptimiser([net], preset("ultrafast")).networks, torch.optim.Adam)
+    assert isinstance(train.GroupOptimiser([net], preset("ultrafast", network_optimiser="adam")).networks, torch.optim.Adam)
     with pytest.raises(ValueError, match="sgd"):
         train.GroupOptimiser([net], preset("medium", network_optimiser="sgd"))

@@ -345,10 +345,11 @@ class GroupOptimiser:
             self.others.step()
 
 
-#: steps between updates of SOAP's eigenbases (its default). Every 5 steps: at medium, J against 10 over
-#: eight Kodak points -1.4 % on average but 5/8 better (-7.0 to +2.1 %), about 3 % more seconds
+#: steps between updates of SOAP's eigenbases (its default). Every 5 steps was not adopted: at medium, J
+#: against 10 over eight Kodak points -1.4 % on average but 5/8 better (-7.0 to +2.1 %), within the
+#: search's spread without its one large gain, for about 3 % more seconds
 SOAP_PRECONDITION_EVERY = 10
-#: SOAP's moment decays (those of its paper). Against Adam's (0.9, 0.999), at medium over ten Kodak
+#: SOAP's moment decays (those of its paper). Against SOAP with Adam's decays (0.9, 0.999), at medium over ten Kodak
 #: points, q20 to q90 (J = MSE + lambda bpp, one run each): -2.1 % on average, 9/10 better
 #: (-5.5 to +0.7 %; docs/RESULTS.md)
 SOAP_BETAS = (0.95, 0.95)
