@@ -74,7 +74,7 @@ class TrainConfig:
     #: park_joy), quality 45 +1.0 / +0.5 %
     predicted_fine_latent_lr_qualities: tuple[float, float] = (50.0, 60.0)
     #: the quality from which a picture gets a second full-resolution latent grid (``fine_grids_for``;
-    #: None: never): 85 at medium, and at slow and placebo, unmeasured there
+    #: None: never): 85 at fast and medium, and at slow and placebo, unmeasured there
     second_grid_quality: float | None = None
     #: the learning rate of a second full-resolution grid relative to the fine levels'. Measured at
     #: medium (J, one run each): kodim05 quality 90 -15.0 % at 1/3 against -13.0 % at 1; kodim01
@@ -177,7 +177,7 @@ PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0),
                              network_optimiser="soap"),
     "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0),
-                        network_optimiser="soap"),
+                        second_grid_quality=85.0, network_optimiser="soap"),
     "medium": TrainConfig(soft_steps=1080, hard_steps=120, warm_soft_steps=540, predicted_net_lr_scale=0.3,
                           bf16_soft_share=0.8, second_grid_quality=85.0, network_optimiser="soap"),
     "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=2160, predicted_net_lr_scale=0.3,
@@ -258,8 +258,10 @@ def fine_grids_for(lmbda: float, schedule: TrainConfig) -> int:
     each, the second grid at a third of the fine rate): kodim05 quality 90 -15.0 % (37.91 dB at
     4.57 bpp instead of 36.23 at 3.21); kodim01 quality 80 +2.8 %; at the fine levels' rate
     kodim23 quality 90 -7.3 %, quality 60 +5.7 %, kodim01 quality 20 +1.4 %. At fast, quality 90
-    (a third of medium's steps): kodim05 -16.2 %, kodim23 +13.2 % (more bytes and a lower PSNR:
-    too few steps to fill it), for 35 % more seconds, so fast and ultrafast keep one grid. Adopted
+    (a third of medium's steps) with Adam for the networks: kodim05 -16.2 %, kodim23 +13.2 % (more
+    bytes and a lower PSNR: too few steps to fill it), for 35 % more seconds; with SOAP: kodim01
+    -12.9 %, kodim04 -32.1 % (39.45 dB at 3.11 bpp instead of 36.57 at 2.07), kodim05 -10.1 %,
+    kodim07 -25.5 %, for 27-36 % more seconds, so fast takes it too; ultrafast keeps one grid. Adopted
     at medium on eight Kodak pictures: quality 90 J -9.4 % (7/8), above quality 80 on all eight
     (+1.6 dB for 55 % more bits), an encode 12-60 % longer."""
     if schedule.second_grid_quality is None:
