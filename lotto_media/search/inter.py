@@ -34,7 +34,6 @@ from .arm_fit import refit_arm
 from .presets import TrainConfig
 from .train import (
     FrameSolution,
-    GroupOptimiser,
     LowestLoss,
     ProgressCallback,
     _Annealing,
@@ -116,13 +115,10 @@ def search_predicted_group(
         frame_scores = torch.nn.Parameter(scores.detach().clone().to(device))
         latent_lrs = schedule.latent_lrs(lmbda, config.n_levels, predicted=True, second_grid=config.second_grid)
         groups = [{"params": [level], "lr": lr} for level, lr in zip(latents, latent_lrs)]  # one a level
-        optimiser: GroupOptimiser | torch.optim.Adam
         if first:
-            optimiser = GroupOptimiser(net_params, schedule, lr=schedule.lr * schedule.predicted_net_lr_scale)
-            for group in [*groups, {"params": [frame_scores], "lr": schedule.lr_scores}]:
-                optimiser.add_param_group(group)
-        else:
-            optimiser = torch.optim.Adam(groups)
+            groups += [{"params": net_params, "lr": schedule.lr * schedule.predicted_net_lr_scale},
+                       {"params": [frame_scores], "lr": schedule.lr_scores}]
+        optimiser = torch.optim.Adam(groups)
         base_lrs = [group["lr"] for group in optimiser.param_groups]
 
         # with the networks and the mask held, what the latents do not reach is computed once

@@ -310,18 +310,16 @@ class GroupOptimiser:
     SOAP (Adam in the eigenbasis of Shampoo's preconditioner, pytorch-optimizer's implementation)
     suits the networks' small matrices; the latents and scores are large flat tensors, where it
     would cost much and preconditions little. ``param_groups`` lists the networks' group first,
-    as ``torch.optim.Adam`` over the same groups would. ``lr``: the networks' learning rate
-    (default ``schedule.lr``; predicted frames' networks take a share of it)."""
+    as ``torch.optim.Adam`` over the same groups would."""
 
-    def __init__(self, net_params: list[torch.Tensor], schedule: TrainConfig, lr: float | None = None) -> None:
-        lr = schedule.lr if lr is None else lr
+    def __init__(self, net_params: list[torch.Tensor], schedule: TrainConfig) -> None:
         if schedule.network_optimiser == "soap":
             from pytorch_optimizer import SOAP  # imported when used: the package takes a second or two to load
 
-            self.networks: torch.optim.Optimizer = SOAP(net_params, lr=lr, betas=SOAP_BETAS, weight_decay=0.0,
+            self.networks: torch.optim.Optimizer = SOAP(net_params, lr=schedule.lr, betas=SOAP_BETAS, weight_decay=0.0,
                                                         precondition_frequency=SOAP_PRECONDITION_EVERY)
         elif schedule.network_optimiser == "adam":
-            self.networks = torch.optim.Adam(net_params, lr=lr)
+            self.networks = torch.optim.Adam(net_params, lr=schedule.lr)
         else:
             raise ValueError(f"unknown network optimiser {schedule.network_optimiser!r}")
         self.others: torch.optim.Adam | None = None
