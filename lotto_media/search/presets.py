@@ -107,7 +107,7 @@ class TrainConfig:
     #: mean -6.3 %), for 1-3 % more seconds. At ultrafast's 50 steps (SOAP at 0.95 / 0.95 against Adam):
     #: J -20.2 / -25.9 / -46.3 / -20.0 / -33.1 / -65.7 % (kodim03 q20, kodim07 q40, kodim04 q40,
     #: kodim01 q60, kodim05 q80, kodim02 q90), the same seconds.
-    network_optimiser: str = "adam"
+    network_optimiser: str = "soap"
 
     @property
     def total_steps(self) -> int:
@@ -174,16 +174,15 @@ def _ramp(lmbda: float, start: float, end: float) -> float:
 #: 1000-step medium did before the modulation network was narrowed (a step costs ~20 % less), so
 #: the saving went into steps; see README's preset table for measured seconds.
 PRESETS: dict[str, TrainConfig] = {
-    "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0),
-                             network_optimiser="soap"),
+    "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0)),
     "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0),
-                        second_grid_quality=85.0, network_optimiser="soap"),
+                        second_grid_quality=85.0),
     "medium": TrainConfig(soft_steps=1080, hard_steps=120, warm_soft_steps=540, predicted_net_lr_scale=0.3,
-                          bf16_soft_share=0.8, second_grid_quality=85.0, network_optimiser="soap"),
+                          bf16_soft_share=0.8, second_grid_quality=85.0),
     "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=2160, predicted_net_lr_scale=0.3,
-                        second_grid_quality=85.0, network_optimiser="soap"),
+                        second_grid_quality=85.0),
     "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000, warm_soft_steps=50_000,
-                           predicted_net_lr_scale=0.3, second_grid_quality=85.0, network_optimiser="soap"),
+                           predicted_net_lr_scale=0.3, second_grid_quality=85.0),
 }
 PRESET_NAMES = list(PRESETS)
 DEFAULT_PRESET = "medium"

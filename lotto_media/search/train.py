@@ -303,6 +303,16 @@ WARM_LATENTS_FROM_LMBDA = quality_to_lmbda(45)
 WARM_ANNEALING_START = 0.0
 
 
+#: steps between updates of SOAP's eigenbases (its default). Every 5 steps was not adopted: at medium, J
+#: against 10 over eight Kodak points -1.4 % on average but 5/8 better (-7.0 to +2.1 %), within the
+#: search's spread without its one large gain, for about 3 % more seconds
+SOAP_PRECONDITION_EVERY = 10
+#: SOAP's moment decays (those of its paper). Against SOAP with Adam's decays (0.9, 0.999), at medium over ten Kodak
+#: points, q20 to q90 (J = MSE + lambda bpp, one run each): -2.1 % on average, 9/10 better
+#: (-5.5 to +0.7 %; docs/RESULTS.md)
+SOAP_BETAS = (0.95, 0.95)
+
+
 class GroupOptimiser:
     """The search's optimiser: the small networks' parameters (the first param group) with
     ``schedule.network_optimiser``, every group added later (latents, mask scores) with Adam.
@@ -343,16 +353,6 @@ class GroupOptimiser:
         self.networks.step()
         if self.others is not None:
             self.others.step()
-
-
-#: steps between updates of SOAP's eigenbases (its default). Every 5 steps was not adopted: at medium, J
-#: against 10 over eight Kodak points -1.4 % on average but 5/8 better (-7.0 to +2.1 %), within the
-#: search's spread without its one large gain, for about 3 % more seconds
-SOAP_PRECONDITION_EVERY = 10
-#: SOAP's moment decays (those of its paper). Against SOAP with Adam's decays (0.9, 0.999), at medium over ten Kodak
-#: points, q20 to q90 (J = MSE + lambda bpp, one run each): -2.1 % on average, 9/10 better
-#: (-5.5 to +0.7 %; docs/RESULTS.md)
-SOAP_BETAS = (0.95, 0.95)
 
 
 class LowestLoss:
