@@ -10,11 +10,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lotto_media.model.arm import CONTEXT_OFFSETS, Arm, causal_context
+from lotto_media.model.arm import CONTEXT_OFFSETS, Arm, causal_context, causal_contexts
 from lotto_media.model.config import ModelConfig
 from lotto_media.model.latents import UPSAMPLE_CROP, UPSAMPLE_PAD, replicate_pad, upsample2x
 from lotto_media.model.synthesis import ACT_SCALE, FrameModel, activation
-from lotto_media.model.shifts import shifted_windows
+from lotto_media.model.shifts import joined_windows, shifted_windows
 
 
 def test_shifted_windows_forward_and_backward_equal_plain_slicing():
@@ -31,6 +31,40 @@ def test_shifted_windows_forward_and_backward_equal_plain_slicing():
     assert torch.equal(ours, plain)
     assert torch.allclose(grad_ours, grad_plain, rtol=0, atol=1e-12)
     assert torch.autograd.gradcheck(lambda x: shifted_windows(x, offsets, size), (grid,))
+
+
+def test_joined_windows_equal_the_concatenated_windows_and_their_gradients():
+    g = torch.Generator().manual_seed(3)
+    grids = [torch.randn(h, w, generator=g, dtype=torch.float64, requires_grad=True) for h, w in [(9, 11), (4, 5), (9, 11)]]
+    offsets = ((0, 0), (1, 3), (2, 1), (0, 2))
+    sizes = [(7, 8), (2, 2), (7, 8)]
+    ours = joined_windows(grids, offsets, sizes)
+    plain = torch.cat([shifted_windows(q, offsets, s).reshape(len(offsets), -1) for q, s in zip(grids, sizes)], dim=1)
+    assert torch.equal(ours, plain)
+    probe = torch.randn(plain.shape, generator=g, dtype=torch.float64)
+    grads_ours = torch.autograd.grad((ours * probe).sum(), grids)
+    grads_plain = torch.autograd.grad((plain * probe).sum(), grids)
+    assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(grads_ours, grads_plain))
+    assert torch.autograd.gradcheck(lambda *x: joined_windows(list(x), offsets, sizes), tuple(grids))
+
+
+def test_arm_contexts_under_bfloat16_autocast_give_what_casting_the_contexts_gives():
+    """The joined contexts are built in bfloat16 under autocast: the ARM's outputs and every
+    gradient must be those of the float32 contexts cast by autocast, bit for bit."""
+    torch.manual_seed(4)
+    arm = Arm(16)
+    start = [torch.randn(h, w) * 5 for h, w in [(12, 20), (6, 10), (3, 5), (12, 20)]]
+    results = []
+    for joined in (True, False):
+        levels = [q.clone().requires_grad_() for q in start]
+        arm.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            context = causal_contexts(levels) if joined else torch.cat([causal_context(q) for q in levels], dim=1)
+            mu, log_scale = arm.predict(context)
+        assert context.dtype == (torch.bfloat16 if joined else torch.float32)
+        (mu.float().square().sum() + log_scale.float().sum()).backward()
+        results.append([mu, log_scale, *(q.grad for q in levels), *(p.grad for p in arm.parameters())])
+    assert all(a.dtype == b.dtype and torch.equal(a, b) for a, b in zip(*results))
 
 
 @pytest.mark.parametrize("convolution", [False, True])  # the CPU's windows, the GPU's convolution

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .shifts import shifted_windows
+from .shifts import joined_windows, shifted_windows
 
 #: (dy, dx) of the causal neighbours, in the order the ARM's first layer expects them.
 CONTEXT_OFFSETS: tuple[tuple[int, int], ...] = (
@@ -100,7 +100,7 @@ class Arm(nn.Module):
         if convolution is None:
             convolution = levels[0].device.type != "cpu"
         if not convolution:
-            return self.predict(torch.cat([causal_context(q) for q in levels], dim=1))
+            return self.predict(causal_contexts(levels))
         # cuDNN may run this convolution in TF32 (its default): that only touches the search's rate
         # estimate, never the coded stream, whose probabilities come from the integer ARM
         kernel = self.fc1.weight.new_zeros(self.hidden, _KERNEL_ROWS * _KERNEL_COLS).index_copy(
@@ -124,6 +124,18 @@ def causal_context(latent: torch.Tensor) -> torch.Tensor:
     hgt, wid = latent.shape
     padded = F.pad(latent, (PAD, PAD, PAD, 0))
     return shifted_windows(padded, _PADDED_OFFSETS, (hgt, wid)).view(N_CONTEXT, hgt * wid)
+
+
+def causal_contexts(levels: list[torch.Tensor]) -> torch.Tensor:
+    """Levels (h_i, w_i) -> (24, sum h_i * w_i): the levels' ``causal_context`` joined, built
+    directly in the dtype the first layer runs in under autocast (bfloat16 products read bfloat16
+    contexts: casting the latents there rounds each value as casting the contexts would)."""
+    dtype = levels[0].dtype
+    device_type = levels[0].device.type
+    if torch.is_autocast_enabled(device_type) and dtype == torch.float32:
+        dtype = torch.get_autocast_dtype(device_type)
+    padded = [F.pad(q, (PAD, PAD, PAD, 0)) for q in levels]
+    return joined_windows(padded, _PADDED_OFFSETS, [tuple(q.shape) for q in levels], dtype)
 
 
 def float_arm_from_integers(weights: list[np.ndarray], frac: int) -> Arm:
