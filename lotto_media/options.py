@@ -108,9 +108,11 @@ class EncodeOptions:
         return DEFAULT_QUALITY if self.quality is None else float(self.quality)
 
     def schedule(self) -> TrainConfig:
+        """The preset's schedule for this lambda (``TrainConfig.for_lmbda``); with ``steps``, that
+        many steps, split between the phases as the preset splits them."""
         base = preset(self.preset)
         if self.steps is None:
-            return base
+            return base.for_lmbda(self.resolved_lmbda())
         hard = max(1, round(self.steps * base.hard_steps / base.total_steps))
         soft = self.steps - hard
         warm = max(1, round(soft * base.warm_soft_steps / base.soft_steps)) if soft else 0

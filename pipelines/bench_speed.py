@@ -19,7 +19,6 @@ import numpy as np
 from lotto_media.frame import Frame
 from lotto_media.metrics import bpp
 from lotto_media.model.random_weights import clear_weight_cache
-from lotto_media.search.presets import PRESETS
 
 from . import bench_report as report
 from .bench_images import downscale_lanczos, load_rgb
@@ -76,7 +75,7 @@ def measure_speed_point(task: SpeedTask) -> Record:
 
 def _speed_point(task: SpeedTask) -> Record:
     codec = _lotto_codec()
-    preset_steps = PRESETS[task.preset].total_steps
+    preset_steps = codec.EncodeOptions(quality=task.quality, preset=task.preset).schedule().total_steps
     steps = task.steps if task.steps is not None else min(preset_steps, task.max_steps)
     source = Frame.from_array(task.rgb)
     options = codec.EncodeOptions(quality=task.quality, preset=task.preset, threads=task.threads,

@@ -67,6 +67,24 @@ def test_the_finest_latent_levels_learn_faster_at_high_rates_and_at_fast_presets
             assert lrs[0] == pytest.approx(scale * lrs[-1]) and lrs[FINE_LEVELS - 1] == lrs[0]
 
 
+def test_pictures_with_the_second_grid_take_their_share_of_the_steps():
+    from lotto_media.options import EncodeOptions
+    from lotto_media.search.presets import fine_grids_for
+
+    base = replace(PRESETS["medium"], soft_steps=1000, hard_steps=100, second_grid_step_share=0.75)
+    one, two = quality_to_lmbda(50), quality_to_lmbda(90)
+    assert fine_grids_for(one, base) == 1 and fine_grids_for(two, base) == 2
+    assert base.for_lmbda(one) is base
+    scaled = base.for_lmbda(two)
+    assert (scaled.soft_steps, scaled.hard_steps, scaled.warm_soft_steps) == (750, 75, base.warm_soft_steps)
+    assert scaled.for_lmbda(two) == scaled  # applied once
+    assert replace(base, second_grid_quality=None).for_lmbda(two).total_steps == 1100
+    for name, schedule in PRESETS.items():  # what an encode runs: the preset's schedule for its quality
+        for q in (20, 90):
+            assert EncodeOptions(quality=q, preset=name).schedule() == schedule.for_lmbda(quality_to_lmbda(q))
+        assert EncodeOptions(quality=90, preset=name, steps=40).schedule().total_steps == 40  # steps as given
+
+
 def test_the_search_moves_each_latent_level_at_its_own_rate():
     # the finest levels held still (scale 0) stay exactly zero; a coarse level with a large rate moves
     schedule = replace(PRESETS["ultrafast"], soft_steps=3, hard_steps=0, lr_latents=(5.0, 5.0), fine_latent_lr_scale=0.0)

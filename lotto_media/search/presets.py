@@ -81,6 +81,10 @@ class TrainConfig:
     #: quality 80 +2.8 % at 1/3 against +18.7 % at 1; at quality 90 against 1/3, 1 gave +19.6 / -1.7 %
     #: (kodim06 / kodim03) and 0.15 gave -10.5 / +5.3 / +15.1 / -7.1 % (kodim06 / 03 / 02 / 05)
     second_grid_lr_share: float = 1 / 3
+    #: the share of ``soft_steps`` and ``hard_steps`` that a picture with the second grid takes
+    #: (``for_lmbda``): its steps cost more (twice the full-resolution latents, through the widest
+    #: ARM), and a preset is a time budget, about the same seconds at every quality
+    second_grid_step_share: float = 1.0
     lr_scores: float = 5e-2
     lr_hard: float = 1e-3
     temperature: tuple[float, float] = (0.3, 0.1)
@@ -112,6 +116,15 @@ class TrainConfig:
     @property
     def total_steps(self) -> int:
         return self.soft_steps + self.hard_steps
+
+    def for_lmbda(self, lmbda: float) -> TrainConfig:
+        """The schedule a picture coded at ``lmbda`` runs: with the second full-resolution grid
+        (``fine_grids_for``), ``second_grid_step_share`` of the soft and hard steps."""
+        if self.second_grid_step_share == 1.0 or fine_grids_for(lmbda, self) == 1:
+            return self
+        share = self.second_grid_step_share
+        return replace(self, soft_steps=max(1, round(self.soft_steps * share)),
+                       hard_steps=max(1, round(self.hard_steps * share)), second_grid_step_share=1.0)
 
     def latent_lr(self, lmbda: float) -> float:
         """Learning rate of the latents for a rate-distortion trade-off.
@@ -177,8 +190,8 @@ PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0)),
     "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0),
                         second_grid_quality=85.0),
-    "medium": TrainConfig(soft_steps=1080, hard_steps=120, warm_soft_steps=540, predicted_net_lr_scale=0.3,
-                          bf16_soft_share=0.8, second_grid_quality=85.0),
+    "medium": TrainConfig(soft_steps=1440, hard_steps=160, warm_soft_steps=540, predicted_net_lr_scale=0.3,
+                          bf16_soft_share=0.8, second_grid_quality=85.0, second_grid_step_share=0.75),
     "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=2160, predicted_net_lr_scale=0.3,
                         second_grid_quality=85.0),
     "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000, warm_soft_steps=50_000,
