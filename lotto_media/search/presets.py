@@ -183,9 +183,11 @@ def _ramp(lmbda: float, start: float, end: float) -> float:
     return min(1.0, max(0.0, (low - math.log(lmbda)) / (low - high)))
 
 
-#: Step budgets sized for a 2-core CPU at 384x256: medium costs about as many seconds as the
-#: 1000-step medium did before the modulation network was narrowed (a step costs ~20 % less), so
-#: the saving went into steps; see README's preset table for measured seconds.
+#: Step budgets sized for a 2-core CPU at 384x256. medium is issue 12's budget, about 110 s a
+#: picture at every quality: 1,600 steps with one full-resolution grid, 1,200 with the second (its
+#: steps cost 30-40 % more). Against 1,200 steps throughout, the 1,600 gave Kodak J -1.9 / -2.5 /
+#: -2.2 / -4.9 % at qualities 20 / 40 / 60 / 80 (32/32 better; docs/RESULTS.md). See README's
+#: preset table for measured seconds.
 PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0)),
     "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0),
