@@ -8,7 +8,7 @@ both say the same words.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .search.presets import DEFAULT_PRESET, PRESET_NAMES, TrainConfig, preset, quality_to_lmbda
 from .errors import InputError
@@ -110,10 +110,10 @@ class EncodeOptions:
     def schedule(self) -> TrainConfig:
         """The preset's schedule for this lambda (``TrainConfig.for_lmbda``); with ``steps``, that
         many steps, split between the phases as the preset splits them."""
-        base = preset(self.preset)
+        base = preset(self.preset).for_lmbda(self.resolved_lmbda())
         if self.steps is None:
-            return base.for_lmbda(self.resolved_lmbda())
+            return base
         hard = max(1, round(self.steps * base.hard_steps / base.total_steps))
         soft = self.steps - hard
         warm = max(1, round(soft * base.warm_soft_steps / base.soft_steps)) if soft else 0
-        return preset(self.preset, soft_steps=soft, hard_steps=hard, warm_soft_steps=warm)
+        return replace(base, soft_steps=soft, hard_steps=hard, warm_soft_steps=warm, second_grid_step_share=1.0)

@@ -82,7 +82,13 @@ def test_pictures_with_the_second_grid_take_their_share_of_the_steps():
     for name, schedule in PRESETS.items():  # what an encode runs: the preset's schedule for its quality
         for q in (20, 90):
             assert EncodeOptions(quality=q, preset=name).schedule() == schedule.for_lmbda(quality_to_lmbda(q))
-        assert EncodeOptions(quality=90, preset=name, steps=40).schedule().total_steps == 40  # steps as given
+        for q in (20, 90):  # steps as given, split as the quality's own schedule splits them
+            given = EncodeOptions(quality=q, preset=name, steps=40).schedule()
+            own = schedule.for_lmbda(quality_to_lmbda(q))
+            assert given.total_steps == 40 and given.for_lmbda(quality_to_lmbda(q)) == given
+            assert given.hard_steps == max(1, round(40 * own.hard_steps / own.total_steps))
+    medium = [EncodeOptions(quality=q).schedule() for q in (50, 90)]  # issue 12's time budget
+    assert [(s.soft_steps, s.hard_steps, s.warm_soft_steps) for s in medium] == [(1440, 160, 540), (1080, 120, 540)]
 
 
 def test_the_search_moves_each_latent_level_at_its_own_rate():

@@ -135,7 +135,7 @@ def causal_contexts(levels: list[torch.Tensor]) -> torch.Tensor:
     if torch.is_autocast_enabled(device_type) and dtype == torch.float32:
         dtype = torch.get_autocast_dtype(device_type)
     padded = [F.pad(q, (PAD, PAD, PAD, 0)) for q in levels]
-    return joined_windows(padded, _PADDED_OFFSETS, [tuple(q.shape) for q in levels], dtype)
+    return joined_windows(padded, _PADDED_OFFSETS, [(q.shape[0], q.shape[1]) for q in levels], dtype)
 
 
 def float_arm_from_integers(weights: list[np.ndarray], frac: int) -> Arm:

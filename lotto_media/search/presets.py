@@ -83,7 +83,7 @@ class TrainConfig:
     second_grid_lr_share: float = 1 / 3
     #: the share of ``soft_steps`` and ``hard_steps`` that a picture with the second grid takes
     #: (``for_lmbda``): its steps cost more (twice the full-resolution latents, through the widest
-    #: ARM), and a preset is a time budget, about the same seconds at every quality
+    #: ARM), and medium is a time budget, about the same seconds at every quality
     second_grid_step_share: float = 1.0
     lr_scores: float = 5e-2
     lr_hard: float = 1e-3
@@ -184,8 +184,8 @@ def _ramp(lmbda: float, start: float, end: float) -> float:
 
 
 #: Step budgets sized for a 2-core CPU at 384x256. medium is issue 12's budget, about 110 s a
-#: picture at every quality: 1,600 steps with one full-resolution grid, 1,200 with the second (its
-#: steps cost 30-40 % more). Against 1,200 steps throughout, the 1,600 gave Kodak J -1.9 / -2.5 /
+#: picture (89-114 s measured) at every quality: 1,600 steps with one full-resolution grid, 1,200
+#: with the second (its steps cost 40-70 % more). Against 1,200 steps throughout, the 1,600 gave Kodak J -1.9 / -2.5 /
 #: -2.2 / -4.9 % at qualities 20 / 40 / 60 / 80 (32/32 better; docs/RESULTS.md). See README's
 #: preset table for measured seconds.
 PRESETS: dict[str, TrainConfig] = {
