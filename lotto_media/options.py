@@ -109,7 +109,7 @@ class EncodeOptions:
 
     def schedule(self) -> TrainConfig:
         """The preset's schedule for this lambda (``TrainConfig.for_lmbda``); with ``steps``, that
-        many steps, split between the phases as the preset splits them."""
+        many steps, split between the phases as that schedule splits them."""
         base = preset(self.preset).for_lmbda(self.resolved_lmbda())
         if self.steps is None:
             return base
