@@ -10,22 +10,32 @@ from __future__ import annotations
 import torch
 
 
+def _copy_windows(out: torch.Tensor, grid: torch.Tensor, offsets: tuple[tuple[int, int], ...]) -> None:
+    """out[k] = grid's window at offsets[k], the window size that of out's last two axes."""
+    hgt, wid = out.shape[-2:]
+    for k, (dy, dx) in enumerate(offsets):
+        out[k] = grid[..., dy : dy + hgt, dx : dx + wid]
+
+
+def _sum_windows(grid_grad: torch.Tensor, grad: torch.Tensor, offsets: tuple[tuple[int, int], ...]) -> None:
+    """The backward of ``_copy_windows``: each window's gradient grad[k] added into grid_grad."""
+    hgt, wid = grad.shape[-2:]
+    for k, (dy, dx) in enumerate(offsets):
+        grid_grad[..., dy : dy + hgt, dx : dx + wid] += grad[k]
+
+
 class _ShiftedWindows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, grid: torch.Tensor, offsets: tuple[tuple[int, int], ...], size: tuple[int, int]) -> torch.Tensor:  # type: ignore[override]
-        hgt, wid = size
-        out = grid.new_empty(len(offsets), *grid.shape[:-2], hgt, wid)
-        for k, (dy, dx) in enumerate(offsets):
-            out[k] = grid[..., dy : dy + hgt, dx : dx + wid]
-        ctx.offsets, ctx.size, ctx.grid_shape = offsets, size, grid.shape
+        out = grid.new_empty(len(offsets), *grid.shape[:-2], *size)
+        _copy_windows(out, grid, offsets)
+        ctx.offsets, ctx.grid_shape = offsets, grid.shape
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        hgt, wid = ctx.size
         grid_grad = grad.new_zeros(ctx.grid_shape)
-        for k, (dy, dx) in enumerate(ctx.offsets):
-            grid_grad[..., dy : dy + hgt, dx : dx + wid] += grad[k]
+        _sum_windows(grid_grad, grad, ctx.offsets)
         return grid_grad, None, None
 
 
@@ -38,31 +48,27 @@ class _JoinedWindows(torch.autograd.Function):
     @staticmethod
     def forward(ctx, offsets: tuple[tuple[int, int], ...], sizes: tuple[tuple[int, int], ...],  # type: ignore[override]
                 dtype: torch.dtype, *grids: torch.Tensor) -> torch.Tensor:
-        total = sum(hgt * wid for hgt, wid in sizes)
-        out = grids[0].new_empty(len(offsets), total, dtype=dtype)
-        start = 0
-        for grid, (hgt, wid) in zip(grids, sizes):
-            block = out[:, start : start + hgt * wid].view(len(offsets), hgt, wid)
-            for k, (dy, dx) in enumerate(offsets):
-                block[k] = grid[dy : dy + hgt, dx : dx + wid]
-            start += hgt * wid
+        out = grids[0].new_empty(len(offsets), sum(hgt * wid for hgt, wid in sizes), dtype=dtype)
+        for block, grid, size in zip(_blocks(out, sizes), grids, sizes):
+            _copy_windows(block, grid, offsets)
         ctx.offsets, ctx.sizes = offsets, sizes
-        ctx.grid_shapes = [grid.shape for grid in grids]
-        ctx.grid_dtypes = [grid.dtype for grid in grids]
+        ctx.grids = [(grid.shape, grid.dtype) for grid in grids]
         return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         grads: list[torch.Tensor] = []
-        start = 0
-        for shape, dtype, (hgt, wid) in zip(ctx.grid_shapes, ctx.grid_dtypes, ctx.sizes):
-            block = grad[:, start : start + hgt * wid].view(len(ctx.offsets), hgt, wid)
+        for block, (shape, dtype) in zip(_blocks(grad, ctx.sizes), ctx.grids):
             grid_grad = grad.new_zeros(shape, dtype=dtype)
-            for k, (dy, dx) in enumerate(ctx.offsets):
-                grid_grad[dy : dy + hgt, dx : dx + wid] += block[k]
+            _sum_windows(grid_grad, block, ctx.offsets)
             grads.append(grid_grad)
-            start += hgt * wid
         return (None, None, None, *grads)
+
+
+def _blocks(joined: torch.Tensor, sizes: tuple[tuple[int, int], ...]) -> list[torch.Tensor]:
+    """(K, sum h_i * w_i) -> views (K, h_i, w_i), one per grid."""
+    pieces = joined.split([hgt * wid for hgt, wid in sizes], dim=1)
+    return [piece.view(joined.shape[0], hgt, wid) for piece, (hgt, wid) in zip(pieces, sizes)]
 
 
 def joined_windows(grids: list[torch.Tensor], offsets: tuple[tuple[int, int], ...],
