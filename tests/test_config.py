@@ -88,7 +88,7 @@ def test_pictures_with_the_second_grid_take_their_share_of_the_steps():
             assert given.total_steps == 40 and given.for_lmbda(quality_to_lmbda(q)) == given
             assert given.hard_steps == max(1, round(40 * own.hard_steps / own.total_steps))
     medium = [EncodeOptions(quality=q).schedule() for q in (50, 90)]  # issue 12's time budget
-    assert [(s.soft_steps, s.hard_steps, s.warm_soft_steps) for s in medium] == [(1440, 160, 540), (1080, 120, 540)]
+    assert [(s.soft_steps, s.hard_steps, s.warm_soft_steps) for s in medium] == [(1440, 160, 540), (1296, 144, 540)]
 
 
 def test_the_search_moves_each_latent_level_at_its_own_rate():
@@ -112,3 +112,16 @@ def test_arm_is_narrow_at_low_rates_and_wide_at_high_rates():
     assert arm_hidden_for(quality_to_lmbda(35)) == arm_hidden_for(quality_to_lmbda(50)) == ARM_HIDDEN_NARROW
     assert arm_hidden_for(quality_to_lmbda(60)) == arm_hidden_for(quality_to_lmbda(90)) == ARM_HIDDEN_WIDE
     assert ModelConfig().arm_hidden == ARM_HIDDEN_WIDE < 256
+    # with a second full-resolution grid the ARM runs over 2.3x the latents: narrow at any rate
+    assert {arm_hidden_for(quality_to_lmbda(q), fine_grids=2) for q in (20, 60, 90)} == {ARM_HIDDEN_NARROW}
+
+
+def test_a_second_grid_picture_records_the_narrow_arm_in_its_header():
+    from lotto_media.options import EncodeOptions
+    from lotto_media.stream import sequence_header
+    from lotto_media.frame import VideoFormat
+
+    video = VideoFormat(width=32, height=16, pix_fmt="rgb24")
+    for quality, grids, width in ((60, 1, ARM_HIDDEN_WIDE), (90, 2, ARM_HIDDEN_NARROW)):
+        model = sequence_header(video, EncodeOptions(quality=quality, preset="medium"), gop=1, n_frames=1).model
+        assert (model.fine_grids, model.arm_hidden) == (grids, width)

@@ -82,8 +82,8 @@ class TrainConfig:
     #: (kodim06 / kodim03) and 0.15 gave -10.5 / +5.3 / +15.1 / -7.1 % (kodim06 / 03 / 02 / 05)
     second_grid_lr_share: float = 1 / 3
     #: the share of ``soft_steps`` and ``hard_steps`` that a picture with the second grid takes
-    #: (``for_lmbda``): its steps cost more (twice the full-resolution latents, through the widest
-    #: ARM), and medium is a time budget, about the same seconds at every quality
+    #: (``for_lmbda``): its steps cost more (2.3x the latents through the ARM, even 16 wide), and
+    #: medium is a time budget, about the same seconds at every quality
     second_grid_step_share: float = 1.0
     lr_scores: float = 5e-2
     lr_hard: float = 1e-3
@@ -184,16 +184,17 @@ def _ramp(lmbda: float, start: float, end: float) -> float:
 
 
 #: Step budgets sized for a 2-core CPU at 384x256. medium is issue 12's budget, about 110 s a
-#: picture (89-114 s measured) at every quality: 1,600 steps with one full-resolution grid, 1,200
-#: with the second (its steps cost 40-70 % more). Against 1,200 steps throughout, the 1,600 gave Kodak J -1.9 / -2.5 /
-#: -2.2 / -4.9 % at qualities 20 / 40 / 60 / 80 (32/32 better; docs/RESULTS.md). See README's
-#: preset table for measured seconds.
+#: picture at every quality: 1,600 steps with one full-resolution grid, 1,440 with the second (its
+#: steps cost 20-45 % more even with the ARM 16 wide there, ``arm_hidden_for``). Against 1,200
+#: steps throughout, the 1,600 gave Kodak J -1.9 / -2.5 / -2.2 / -4.9 % at qualities 20 / 40 / 60
+#: / 80 (32/32 better), the 1,440 with the narrower ARM -2.75 % at 90 (7/8; docs/RESULTS.md). See
+#: README's preset table for measured seconds.
 PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0)),
     "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0),
                         second_grid_quality=85.0),
     "medium": TrainConfig(soft_steps=1440, hard_steps=160, warm_soft_steps=540, predicted_net_lr_scale=0.3,
-                          bf16_soft_share=0.8, second_grid_quality=85.0, second_grid_step_share=0.75),
+                          bf16_soft_share=0.8, second_grid_quality=85.0, second_grid_step_share=0.9),
     "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=2160, predicted_net_lr_scale=0.3,
                         second_grid_quality=85.0),
     "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000, warm_soft_steps=50_000,
@@ -284,8 +285,9 @@ def fine_grids_for(lmbda: float, schedule: TrainConfig) -> int:
     return 2 if lmbda <= quality_to_lmbda(schedule.second_grid_quality) * (1 + 1e-12) else 1
 
 
-def arm_hidden_for(lmbda: float) -> int:
-    """The ARM's hidden width for a rate-distortion trade-off (the decoder reads it from the file).
+def arm_hidden_for(lmbda: float, fine_grids: int = 1) -> int:
+    """The ARM's hidden width for a rate-distortion trade-off and a count of full-resolution grids
+    (the decoder reads it from the file).
 
     The ARM's parameters are sent with every picture: at width 24 they are ~1250 numbers, about
     0.8 KB, a sixth of a quality-20 file; at width 16, ~700; at width 8, ~300. Measured at 1000
@@ -295,7 +297,17 @@ def arm_hidden_for(lmbda: float) -> int:
     most of the file. At 600 steps with the 24-wide modulation network, width 8 instead of 16
     gives J -2.4 % (kodim03, q20: networks 456 B instead of 769), -2.9 % (kodim01, q20: -4.6 %
     bytes and +0.07 dB), but +2.1 % at quality 40 (kodim07).
+
+    With the second full-resolution grid (``fine_grids`` 2) the ARM runs over 2.3x the latents,
+    so its width weighs on every step and on the decoder: 16 there. Measured at quality 90 on
+    eight Kodak pictures (one run each, J against 24 wide): at medium's 1,200 steps J +0.2 % on
+    the mean (-3.3 to +4.3 %, 4/8 better) for about 13 % fewer seconds; with those seconds put
+    into steps (1,440, ``second_grid_step_share``) J -2.75 % (7/8 better) in 8 % fewer seconds,
+    the decoder 6 % quicker (0.56x the ARM's multiply-adds a latent); at fast, the same steps,
+    J +1.4 % (-3.7 to +8.3 %, 3/8 better) in 17 % fewer seconds.
     """
+    if fine_grids > 1:
+        return ARM_HIDDEN_NARROW
     for threshold, width in ARM_WIDTHS_FROM_LMBDA:
         if _from_lmbda(lmbda, threshold):
             return width

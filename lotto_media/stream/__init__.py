@@ -182,11 +182,12 @@ def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_fram
     check_gop(gop)
     lmbda = options.resolved_lmbda()
     schedule = options.schedule()  # refuses a bad preset or step count before any work
+    fine_grids = fine_grids_for(lmbda, schedule)
     model = ModelConfig(
         seed=int(options.seed),
-        arm_hidden=arm_hidden_for(lmbda),
+        arm_hidden=arm_hidden_for(lmbda, fine_grids),
         mod_hidden=ENCODER_MOD_HIDDEN,
-        fine_grids=fine_grids_for(lmbda, schedule),
+        fine_grids=fine_grids,
         out_channels=1 if video.pix_fmt == "gray" else 3,
         mask_ratio=float(options.mask_ratio if options.mask_ratio is not None
                          else mask_ratio_for(lmbda, predicted=inter and gop > 1 and n_frames != 1)),
