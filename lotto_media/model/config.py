@@ -10,7 +10,8 @@ from .arm import MAX_TEMPORAL
 from .latents import level_shapes
 
 
-#: ARM hidden widths at high, middle and low rates (``arm_hidden_for``)
+#: ARM hidden widths at high, middle and low rates; with a second full-resolution grid at most the
+#: middle one (``arm_hidden_for``)
 ARM_HIDDEN_WIDE, ARM_HIDDEN_NARROW, ARM_HIDDEN_NARROWEST = 24, 16, 8
 
 

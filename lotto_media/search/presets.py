@@ -82,7 +82,7 @@ class TrainConfig:
     #: (kodim06 / kodim03) and 0.15 gave -10.5 / +5.3 / +15.1 / -7.1 % (kodim06 / 03 / 02 / 05)
     second_grid_lr_share: float = 1 / 3
     #: the share of ``soft_steps`` and ``hard_steps`` that a picture with the second grid takes
-    #: (``for_lmbda``): its steps cost more (2.3x the latents through the ARM, even 16 wide), and
+    #: (``for_lmbda``): its steps cost more (1.75x the latents through the ARM, even 16 wide), and
     #: medium is a time budget, about the same seconds at every quality
     second_grid_step_share: float = 1.0
     lr_scores: float = 5e-2
@@ -298,17 +298,14 @@ def arm_hidden_for(lmbda: float, fine_grids: int = 1) -> int:
     gives J -2.4 % (kodim03, q20: networks 456 B instead of 769), -2.9 % (kodim01, q20: -4.6 %
     bytes and +0.07 dB), but +2.1 % at quality 40 (kodim07).
 
-    With the second full-resolution grid (``fine_grids`` 2) the ARM runs over 2.3x the latents,
-    so its width weighs on every step and on the decoder: 16 there. Measured at quality 90 on
+    With the second full-resolution grid (``fine_grids`` 2) the ARM runs over 1.75x the latents
+    of a one-grid picture, so its width weighs on every step and on the decoder: at most 16 there. Measured at quality 90 on
     eight Kodak pictures (one run each, J against 24 wide): at medium's 1,200 steps J +0.2 % on
     the mean (-3.3 to +4.3 %, 4/8 better) for about 13 % fewer seconds; with those seconds put
-    into steps (1,440, ``second_grid_step_share``) J -2.75 % (7/8 better) in 8 % fewer seconds,
-    the decoder 6 % quicker (0.56x the ARM's multiply-adds a latent); at fast, the same steps,
+    into steps (1,440, ``second_grid_step_share``) J -2.75 % (7/8 better), kodim01 8 % quicker
+    (interleaved pairs), its decode 12 % quicker (0.56x the ARM's multiply-adds a latent); at fast, the same steps,
     J +1.4 % (-3.7 to +8.3 %, 3/8 better) in 17 % fewer seconds.
     """
-    if fine_grids > 1:
-        return ARM_HIDDEN_NARROW
-    for threshold, width in ARM_WIDTHS_FROM_LMBDA:
-        if _from_lmbda(lmbda, threshold):
-            return width
-    return ARM_HIDDEN_WIDE
+    width = next((width for threshold, width in ARM_WIDTHS_FROM_LMBDA if _from_lmbda(lmbda, threshold)),
+                 ARM_HIDDEN_WIDE)
+    return min(width, ARM_HIDDEN_NARROW) if fine_grids > 1 else width
