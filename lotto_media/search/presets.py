@@ -299,12 +299,13 @@ def arm_hidden_for(lmbda: float, fine_grids: int = 1) -> int:
     bytes and +0.07 dB), but +2.1 % at quality 40 (kodim07).
 
     With the second full-resolution grid (``fine_grids`` 2) the ARM runs over 1.75x the latents
-    of a one-grid picture, so its width weighs on every step and on the decoder: at most 16 there. Measured at quality 90 on
-    eight Kodak pictures (one run each, J against 24 wide): at medium's 1,200 steps J +0.2 % on
-    the mean (-3.3 to +4.3 %, 4/8 better) for about 13 % fewer seconds; with those seconds put
-    into steps (1,440, ``second_grid_step_share``) J -2.75 % (7/8 better), kodim01 8 % quicker
-    (interleaved pairs), its decode 12 % quicker (0.56x the ARM's multiply-adds a latent); at fast, the same steps,
-    J +1.4 % (-3.7 to +8.3 %, 3/8 better) in 17 % fewer seconds.
+    of a one-grid picture, so its width weighs on every step and on the decoder: at most 16 there.
+    Measured at quality 90 on eight Kodak pictures (one run each, J against 24 wide): at medium's
+    1,200 steps J +0.2 % on the mean (-3.3 to +4.3 %, 4/8 better) for about 13 % fewer seconds;
+    with those seconds put into steps (1,440, ``second_grid_step_share``) J -2.75 % (7/8 better),
+    kodim01 8 % quicker (interleaved pairs), its decode 12 % quicker (0.56x the ARM's
+    multiply-adds a latent); at fast, the same steps, J +1.4 % (-3.7 to +8.3 %, 3/8 better) in
+    17 % fewer seconds.
     """
     width = next((width for threshold, width in ARM_WIDTHS_FROM_LMBDA if _from_lmbda(lmbda, threshold)),
                  ARM_HIDDEN_WIDE)
