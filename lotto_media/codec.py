@@ -114,9 +114,10 @@ def inspect(data: bytes, name: str = "<stream>", *, max_pixels: int | None = Non
     records = meta.get("frames") if isinstance(meta.get("frames"), list) else []
     for i, record in enumerate(records[: len(details)]):
         if isinstance(record, dict):
+            # a one-picture file keeps its steps beside the frames, not in its frame's record
+            steps = record.get("steps", meta.get("steps") if len(records) == 1 else None)
             details[i] = replace(details[i], psnr=_number(record.get("psnr")),
-                                 psnr_planes=_planes(record.get("psnr_planes")),
-                                 steps=int(_number(record.get("steps"), 0)))
+                                 psnr_planes=_planes(record.get("psnr_planes")), steps=int(_number(steps, 0)))
     first = details[0]
     frames = len(details)
     psnrs = [d.psnr for d in details if math.isfinite(d.psnr)]

@@ -61,6 +61,7 @@ def test_info_reports_the_decoded_psnr_and_the_file_size(encoded):
     assert info.bpp == pytest.approx(8 * len(result.data) / (37 * 23))
     assert (info.width, info.height, info.pix_fmt, info.preset) == (37, 23, "rgb24", "ultrafast")
     assert info.psnr > 15  # a broken synthesis gives noise far below this
+    assert [d.steps for d in info.frame_details] == [result.steps] and result.steps > 0
 
 
 def test_coded_latents_match_the_arm_estimate():
