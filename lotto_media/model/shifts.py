@@ -49,7 +49,7 @@ class _JoinedWindows(torch.autograd.Function):
     def forward(ctx, offsets: tuple[tuple[int, int], ...], sizes: tuple[tuple[int, int], ...],  # type: ignore[override]
                 dtype: torch.dtype, *grids: torch.Tensor) -> torch.Tensor:
         out = grids[0].new_empty(len(offsets), sum(hgt * wid for hgt, wid in sizes), dtype=dtype)
-        for block, grid, size in zip(_blocks(out, sizes), grids, sizes):
+        for block, grid in zip(_blocks(out, sizes), grids):
             _copy_windows(block, grid, offsets)
         ctx.offsets, ctx.sizes = offsets, sizes
         ctx.grids = [(grid.shape, grid.dtype) for grid in grids]
