@@ -226,6 +226,12 @@ def test_polyphase_upsampler_equals_the_transposed_convolution_of_the_spec():
         direct = F.conv_transpose2d(padded, kernel.view(1, 1, 8, 8), stride=2, padding=UPSAMPLE_CROP)
         expected = torch.floor(direct[:, 0, :out_h, :out_w] * 2.0**-8 + 0.5)
         assert torch.equal(reconstruct._upsample(u, kernel, 8, (out_h, out_w)), expected)
+        # row by row band, as the synthesis runs beside the latent decoder: the same rows
+        for cuts in ([0, out_h], [0, 1, out_h], [0, out_h // 2, out_h // 2 + 1, out_h], list(range(out_h + 1))):
+            banded = torch.full((3, out_h, out_w), float("nan"), dtype=torch.float64)
+            for lo, hi in zip(cuts[:-1], cuts[1:]):
+                reconstruct._upsample_into(banded, u, kernel, 8, (lo, hi))
+            assert torch.equal(banded, expected), cuts
 
 
 def test_residual_3x3_block_equals_the_direct_convolution_of_the_spec():
@@ -249,6 +255,11 @@ def test_residual_3x3_block_equals_the_direct_convolution_of_the_spec():
         out = torch.empty_like(img)
         reconstruct._residual_conv3x3_into(out, img, weight, bias, 9)
         assert torch.equal(out, expected)
+        for cuts in ([0, 1, h], [0, h // 2, h], list(range(h + 1))):
+            banded = torch.full_like(img, float("nan"))
+            for lo, hi in zip(cuts[:-1], cuts[1:]):
+                reconstruct._residual_conv3x3_into(banded, img, weight, bias, 9, (lo, hi))
+            assert torch.equal(banded, expected), cuts
 
 
 def test_the_second_full_resolution_grid_is_the_modulations_last_input():

@@ -659,6 +659,45 @@ def test_compiled_latent_decoder_round_trips_a_larger_picture_and_checks_its_end
         decode_latents(repack(main + bytes(4), escape), shapes, arm)
 
 
+def test_latents_decoded_band_by_band_are_final_when_counted_ready():
+    """The synthesis reads a latent row as soon as ``rows_ready`` counts it, while later wavefronts
+    decode: every row counted must already hold its final latents, and rows must be counted long
+    before the last wavefront (else nothing could overlap). The band boundaries must not change
+    what is decoded, nor the checks of the stream's end."""
+    shapes = [*level_shapes(40, 56, 4), (40, 56)]  # a second full-resolution grid, as at quality 90
+    rng = np.random.default_rng(11)
+    latents = [np.clip(np.round(rng.laplace(0, 2.0, s)), -64, 63).astype(np.int64) for s in shapes]
+    latents[0][::5, ::7] = 63  # escapes
+    arm = random_arm(2, hidden=16, scale=np.log(2.0))
+    data = encode_latents(latents, arm)
+    decoding = entropy.LatentDecoding(data, shapes, arm)
+    views = decoding.views()
+    stops = np.cumsum(rng.integers(1, 30, size=200))
+    counted_midway = None
+    for stop in stops:
+        decoding.decode_to(int(stop))
+        ready = decoding.rows_ready()
+        for view, latent, rows in zip(views, latents, ready):
+            assert np.array_equal(view[:rows], latent[:rows])
+        if counted_midway is None and decoding.fronts_done >= decoding.n_fronts // 2:
+            counted_midway = ready
+        if decoding.fronts_done == decoding.n_fronts:
+            break
+    assert decoding.fronts_done == decoding.n_fronts == 56 - 1 + 4 * (40 - 1) + 1
+    assert decoding.rows_ready() == [h for h, _ in shapes]
+    # row r of a grid w wide completes with wavefront w - 1 + 4 r: half way, a third of the finest rows
+    assert counted_midway is not None and 0.3 * 40 < counted_midway[0] == counted_midway[-1] < 0.75 * 40
+    decoding.finish()
+    assert same(decoding.latents(), latents)
+    main_len = int.from_bytes(data[:4], "little")
+    main, escape = data[4 : 4 + main_len], data[4 + main_len :]
+    extra = entropy.LatentDecoding(repack(main + bytes(4), escape), shapes, arm)
+    for stop in range(7, extra.n_fronts + 7, 7):
+        extra.decode_to(stop)
+    with pytest.raises(FormatError, match=r"^latent stream: 1 unused words after the last latent"):
+        extra.finish()
+
+
 def test_the_decoders_stream_check_ends_streams_as_the_reference_encoder_does():
     """Short random interval sequences, many ending with held-back words or the optional final 0
     word: the compiled shadow encoder accepts exactly the reference encoder's words."""

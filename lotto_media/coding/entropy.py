@@ -31,7 +31,7 @@ from typing import Iterator
 import constriction
 import numpy as np
 
-from ..model.arm import ARM_FRAC, N_CONTEXT, PAD, ContextLayout, IntegerArm
+from ..model.arm import ARM_FRAC, N_CONTEXT, PAD, WAVEFRONT_SLOPE, ContextLayout, IntegerArm
 from ..errors import FormatError
 from ..model.fixedpoint import exp_neg_fixed, rounding_shift
 from ..model.latents import LATENT_MAX, LATENT_MIN
@@ -391,31 +391,114 @@ def decode_latents(
     data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm, *, version: int = 2,
     previous: list[np.ndarray] | None = None,
 ) -> list[np.ndarray]:
-    """Inverse of ``encode_latents``. Both streams must be exactly the encoder's output for the
-    symbols decoded from them (docs/FORMAT.md 3.5.5, both versions): data that runs out, unused
-    words after the termination or a corrupt tail raise FormatError. A stream too short for the
-    latents its header claims is refused where its data runs out: version 2 checks every word as
-    it decodes (``latent_kernel``), version 1 re-encodes piece by piece of the wavefront walk.
-    Memory: one byte per latent for the buffer (two with temporal taps) and the int64 result
-    (version 1: and a few MB per piece)."""
-    _check_version(version)
-    if len(data) < 4:
-        raise FormatError("latent stream: truncated")
-    main_len = int.from_bytes(data[:4], "little")
-    if main_len > len(data) - 4:
-        raise FormatError("latent stream: main stream length exceeds the packet")
-    main_words = _to_words(data[4 : 4 + main_len], "latent stream")
-    escape_words = _to_words(data[4 + main_len :], "latent stream: escape stream")
-    layout = latent_layout(shapes, arm)
-    n_latents = sum(h * w for h, w in shapes)
-    if main_words.size == 0 and n_latents:
-        raise FormatError(f"latent stream: the main stream is empty, but {n_latents} latents are coded")
-    # int8 holds whatever a stream decodes to: a centre in -64..63 plus a residual in -31..31, or
-    # an escaped value in -64..63
-    buf = layout.scatter([], dtype=np.int8, previous=previous)
-    if version == 2:
-        _decode_latents_compiled(main_words, escape_words, layout, buf, arm)
-        return layout.gather(buf)
+    """Inverse of ``encode_latents``: ``LatentDecoding`` run to the end, each level's latents as an
+    int64 array."""
+    decoding = LatentDecoding(data, shapes, arm, version=version, previous=previous)
+    decoding.decode_to(decoding.n_fronts)
+    decoding.finish()
+    return decoding.latents()
+
+
+class LatentDecoding:
+    """One picture's latents, decoded a band of wavefronts at a time (``decode_to``), so that the
+    synthesis of the rows already complete (``rows_ready``) can run while later rows decode.
+
+    Both streams must be exactly the encoder's output for the symbols decoded from them
+    (docs/FORMAT.md 3.5.5, both versions): data that runs out, unused words after the termination
+    or a corrupt tail raise FormatError. A stream too short for the latents its header claims is
+    refused where its data runs out: version 2 checks every word as it decodes (``latent_kernel``),
+    version 1 re-encodes piece by piece of the wavefront walk (and decodes the whole picture at its
+    first ``decode_to``). ``finish`` checks the streams' ends. Memory: one byte per latent for the
+    buffer (two with temporal taps) and the int64 result (version 1: and a few MB per piece)."""
+
+    def __init__(self, data: bytes, shapes: list[tuple[int, int]], arm: IntegerArm, *, version: int = 2,
+                 previous: list[np.ndarray] | None = None) -> None:
+        _check_version(version)
+        if len(data) < 4:
+            raise FormatError("latent stream: truncated")
+        main_len = int.from_bytes(data[:4], "little")
+        if main_len > len(data) - 4:
+            raise FormatError("latent stream: main stream length exceeds the packet")
+        self._main_words = _to_words(data[4 : 4 + main_len], "latent stream")
+        self._escape_words = _to_words(data[4 + main_len :], "latent stream: escape stream")
+        self.layout = latent_layout(shapes, arm)
+        n_latents = sum(h * w for h, w in shapes)
+        if self._main_words.size == 0 and n_latents:
+            raise FormatError(f"latent stream: the main stream is empty, but {n_latents} latents are coded")
+        self._arm, self._version = arm, version
+        #: the wavefronts of docs/FORMAT.md 3.3, and how many are decoded
+        self.n_fronts = max((w - 1 + WAVEFRONT_SLOPE * (h - 1) + 1 for h, w in shapes), default=0)
+        self.fronts_done = 0
+        # int8 holds whatever a stream decodes to: a centre in -64..63 plus a residual in -31..31,
+        # or an escaped value in -64..63
+        self._buf = self.layout.scatter([], dtype=np.int8, previous=previous)
+        self._state = latent_kernel.new_state(self._main_words, self._escape_words) if version == 2 else None
+        if version == 2:
+            head = CoderHead.for_arm(arm)
+            w1, b1, w2, b2 = arm.folded_hidden_layers()
+            self._kernel_args = (
+                self._buf, np.array(self.layout.shapes, dtype=np.int64).reshape(-1, 2),
+                np.array(self.layout.bases, dtype=np.int64), self.layout.offset_table(), w1, b1, w2, b2,
+                head.weight, head.bias, _left_cumulatives())
+
+    def decode_to(self, front_stop: int) -> None:
+        """Decode the wavefronts before ``front_stop``. Safe to call without the GIL's help from a
+        thread of its own: the compiled decoder releases it."""
+        front_stop = min(front_stop, self.n_fronts)
+        if front_stop <= self.fronts_done:
+            return
+        if self._version == 1:
+            _decode_latents_v1(self._main_words, self._escape_words, self.layout, self._buf, self._arm)
+            self.fronts_done = self.n_fronts
+            return
+        self._raise_for(latent_kernel.decode_fronts(self._state, self._main_words, self._escape_words,
+                                                    *self._kernel_args, front_stop).tolist())
+        self.fronts_done = front_stop
+
+    def finish(self) -> None:
+        """After the last wavefront: refuse streams that do not end as the encoder's would."""
+        if self.fronts_done < self.n_fronts:
+            raise ValueError("the latents are not all decoded")
+        if self._version == 2:
+            self._raise_for(latent_kernel.finish(self._state, self._main_words, self._escape_words).tolist())
+
+    def rows_ready(self) -> list[int]:
+        """Per level, the rows whose latents are all decoded: row r of a level w wide is complete
+        with wavefront w - 1 + 4 r."""
+        done = self.fronts_done
+        return [h if done >= self.n_fronts else min(h, max(0, (done - w) // WAVEFRONT_SLOPE + 1)) if done >= w else 0
+                for h, w in self.layout.shapes]
+
+    def views(self) -> list[np.ndarray]:
+        """Each level's latents as an (h, w) int8 view of the decoding buffer: rows are final once
+        ``rows_ready`` counts them."""
+        return [self.layout.level_view(self._buf, i) for i in range(len(self.layout.shapes))]
+
+    def latents(self) -> list[np.ndarray]:
+        """Each level's latents as int64 arrays (copies)."""
+        return self.layout.gather(self._buf)
+
+    def _raise_for(self, verdict: list[int]) -> None:
+        """``latent_kernel``'s verdict as the same messages as version 1's checks."""
+        outcome, stream, decoded, needed = verdict
+        if outcome == latent_kernel.OK:
+            return
+        main = stream == latent_kernel.MAIN
+        what, words = ("latent stream", self._main_words) if main else ("latent stream: escape stream", self._escape_words)
+        unit = "latents" if main else "escapes"
+        if outcome == latent_kernel.INVALID:
+            raise FormatError(f"{what}: cannot be decoded (a symbol outside every interval: corrupt data)")
+        if outcome == latent_kernel.RAN_OUT:
+            raise _ends_early(what, words.size, needed, "latents", decoded)
+        if outcome == latent_kernel.TOO_FEW_WORDS:
+            raise _ends_early(what, words.size, needed, unit)
+        if outcome == latent_kernel.UNUSED_WORDS:
+            raise _unused_words(what, words.size - needed, unit)
+        raise _not_encoder_output(what, unit)
+
+
+def _decode_latents_v1(main_words: np.ndarray, escape_words: np.ndarray, layout: ContextLayout,
+                       buf: np.ndarray, arm: IntegerArm) -> None:
     main_shadow = constriction.stream.queue.RangeEncoder()
     escape_shadow = constriction.stream.queue.RangeEncoder()
     uniform = constriction.stream.model.Uniform(_LATENT_RANGE)
@@ -429,7 +512,6 @@ def decode_latents(
             _check_not_run_out(escape_shadow, escape_words.size, "latent stream: escape stream", "latents", decoded)
     _check_stream_end(main_words, main_shadow.get_compressed(), "latent stream", "latents")
     _check_stream_end(escape_words, escape_shadow.get_compressed(), "latent stream: escape stream", "escapes")
-    return layout.gather(buf)
 
 
 @lru_cache(maxsize=1)
@@ -440,32 +522,6 @@ def _left_cumulatives() -> np.ndarray:
     cum[:, 1:] = np.cumsum(freq, axis=1)
     cum.setflags(write=False)
     return cum
-
-
-def _decode_latents_compiled(main_words: np.ndarray, escape_words: np.ndarray, layout: ContextLayout,
-                             buf: np.ndarray, arm: IntegerArm) -> None:
-    """Version 2: ``latent_kernel.decode_picture_latents`` decodes into ``buf`` and checks both streams
-    (docs/FORMAT.md 3.5.5); its verdict becomes the same messages as version 1's checks."""
-    head = CoderHead.for_arm(arm)
-    w1, b1, w2, b2 = arm.folded_hidden_layers()
-    outcome, stream, decoded, needed = latent_kernel.decode_picture_latents(
-        main_words, escape_words, buf, np.array(layout.shapes, dtype=np.int64).reshape(-1, 2),
-        np.array(layout.bases, dtype=np.int64), layout.offset_table(), w1, b1, w2, b2, head.weight, head.bias,
-        _left_cumulatives()).tolist()
-    if outcome == latent_kernel.OK:
-        return
-    main = stream == latent_kernel.MAIN
-    what, words = ("latent stream", main_words) if main else ("latent stream: escape stream", escape_words)
-    unit = "latents" if main else "escapes"
-    if outcome == latent_kernel.INVALID:
-        raise FormatError(f"{what}: cannot be decoded (a symbol outside every interval: corrupt data)")
-    if outcome == latent_kernel.RAN_OUT:
-        raise _ends_early(what, words.size, needed, "latents", decoded)
-    if outcome == latent_kernel.TOO_FEW_WORDS:
-        raise _ends_early(what, words.size, needed, unit)
-    if outcome == latent_kernel.UNUSED_WORDS:
-        raise _unused_words(what, words.size - needed, unit)
-    raise _not_encoder_output(what, unit)
 
 
 def _decode_pieces_v1(main_words: np.ndarray, escape_words: np.ndarray, layout: ContextLayout,

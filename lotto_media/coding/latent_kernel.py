@@ -2,12 +2,13 @@
 
 Decoding is sequential by nature: each latent's probabilities come from the integer ARM applied to
 latents decoded before it, so a wavefront holds only a few dozen to a few hundred latents, too few
-for a call from Python (some 50 us each) to pay. One compiled call therefore decodes a whole
-picture: it walks the wavefronts of docs/FORMAT.md 3.3 (computed on the fly, so no index array
-covers the picture), runs the integer ARM for each wavefront (its two hidden layers as BLAS
-products, called from the compiled code), maps its outputs to table rows and centres, decodes the
-symbols with the range decoder of docs/FORMAT.md 3.5.3.2, reads escapes, and stores each latent
-where later contexts read it.
+for a call from Python (some 50 us each) to pay. One compiled call therefore decodes a band of
+wavefronts (a whole picture, or the 64 between two reports to the synthesis that runs beside it,
+``lotto_media.stream.overlap``), resuming from a small state array: it walks the wavefronts of
+docs/FORMAT.md 3.3 (computed on the fly, so no index array covers the picture), runs the integer
+ARM for each wavefront (its two hidden layers as BLAS products, called from the compiled code),
+maps its outputs to table rows and centres, decodes the symbols with the range decoder of
+docs/FORMAT.md 3.5.3.2, reads escapes, and stores each latent where later contexts read it.
 
 It also enforces docs/FORMAT.md 3.5.5 as it goes: a shadow encoder (3.5.3.1) re-encodes every
 decoded symbol and compares each word it emits with the stream's, and a stream is refused as soon
@@ -59,16 +60,14 @@ _E_LOWER, _E_RANGE, _E_HELD, _E_FIRST, _E_EMITTED, _E_MISMATCH = 0, 1, 2, 3, 4, 
 
 
 @numba.njit(cache=True, nogil=True)
-def _decoder(words: np.ndarray) -> np.ndarray:
+def _start_decoder(state: np.ndarray, words: np.ndarray) -> None:
     """docs/FORMAT.md 3.5.3.2's init."""
-    state = np.zeros(5, dtype=np.uint64)
     state[_RANGE] = _ALL_ONES
     if words.size >= 2:
         state[_POINT] = (np.uint64(words[0]) << _U32) | np.uint64(words[1])
     elif words.size == 1:
         state[_POINT] = np.uint64(words[0]) << _U32
     state[_NEXT] = 2
-    return state
 
 
 @numba.njit(cache=True, nogil=True)
@@ -221,13 +220,33 @@ def _table_rows(buf: np.ndarray, positions: np.ndarray, levels: np.ndarray, n: i
         centres_out[i] = min(max(ti >> 5, -64), 63)
 
 
+#: rows of a ``new_state`` array: the two decoders, their shadow encoders, then the walk's position
+_MAIN, _ESCAPE, _MAIN_SHADOW, _ESCAPE_SHADOW, _WALK = 0, 1, 2, 3, 4
+#: entries of the walk row: latents decoded, wavefronts decoded
+_DECODED, _FRONTS = 0, 1
+
+
 @numba.njit(cache=True, nogil=True)
-def decode_picture_latents(main_words: np.ndarray, escape_words: np.ndarray, buf: np.ndarray, shapes: np.ndarray,
-                           bases: np.ndarray, offsets: np.ndarray, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray,
-                           b2: np.ndarray, w_head: np.ndarray, b_head: np.ndarray,
-                           cumulative: np.ndarray) -> np.ndarray:
-    """Decode every latent into ``buf`` (int8, flat, zero-padded as ``ContextLayout`` lays it out:
-    level ``l`` of ``shapes[l]`` = (h, w) at ``bases[l]``, rows ``w + 2 PAD`` wide).
+def new_state(main_words: np.ndarray, escape_words: np.ndarray) -> np.ndarray:
+    """A picture's decoding state before its first wavefront (uint64, (5, 6)): what
+    ``decode_fronts`` resumes from, so a picture can be decoded a band of wavefronts at a time."""
+    state = np.zeros((5, 6), dtype=np.uint64)
+    _start_decoder(state[_MAIN], main_words)
+    _start_decoder(state[_ESCAPE], escape_words)
+    state[_MAIN_SHADOW, _E_RANGE] = _ALL_ONES
+    state[_ESCAPE_SHADOW, _E_RANGE] = _ALL_ONES
+    return state
+
+
+@numba.njit(cache=True, nogil=True)
+def decode_fronts(state: np.ndarray, main_words: np.ndarray, escape_words: np.ndarray, buf: np.ndarray,
+                  shapes: np.ndarray, bases: np.ndarray, offsets: np.ndarray, w1: np.ndarray, b1: np.ndarray,
+                  w2: np.ndarray, b2: np.ndarray, w_head: np.ndarray, b_head: np.ndarray, cumulative: np.ndarray,
+                  front_stop: int) -> np.ndarray:
+    """Decode the wavefronts from where ``state`` stands up to ``front_stop`` (exclusive) into
+    ``buf`` (int8, flat, zero-padded as ``ContextLayout`` lays it out: level ``l`` of ``shapes[l]`` =
+    (h, w) at ``bases[l]``, rows ``w + 2 PAD`` wide). Level ``l``'s row ``r`` is complete once
+    wavefront ``w - 1 + 4 r`` is.
 
     ``offsets[level]``: the context offsets in ``buf`` (24, then any temporal taps, which read the
     previous frame's region of ``buf``); w1 (24 + taps, H), b1, w2 (H, H), b2: the ARM's
@@ -236,18 +255,16 @@ def decode_picture_latents(main_words: np.ndarray, escape_words: np.ndarray, buf
     unclamped scale bin; cumulative (rows, 65) uint64: left cumulative frequencies of each table row.
 
     Returns int64 [outcome, stream, latents decoded, words the stream needs]: the words are the
-    renormalisations + 1 when it ran out, the encoder's output length after the last symbol.
+    renormalisations + 1 when it ran out. After an outcome other than OK the state is spent.
 
     A wavefront's ARM outputs are computed before its symbols are decoded: the ARM is throughput
     work and the range decoder a chain of dependent steps, and apart they run at their own speeds
     (interleaved latent by latent, the pair measured twice as slow)."""
     result = np.zeros(4, dtype=np.int64)
     n_levels = shapes.shape[0]
-    n_fronts = 0
     widest = 0
     for level in range(n_levels):
         h, w = shapes[level, 0], shapes[level, 1]
-        n_fronts = max(n_fronts, w - 1 + WAVEFRONT_SLOPE * (h - 1) + 1)
         widest += min(h, (w + WAVEFRONT_SLOPE - 1) // WAVEFRONT_SLOPE)
     hidden = w1.shape[1]
     positions = np.empty(widest, dtype=np.int64)
@@ -255,10 +272,10 @@ def decode_picture_latents(main_words: np.ndarray, escape_words: np.ndarray, buf
     rows = np.empty(widest, dtype=np.int64)
     centres = np.empty(widest, dtype=np.int64)
     ctx, h1, h2 = np.empty((widest, w1.shape[0])), np.empty((widest, hidden)), np.empty((widest, hidden))
-    main, escape = _decoder(main_words), _decoder(escape_words)
-    main_shadow, escape_shadow = _encoder(), _encoder()
-    decoded = 0
-    for front in range(n_fronts):
+    main, escape = state[_MAIN], state[_ESCAPE]
+    main_shadow, escape_shadow = state[_MAIN_SHADOW], state[_ESCAPE_SHADOW]
+    decoded = np.int64(state[_WALK, _DECODED])
+    for front in range(np.int64(state[_WALK, _FRONTS]), front_stop):
         n = 0
         for level in range(n_levels):
             h, w = shapes[level, 0], shapes[level, 1]
@@ -303,12 +320,23 @@ def decode_picture_latents(main_words: np.ndarray, escape_words: np.ndarray, buf
                 buf[positions[i]] = np.int64(coded) - 64
             else:
                 buf[positions[i]] = centres[i] + symbol - 31
+    state[_WALK, _DECODED] = decoded
+    state[_WALK, _FRONTS] = max(np.int64(state[_WALK, _FRONTS]), front_stop)
     result[2] = decoded
-    outcome = _seal(main_shadow, main_words)
+    return result
+
+
+@numba.njit(cache=True, nogil=True)
+def finish(state: np.ndarray, main_words: np.ndarray, escape_words: np.ndarray) -> np.ndarray:
+    """After the last wavefront: whether both streams end as the encoder's would for what was
+    decoded (docs/FORMAT.md 3.5.5). Returns ``decode_fronts``'s result."""
+    result = np.zeros(4, dtype=np.int64)
+    result[2] = np.int64(state[_WALK, _DECODED])
+    outcome = _seal(state[_MAIN_SHADOW], main_words)
     if outcome != OK:
-        result[0], result[1], result[3] = outcome, MAIN, np.int64(main_shadow[_E_EMITTED])
+        result[0], result[1], result[3] = outcome, MAIN, np.int64(state[_MAIN_SHADOW, _E_EMITTED])
         return result
-    outcome = _seal(escape_shadow, escape_words)
+    outcome = _seal(state[_ESCAPE_SHADOW], escape_words)
     if outcome != OK:
-        result[0], result[1], result[3] = outcome, ESCAPE, np.int64(escape_shadow[_E_EMITTED])
+        result[0], result[1], result[3] = outcome, ESCAPE, np.int64(state[_ESCAPE_SHADOW, _E_EMITTED])
     return result

@@ -47,13 +47,15 @@ def act_(x: np.ndarray) -> None:
 
 
 @numba.njit(cache=True, nogil=True)
-def edge_padded(x: np.ndarray, pad: int) -> np.ndarray:
-    """(c, h, w) -> (c, h + 2 pad, w + 2 pad), the border repeating the edge samples."""
+def edge_padded(x: np.ndarray, pad: int, first: int, stop: int) -> np.ndarray:
+    """Rows ``first - pad`` .. ``stop + pad - 1`` of (c, h, w) x with ``pad`` columns each side,
+    x's edge samples repeated beyond its borders: (c, stop - first + 2 pad, w + 2 pad)."""
     channels, height, width = x.shape
-    out = np.empty((channels, height + 2 * pad, width + 2 * pad))
+    n_rows = stop - first + 2 * pad
+    out = np.empty((channels, n_rows, width + 2 * pad))
     for c in range(channels):
-        for r in range(height + 2 * pad):
-            src = x[c, min(max(r - pad, 0), height - 1)]
+        for r in range(n_rows):
+            src = x[c, min(max(first - pad + r, 0), height - 1)]
             dst = out[c, r]
             for q in range(pad):
                 dst[q] = src[0]
@@ -63,20 +65,23 @@ def edge_padded(x: np.ndarray, pad: int) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def upsample_into(out: np.ndarray, padded: np.ndarray, kernel: np.ndarray, scale: float) -> None:
-    """The 2x transposed convolution of docs/FORMAT.md 3.4 step 1, rounded and bounded.
+def upsample_into(out: np.ndarray, padded: np.ndarray, kernel: np.ndarray, scale: float, row_lo: int,
+                  row_hi: int) -> None:
+    """Rows ``row_lo`` .. ``row_hi - 1`` of the 2x transposed convolution of docs/FORMAT.md 3.4
+    step 1, rounded and bounded.
 
-    padded (c, h + 4, w + 4): the coarse grid with 2 repeated edge samples on each side; kernel
-    (8, 8); out (c, H, W) with H <= 2h, W <= 2w; scale = 2^-u. Output row 2p reads padded rows
-    p..p+3 with kernel rows 7, 5, 3, 1; row 2p+1 rows p+1..p+4 with kernel rows 6, 4, 2, 0;
-    columns likewise."""
+    padded: ``edge_padded(u, 2, row_lo // 2, row_hi // 2)`` of the coarse grid u (c, h, w); kernel
+    (8, 8); out (c, H, W) with H <= 2h, W <= 2w; scale = 2^-u. Output row 2p reads u's rows
+    p - 2 .. p + 1 with kernel rows 7, 5, 3, 1; row 2p + 1 rows p - 1 .. p + 2 with kernel rows 6,
+    4, 2, 0; columns likewise."""
     channels, height, width = out.shape
+    top = row_lo // 2
     half = (width + 1) // 2
     even = np.empty(half)
     odd = np.empty(half)
     for c in range(channels):
-        for oy in range(height):
-            first_row = oy // 2 + (oy & 1)
+        for oy in range(row_lo, row_hi):
+            first_row = oy // 2 + (oy & 1) - top
             top_tap = 7 - (oy & 1)
             even[:] = 0.0
             odd[:] = 0.0
@@ -98,20 +103,21 @@ def upsample_into(out: np.ndarray, padded: np.ndarray, kernel: np.ndarray, scale
 
 @numba.njit(cache=True, nogil=True)
 def conv3x3_residual_into(out: np.ndarray, padded: np.ndarray, residual: np.ndarray, weight: np.ndarray,
-                          bias: np.ndarray) -> None:
-    """out = bound(residual + act(floor(conv3x3(x; weight) + bias))), docs/FORMAT.md 3.4 step 2.
+                          bias: np.ndarray, row_lo: int, row_hi: int) -> None:
+    """Rows ``row_lo`` .. ``row_hi - 1`` of out = bound(residual + act(floor(conv3x3(x; weight) +
+    bias))), docs/FORMAT.md 3.4 step 2.
 
-    padded (c, H + 2, W + 2): x with one repeated edge sample around; weight (o, c, 3, 3) and bias
-    (o,) already scaled by 2^-m, the bias with the rounding's +1/2; residual and out (o, H, W)."""
+    padded: ``edge_padded(x, 1, row_lo, row_hi)``; weight (o, c, 3, 3) and bias (o,) already
+    scaled by 2^-m, the bias with the rounding's +1/2; residual and out (o, H, W)."""
     n_out, height, width = out.shape
     n_in = padded.shape[0]
     acc = np.empty(width)
     for o in range(n_out):
-        for r in range(height):
+        for r in range(row_lo, row_hi):
             acc[:] = bias[o]
             for c in range(n_in):
                 for ky in range(3):
-                    src = padded[c, r + ky]
+                    src = padded[c, r - row_lo + ky]
                     for kx in range(3):
                         w = weight[o, c, ky, kx]
                         for q in range(width):

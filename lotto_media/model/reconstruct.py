@@ -60,14 +60,15 @@ class _Affine:
 
 
 def _residual_conv3x3_into(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
-                           frac: int) -> None:
+                           frac: int, rows: tuple[int, int] | None = None) -> None:
     """out = x + act(rshift(conv3x3(x; weight) + bias * 2^S, frac)), bounded, for x and out
     (C, H, W), C-contiguous: the residual blocks of docs/FORMAT.md 3.4 step 2 (repeated-edge
-    padding, no kernel flip)."""
+    padding, no kernel flip). ``rows``: only output rows lo..hi-1 (they read x's rows lo-1..hi)."""
+    lo, hi = rows if rows is not None else (0, x.shape[1])
     scale = 0.5**frac
-    padded = pixel_kernels.edge_padded(x.numpy(), 1)
+    padded = pixel_kernels.edge_padded(x.numpy(), 1, lo, hi)
     pixel_kernels.conv3x3_residual_into(out.numpy(), padded, x.numpy(), np.ascontiguousarray(weight.numpy() * scale),
-                                        bias.numpy() * (_ONE * scale) + 0.5)
+                                        bias.numpy() * (_ONE * scale) + 0.5, lo, hi)
 
 
 def _upsample(u: torch.Tensor, kernel: torch.Tensor, frac: int, out_hw: tuple[int, int]) -> torch.Tensor:
@@ -77,10 +78,21 @@ def _upsample(u: torch.Tensor, kernel: torch.Tensor, frac: int, out_hw: tuple[in
     return out
 
 
-def _upsample_into(out: torch.Tensor, u: torch.Tensor, kernel: torch.Tensor, frac: int) -> None:
-    """``_upsample`` written into ``out`` (c, H, W), a C-contiguous tensor or view."""
-    padded = pixel_kernels.edge_padded(u.numpy(), UPSAMPLE_PAD)
-    pixel_kernels.upsample_into(out.numpy(), padded, np.ascontiguousarray(kernel.numpy()), 0.5**frac)
+def _upsample_into(out: torch.Tensor, u: torch.Tensor, kernel: torch.Tensor, frac: int,
+                   rows: tuple[int, int] | None = None) -> None:
+    """``_upsample`` written into ``out`` (c, H, W), a C-contiguous tensor or view. ``rows``: only
+    output rows lo..hi-1 (they read u's rows up to ceil((hi - 1) / 2) + 1)."""
+    lo, hi = rows if rows is not None else (0, out.shape[1])
+    padded = pixel_kernels.edge_padded(u.numpy(), UPSAMPLE_PAD, lo // 2, hi // 2)
+    pixel_kernels.upsample_into(out.numpy(), padded, np.ascontiguousarray(kernel.numpy()), 0.5**frac, lo, hi)
+
+
+def _upsampled_rows(rows_in: int, height_in: int, height_out: int) -> int:
+    """How many of the upsampler's output rows the first ``rows_in`` rows of its input determine:
+    output row y reads input rows up to ceil(y / 2) + 1, the last row repeating below the grid."""
+    if rows_in >= height_in:
+        return height_out
+    return min(height_out, max(0, 2 * (rows_in - 2) + 1))
 
 
 def reconstruct(
@@ -108,6 +120,17 @@ def reconstruct(
     ``n_levels``: the pyramid's levels among the latents; a latent grid after them is the second
     full-resolution grid (``ModelConfig.fine_grids``)."""
     planes = synthesis_output(latents, nets, random_weights, mask, height, width, chroma_420, n_levels=n_levels)
+    if prediction is not None and zero_response is None:
+        zero_response = synthesis_output([np.zeros_like(z) for z in latents], nets, random_weights, mask, height,
+                                         width, chroma_420, n_levels=n_levels)
+    return to_samples(planes, bit_depth, prediction, zero_response)
+
+
+def to_samples(planes: list[torch.Tensor], bit_depth: int, prediction: list[np.ndarray] | None = None,
+               zero_response: list[torch.Tensor] | None = None) -> list[np.ndarray]:
+    """The synthesis' output planes (``synthesis_output``; overwritten) -> the picture's samples,
+    uint8 (or uint16 above 8 bits); for a predicted frame the ``prediction`` plus the residual that
+    the planes less the ``zero_response`` make (``reconstruct``)."""
     peak = (1 << bit_depth) - 1
     dtype = np.uint8 if bit_depth <= 8 else np.uint16
     if prediction is None:
@@ -115,8 +138,7 @@ def reconstruct(
     if len(prediction) != len(planes) or any(p.shape != tuple(q.shape) for p, q in zip(prediction, planes)):
         raise ValueError("the prediction's planes do not match the picture's")
     if zero_response is None:
-        zero_response = synthesis_output([np.zeros_like(z) for z in latents], nets, random_weights, mask, height,
-                                         width, chroma_420, n_levels=n_levels)
+        raise ValueError("a predicted frame's samples need the synthesis' zero response")
     return [
         _add_residual_(plane.sub_(zero), ref, peak).numpy().astype(dtype)
         for plane, zero, ref in zip(planes, zero_response, prediction)
@@ -136,68 +158,130 @@ def synthesis_output(
 ) -> list[torch.Tensor]:
     """The synthesis' fixed-point output planes (SYNTH_FRAC bits, float64 holding integers), 4:2:0
     chroma already reduced: what ``reconstruct`` maps to samples. ``n_levels`` as ``reconstruct``'s."""
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
-    (kernel,) = [t(a) for a in nets.upsampler.exact()]
-    if not n_levels <= len(latents) <= n_levels + 1:
-        raise ValueError(f"{len(latents)} latent grids for a pyramid of {n_levels} levels")
-    second_grid = latents[n_levels] if len(latents) > n_levels else None
+    synthesis = Synthesis(latents, nets, random_weights, mask, height, width, chroma_420, n_levels=n_levels)
+    synthesis.advance([grid.shape[0] for grid in latents])
+    return synthesis.planes()
 
-    def channels(k: int) -> int:
-        """U_k's channels: levels k..L-1, and at full resolution the second grid after them
-        (docs/FORMAT.md 3.4 step 1)."""
-        return n_levels - k + (k == 0 and second_grid is not None)
 
-    # each U_k filled in place rather than concatenated: a concatenation would hold both copies
-    u = None
-    for k in reversed(range(n_levels)):
-        finer = torch.empty(channels(k), *latents[k].shape, dtype=torch.float64)
-        torch.mul(t(latents[k]), _ONE, out=finer[0])
-        if u is not None:
-            _upsample_into(finer[1 : u.shape[0] + 1], u, kernel, nets.upsampler.frac)
-        u = finer
-    if second_grid is not None:
-        torch.mul(t(second_grid), _ONE, out=u[n_levels])
-    pixels = height * width
-    features = u.reshape(u.shape[0], pixels)
-    tiles = [slice(start, min(start + TILE, pixels)) for start in range(0, pixels, TILE)]
+class Synthesis:
+    """One picture's synthesis (docs/FORMAT.md 3.4), computed band of rows by band as its latent
+    rows arrive (``advance``), so that it can run beside the latent decoder: every stage keeps the
+    rows it has made and makes those its inputs now determine. Each stage reads a few rows beyond
+    its own (the upsampler, the two 3x3 residual blocks), so its rows trail those of its input.
+    Every value is the integer of the whole-picture evaluation: the bands change what is computed
+    when, never a result.
 
-    w0, b0, w1, b1, wr2, br2, wr3, br3 = [t(a) for a in nets.modulation.exact()]
-    mf = nets.modulation.frac
-    fc0, fc1 = _Affine(w0, mf, b0), _Affine(w1, mf, b1)
-    # [o3; o2; o1] in one tensor: synthesis layers 2..4 read its first 6, then all 9 rows after
-    # their hidden input, without a concatenation
-    modulations = torch.empty(9, pixels, dtype=torch.float64)
-    o3, o2, o1 = modulations[0:3], modulations[3:6], modulations[6:9]
-    for tile in tiles:
-        o1[:, tile] = _act_(fc1(_act_(fc0(features[:, tile]))))
-    _residual_conv3x3_into(o2.view(3, height, width), o1.view(3, height, width), wr2, br2, mf)
-    _residual_conv3x3_into(o3.view(3, height, width), o2.view(3, height, width), wr3, br3, mf)
+    ``latents``: per grid, (h, w) integer arrays (or views of the decoder's buffer) whose rows are
+    read only once ``advance`` reports them ready. ``n_levels`` as ``reconstruct``'s."""
 
-    layers, start = [], 0
-    flat_mask = np.asarray(mask, dtype=bool)
-    for w in random_weights:
-        layers.append(t(np.where(flat_mask[start : start + w.size].reshape(w.shape), w, 0)))
-        start += w.size
-    first = _Affine(layers[0], WEIGHT_FRAC)
-    # layers 2..4 read [hidden; o3, o2, ...]: their weights split after the hidden columns
-    rewound = [_Affine(w, WEIGHT_FRAC, n_first=width_in) for w, width_in in zip(layers[1:], (w.shape[0] for w in layers[:-1]))]
-    # coordinates per tile (those of the picture would be 16 bytes a pixel, held throughout)
-    xs, ys = t(coordinate_axis(width)), t(coordinate_axis(height))
-    out = torch.empty(layers[3].shape[0], pixels, dtype=torch.float64)
-    for tile in tiles:
-        o0 = _act_(fc0(features[:, tile]))  # recomputed: cheaper than keeping 24 rows a pixel
-        mods = modulations[:, tile]
-        index = torch.arange(tile.start, tile.stop)
-        h = _act_(first(torch.stack([xs[index % width], ys[index // width]])))
-        h = _act_(rewound[0](h, mods))
-        h = _act_(rewound[1](h, mods))
-        out[:, tile] = rewound[2](h, mods, o0)
-    planes = list(out.view(-1, height, width))
-    if chroma_420:
-        # Averaging the fixed-point outputs (S fraction bits), not the samples, leaves the rounding
-        # to the bit depth as chroma's only coarse rounding, as for luma.
-        planes[1:] = list(chroma.integer_downsample(out.view(-1, height, width)[1:]))
-    return planes
+    def __init__(self, latents: list[np.ndarray], nets: QuantizedNetworks, random_weights: list[np.ndarray],
+                 mask: np.ndarray, height: int, width: int, chroma_420: bool = False, *, n_levels: int) -> None:
+        if not n_levels <= len(latents) <= n_levels + 1:
+            raise ValueError(f"{len(latents)} latent grids for a pyramid of {n_levels} levels")
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
+        self._grids = latents
+        self._n_levels = n_levels
+        self._height, self._width, self._chroma_420 = height, width, chroma_420
+        (self._kernel,) = [t(a) for a in nets.upsampler.exact()]
+        self._upsampler_frac = nets.upsampler.frac
+        second_grid = len(latents) > n_levels
+        # U_k: levels k..L-1, and at full resolution the second grid after them (docs/FORMAT.md
+        # 3.4 step 1), each filled in place rather than concatenated (that would hold both copies)
+        self._features = [
+            torch.empty(n_levels - k + (k == 0 and second_grid), *latents[k].shape, dtype=torch.float64)
+            for k in range(n_levels)
+        ]
+        self._feature_rows = [0] * n_levels
+
+        w0, b0, w1, b1, self._wr2, self._br2, self._wr3, self._br3 = [t(a) for a in nets.modulation.exact()]
+        self._mod_frac = nets.modulation.frac
+        self._fc0, self._fc1 = _Affine(w0, self._mod_frac, b0), _Affine(w1, self._mod_frac, b1)
+        pixels = height * width
+        # [o3; o2; o1] in one tensor: synthesis layers 2..4 read its first 6, then all 9 rows after
+        # their hidden input, without a concatenation
+        self._modulations = torch.empty(9, pixels, dtype=torch.float64)
+        self._modulation_rows = [0, 0, 0]  # o1, o2, o3
+
+        layers, start = [], 0
+        flat_mask = np.asarray(mask, dtype=bool)
+        for w in random_weights:
+            layers.append(t(np.where(flat_mask[start : start + w.size].reshape(w.shape), w, 0)))
+            start += w.size
+        self._first = _Affine(layers[0], WEIGHT_FRAC)
+        # layers 2..4 read [hidden; o3, o2, ...]: their weights split after the hidden columns
+        self._rewound = [_Affine(w, WEIGHT_FRAC, n_first=width_in)
+                         for w, width_in in zip(layers[1:], (w.shape[0] for w in layers[:-1]))]
+        # coordinates per tile (those of the picture would be 16 bytes a pixel, held throughout)
+        self._xs, self._ys = t(coordinate_axis(width)), t(coordinate_axis(height))
+        self._out = torch.empty(layers[3].shape[0], pixels, dtype=torch.float64)
+        self.rows_done = 0
+
+    def advance(self, rows_ready: list[int]) -> None:
+        """Make every output row that the latent rows ready so far (per grid) determine."""
+        n_levels, height = self._n_levels, self._height
+        for k in reversed(range(n_levels)):
+            grid = self._grids[k]
+            rows = min(rows_ready[k], grid.shape[0])
+            if k == 0 and len(self._grids) > n_levels:
+                rows = min(rows, rows_ready[n_levels])
+            coarser = self._features[k + 1] if k + 1 < n_levels else None
+            if coarser is not None:
+                rows = min(rows, _upsampled_rows(self._feature_rows[k + 1], coarser.shape[1], grid.shape[0]))
+            lo = self._feature_rows[k]
+            if rows <= lo:
+                continue
+            u = self._features[k]
+            np.multiply(grid[lo:rows], _ONE, out=u[0, lo:rows].numpy())
+            if coarser is not None:
+                _upsample_into(u[1 : coarser.shape[0] + 1], coarser, self._kernel, self._upsampler_frac, (lo, rows))
+            if k == 0 and len(self._grids) > n_levels:
+                np.multiply(self._grids[n_levels][lo:rows], _ONE, out=u[n_levels, lo:rows].numpy())
+            self._feature_rows[k] = rows
+
+        width = self._width
+        features = self._features[0].view(self._features[0].shape[0], -1)
+        o3, o2, o1 = (self._modulations[i : i + 3].view(3, height, width) for i in (0, 3, 6))
+        o1_rows, o2_rows, o3_rows = self._modulation_rows
+        for tile in _tiles(o1_rows * width, self._feature_rows[0] * width):
+            self._modulations[6:9, tile] = _act_(self._fc1(_act_(self._fc0(features[:, tile]))))
+        o1_rows = self._feature_rows[0]
+        # a residual block's row reads its input's rows above and below (the last repeating)
+        rows = height if o1_rows == height else max(0, o1_rows - 1)
+        if rows > o2_rows:
+            _residual_conv3x3_into(o2, o1, self._wr2, self._br2, self._mod_frac, (o2_rows, rows))
+            o2_rows = rows
+        rows = height if o2_rows == height else max(0, o2_rows - 1)
+        if rows > o3_rows:
+            _residual_conv3x3_into(o3, o2, self._wr3, self._br3, self._mod_frac, (o3_rows, rows))
+            o3_rows = rows
+        self._modulation_rows = [o1_rows, o2_rows, o3_rows]
+
+        for tile in _tiles(self.rows_done * width, o3_rows * width):
+            o0 = _act_(self._fc0(features[:, tile]))  # recomputed: cheaper than keeping 24 rows a pixel
+            mods = self._modulations[:, tile]
+            index = torch.arange(tile.start, tile.stop)
+            h = _act_(self._first(torch.stack([self._xs[index % width], self._ys[index // width]])))
+            h = _act_(self._rewound[0](h, mods))
+            h = _act_(self._rewound[1](h, mods))
+            self._out[:, tile] = self._rewound[2](h, mods, o0)
+        self.rows_done = o3_rows
+
+    def planes(self) -> list[torch.Tensor]:
+        """The output planes, once every row is done."""
+        if self.rows_done < self._height:
+            raise ValueError(f"the synthesis has {self.rows_done} of {self._height} rows")
+        out = self._out.view(-1, self._height, self._width)
+        planes = list(out)
+        if self._chroma_420:
+            # Averaging the fixed-point outputs (S fraction bits), not the samples, leaves the
+            # rounding to the bit depth as chroma's only coarse rounding, as for luma.
+            planes[1:] = list(chroma.integer_downsample(out[1:]))
+        return planes
+
+
+def _tiles(start: int, stop: int) -> list[slice]:
+    """[start, stop) in slices of at most TILE pixels."""
+    return [slice(first, min(first + TILE, stop)) for first in range(start, stop, TILE)]
 
 
 def _to_samples_(x: torch.Tensor, peak: int) -> torch.Tensor:

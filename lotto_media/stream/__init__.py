@@ -49,11 +49,12 @@ from ..metrics import psnr_planes, psnr_rgb, psnr_yuv
 from ..options import DEFAULT_GOP, MAX_GOP, EncodeOptions, check_gop, check_threads
 from ..model.random_weights import random_synthesis_weights
 from ..model.motion import MotionField, compensate, estimate_field, is_scene_cut
-from ..model.reconstruct import reconstruct, synthesis_output
+from ..model.reconstruct import Synthesis, reconstruct, synthesis_output, to_samples
 from ..reports import Progress
 from ..coding.params import QuantizedNetworks
 from ..search.inter import search_predicted_group
 from ..search.train import FrameSolution, ProgressCallback, search_group
+from .overlap import decode_picture
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +392,7 @@ class StreamDecoder:
 
     @property
     def _weights(self) -> list[np.ndarray]:
-        # Made when a frame's mask and latents have decoded, not when the header is read: the
+        # Made when a frame's mask and first band of latents have decoded, not when the header is read: the
         # widest network the header allows takes seconds and ~100 MB to generate.
         if self._random_weights is None:
             self._random_weights = random_synthesis_weights(self.header.model)
@@ -450,25 +451,25 @@ class StreamDecoder:
                                           f"{payload.motion.vectors.shape[1]} blocks, where the picture has "
                                           f"{expected[0]}x{expected[1]}")
             shapes = group.config.grid_shapes(header.height, header.width)
-            # the latents first: their data must be there before anything picture-sized is made
             predicted = payload.frame_type == FrameType.PREDICTED
-            latents = entropy.decode_latents(payload.latents, shapes, nets.integer_arm(),
-                                             version=header.format_version,
-                                             previous=group.previous_latents if predicted else None)
+            decoding = entropy.LatentDecoding(payload.latents, shapes, nets.integer_arm(),
+                                              version=header.format_version,
+                                              previous=group.previous_latents if predicted else None)
+            synthesis = decode_picture(decoding, lambda: Synthesis(
+                decoding.views(), nets, self._weights, mask, header.height, header.width, is_420(header.pix_fmt),
+                n_levels=header.model.n_levels))
         except (FormatError, UnsupportedError) as exc:  # unsupported: a newer frame packet version
             raise type(exc)(f"{self.name}: frame at pts {packet.pts}: {exc}") from None
         prediction = None
-        if payload.frame_type == FrameType.PREDICTED:
+        if predicted:
             assert group.previous is not None
             prediction = compensate(group.previous, payload.motion, is_420(header.pix_fmt))
             if group.zero_response is None or not group.zero_response.matches(nets, mask):
                 group.zero_response = ZeroResponse.of(nets, self._weights, mask, header)
-        planes = reconstruct(latents, nets, self._weights, mask, header.height, header.width,
-                             bit_depth=header.bit_depth, chroma_420=is_420(header.pix_fmt), prediction=prediction,
-                             zero_response=group.zero_response.planes if prediction is not None else None,
-                             n_levels=header.model.n_levels)
+        planes = to_samples(synthesis.planes(), header.bit_depth, prediction,
+                            group.zero_response.planes if prediction is not None else None)
         group.previous = planes
-        group.previous_latents = latents if payload.frame_type == FrameType.PREDICTED else None
+        group.previous_latents = decoding.latents() if predicted else None
         return Frame(list(planes), header.pix_fmt, pts=packet.pts, time_base=header.time_base, color=header.color,
                      duration=packet.duration or None)
 
