@@ -55,17 +55,22 @@ def _decode(coded, data: bytes, threads: int, made: list[int] | None = None) -> 
 @pytest.mark.parametrize("height,width,chroma_420", [(40, 64, False), (33, 18, True), (1, 9, False), (7, 5, True)])
 def test_the_synthesis_in_any_bands_equals_the_whole_picture(coded, height: int, width: int, chroma_420: bool):
     """Rows arrive per grid in uneven steps that need not follow the wavefronts: each stage makes
-    what its inputs determine, and the result is the whole-picture evaluation's, integer for integer."""
+    what its inputs determine, and the result is the whole-picture evaluation's, integer for
+    integer. Rows not yet ready hold extreme values, as a decoder's buffer may: a stage that read
+    one would change the picture."""
     _, config, nets, _, mask, weights = coded
     rng = np.random.default_rng(height * 100 + width)
     shapes = config.grid_shapes(height, width)
     latents = [np.clip(np.round(rng.laplace(0, 3.0, s)), -64, 63).astype(np.int64) for s in shapes]
     whole = synthesis_output(latents, nets, weights, mask, height, width, chroma_420, n_levels=config.n_levels)
-    synthesis = Synthesis(latents, nets, weights, mask, height, width, chroma_420, n_levels=config.n_levels)
+    arriving = [np.where(rng.random(s) < 0.5, 63, -64) for s in shapes]
+    synthesis = Synthesis(arriving, nets, weights, mask, height, width, chroma_420, n_levels=config.n_levels)
     ready = [0] * len(shapes)
     partial = []
     while ready != [h for h, _ in shapes]:
         ready = [min(h, r + int(rng.integers(0, 4))) for r, (h, _) in zip(ready, shapes)]
+        for grid, latent, rows in zip(arriving, latents, ready):
+            grid[:rows] = latent[:rows]
         synthesis.advance(ready)
         partial.append(synthesis.rows_done)
     assert partial == sorted(partial) and partial[-1] == height
@@ -88,7 +93,7 @@ def test_two_cores_decode_the_encoders_reconstruction_in_bands(coded, monkeypatc
             decoded = decode_frame(result.data)
         assert all(np.array_equal(a, b) for a, b in zip(decoded.planes, result.reconstruction.planes))
         # two cores: the synthesis starts on partly decoded latents; one core: one pass at the end
-        assert (len(advances) >= 3 and advances[0][0] < HEIGHT) == bands, advances
+        assert (len(advances) >= 2 and advances[0][0] < HEIGHT) == bands, advances
         assert advances[-1][0] == HEIGHT
 
 
@@ -104,7 +109,7 @@ def test_a_damaged_stream_fails_alike_on_one_and_two_cores(coded):
         (main_len + 4).to_bytes(4, "little") + main + bytes(4) + escape,  # a word after the end
     ]
     assert all(np.array_equal(a, b) for a, b in zip(_decode(coded, data, 2), result.reconstruction.planes))
-    before = (threading.active_count(), torch.get_num_threads())
+    threads_before = torch.get_num_threads()
     for case in cases:
         messages = []
         for threads in (1, 2):
@@ -112,7 +117,19 @@ def test_a_damaged_stream_fails_alike_on_one_and_two_cores(coded):
                 _decode(coded, case, threads)
             messages.append(str(error.value))
         assert messages[0] == messages[1]
-        assert (threading.active_count(), torch.get_num_threads()) == before
+        assert torch.get_num_threads() == threads_before
+        assert not any(t.name == "lotto-latents" for t in threading.enumerate())
+    # the damage is what is reported, not what the synthesis met meanwhile
+    _, config, nets, _, mask, weights = coded
+
+    def failing_synthesis() -> Synthesis:
+        time.sleep(0.3)  # the decoder meets the damage meanwhile
+        raise MemoryError("the synthesis' arrays")
+
+    decoding = entropy.LatentDecoding(cases[0], config.grid_shapes(HEIGHT, WIDTH), nets.integer_arm())
+    with torch_threads(2), pytest.raises(FormatError, match=r"^latent stream") as error:
+        overlap.decode_picture(decoding, failing_synthesis)
+    assert isinstance(error.value.__cause__, MemoryError)
     # data that runs out in the first band: refused before the synthesis' picture-sized arrays exist
     made = []
     with pytest.raises(FormatError, match=r"^latent stream: data ends early"):

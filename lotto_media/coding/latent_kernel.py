@@ -33,7 +33,7 @@ from ..model import arm
 PAD, WAVEFRONT_SLOPE = 4, 4
 assert (PAD, WAVEFRONT_SLOPE) == (arm.PAD, arm.WAVEFRONT_SLOPE)
 
-#: ``decode_latents`` outcome codes (the first entry of its result)
+#: ``decode_fronts`` and ``finish`` outcome codes (the first entry of their result)
 OK = 0
 INVALID = 1  # a decoder slot outside the model's range: no encoder writes this
 RAN_OUT = 2  # the renormalisations so far need more words than the stream has

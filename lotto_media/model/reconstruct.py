@@ -1,9 +1,11 @@
 """The decoder's picture: latents -> pixels in exact integer (fixed-point) arithmetic.
 
-Encoder and decoder both call ``reconstruct``; because every intermediate value is an integer
-below 2^53 held in float64, each operation is exact whatever the summation order, so the result
-is bit-identical on any machine, thread count or SIMD path, and equals what the encoder reports. Tensors are channels-first (C, H*W) torch
-float64 and updated in place where possible: the decoder's cost is mostly memory traffic.
+The encoder calls ``reconstruct``, the decoder the same arithmetic band by band (``Synthesis``,
+then ``to_samples``); because every intermediate value is an integer below 2^53 held in float64,
+each operation is exact whatever the summation order or the bands, so the result is bit-identical
+on any machine, thread count or SIMD path, and equals what the encoder reports. Tensors are
+channels-first (C, H*W) torch float64 and updated in place where possible: the decoder's cost is
+mostly memory traffic.
 """
 
 from __future__ import annotations
@@ -221,6 +223,8 @@ class Synthesis:
         n_levels, height = self._n_levels, self._height
         for k in reversed(range(n_levels)):
             grid = self._grids[k]
+            if self._feature_rows[k] == grid.shape[0]:
+                continue
             rows = min(rows_ready[k], grid.shape[0])
             if k == 0 and len(self._grids) > n_levels:
                 rows = min(rows, rows_ready[n_levels])
@@ -237,6 +241,8 @@ class Synthesis:
             if k == 0 and len(self._grids) > n_levels:
                 np.multiply(self._grids[n_levels][lo:rows], _ONE, out=u[n_levels, lo:rows].numpy())
             self._feature_rows[k] = rows
+            if rows == grid.shape[0] and coarser is not None:
+                self._features[k + 1] = _RELEASED  # read by no later row
 
         width = self._width
         features = self._features[0].view(self._features[0].shape[0], -1)
@@ -277,6 +283,10 @@ class Synthesis:
             # rounding to the bit depth as chroma's only coarse rounding, as for luma.
             planes[1:] = list(chroma.integer_downsample(out[1:]))
         return planes
+
+
+#: what a coarse level's features become once the level above it is complete
+_RELEASED = torch.empty(0)
 
 
 def _tiles(start: int, stop: int) -> list[slice]:

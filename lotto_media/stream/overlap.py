@@ -44,6 +44,11 @@ class _Reports:
             self._error, self._news = error, True
             self._changed.notify()
 
+    @property
+    def error(self) -> BaseException | None:
+        with self._changed:
+            return self._error
+
     def next(self) -> tuple[list[int] | None, bool]:
         """Wait for news: (rows ready per grid, whether decoding is finished); raises its error."""
         with self._changed:
@@ -68,8 +73,10 @@ def _decode_in_bands(decoding: LatentDecoding, reports: _Reports) -> None:
 def decode_picture(decoding: LatentDecoding, make_synthesis: Callable[[], Synthesis]) -> Synthesis:
     """Decode every latent of ``decoding`` (its stream-end checks included) and make every row of
     the synthesis that ``make_synthesis`` builds on ``decoding.views()``. The synthesis (and the
-    random network it needs) is made once the first band of latents has decoded: a stream whose
-    data runs out early fails before anything picture-sized is made.
+    random network it needs) is made once the first band of latents has decoded (one after the
+    other: once all have): a stream whose data runs out within its first band fails before
+    anything picture-sized is made, and a stream refused later still fails with the decoder's
+    error, whatever the synthesis was doing then.
 
     With two or more torch threads the latent decoder runs on a thread of its own and the synthesis
     on one torch thread fewer until the latents are decoded (torch's thread count is the process's:
@@ -96,6 +103,14 @@ def decode_picture(decoding: LatentDecoding, make_synthesis: Callable[[], Synthe
                     synthesis.advance(rows)
         finally:
             torch.set_num_threads(threads)
+    except Exception as exc:
+        reports.cancelled = True
+        worker.join()
+        # a damaged stream is the cause to report, not what the synthesis met on the way (a
+        # picture too large for memory, say)
+        if reports.error is not None and reports.error is not exc:
+            raise reports.error from exc
+        raise
     finally:
         reports.cancelled = True
         worker.join()
