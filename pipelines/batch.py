@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, TextIO
 
+from lotto_media.allocator import retain_freed_memory
 from lotto_media.container.header import DEFAULT_MAX_PIXELS
 from lotto_media.errors import LottoError
 from lotto_media.options import EncodeOptions
@@ -291,6 +292,7 @@ def _quiet_worker() -> None:
     # The parent owns the terminal: a worker's warnings still reach stderr, its Ctrl-C is the
     # parent's to relay (a terminal sends SIGINT to the whole process group anyway).
     logging.basicConfig(level=logging.WARNING, format="lotto-media: warning: %(message)s")
+    retain_freed_memory()  # as the command line does in its own process
 
 
 def _interrupt_workers(processes: list[multiprocessing.process.BaseProcess]) -> None:
@@ -344,6 +346,7 @@ def run_ray(plan: Sequence[Job], settings: BatchSettings, threads: int, on_resul
 def _run_ray_job(job: Job, settings: BatchSettings) -> dict:
     import ray
 
+    retain_freed_memory()  # a Ray worker is not the command line's process
     cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
     threads = max(1, int(cpus)) if cpus else settings.threads
     return run_job(job, replace(settings, threads=threads))

@@ -26,6 +26,7 @@ from types import ModuleType
 
 import numpy as np
 
+from lotto_media.allocator import retain_freed_memory
 from lotto_media.errors import LottoError, UnsupportedError
 from lotto_media.frame import Frame
 
@@ -99,7 +100,9 @@ def _run_all(tasks: Sequence[object], worker: Callable[[object], Record], jobs: 
 
 def _exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
     """Pool initializer: a worker whose bench process was killed (SIGTERM, SIGKILL: no chance to
-    shut the pool down) exits instead of searching on for minutes or hours as an orphan."""
+    shut the pool down) exits instead of searching on for minutes or hours as an orphan. It
+    also keeps freed memory, as the command line's own process does (lotto_media.allocator)."""
+    retain_freed_memory()
 
     def watch() -> None:
         while os.getppid() == parent_pid:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lotto_media.allocator import retain_freed_memory
 from lotto_media.frame import Frame
 from lotto_media.metrics import bpp
 from lotto_media.model.random_weights import clear_weight_cache
@@ -133,7 +134,7 @@ def _seconds_per_step(samples: Sequence[tuple[int, float]], search_s: float, ste
 def _in_fresh_process(task: SpeedTask) -> Record:
     # One process per preset: ru_maxrss is a high-water mark, so sharing a process would report the
     # largest preset so far instead of this one's.
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=retain_freed_memory) as pool:
         try:
             return pool.submit(measure_speed_point, task).result()
         except BrokenProcessPool as exc:

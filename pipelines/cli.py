@@ -23,6 +23,7 @@ from types import ModuleType
 from typing import Iterator, Sequence
 
 from lotto_media import options as limits
+from lotto_media.allocator import retain_freed_memory
 from lotto_media.container.header import DEFAULT_MAX_PIXELS, MAX_PIXELS
 from lotto_media.options import DEFAULT_GOP, DEVICES
 from lotto_media.search.presets import DEFAULT_PRESET, PRESET_NAMES
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (also for usage errors and ``--help``)."""
     with _cli_logging():
+        retain_freed_memory()  # an encode's steps reuse their tensors' pages (lotto_media.allocator)
         try:
             args = build_parser().parse_args(argv)
             logging.getLogger().setLevel(getattr(args, "log_level", DEFAULT_LOG_LEVEL).upper())
