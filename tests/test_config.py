@@ -88,7 +88,7 @@ def test_pictures_with_the_second_grid_take_their_share_of_the_steps():
             assert given.total_steps == 40 and given.for_lmbda(quality_to_lmbda(q)) == given
             assert given.hard_steps == max(1, round(40 * own.hard_steps / own.total_steps))
     medium = [EncodeOptions(quality=q).schedule() for q in (50, 90)]  # issue 12's time budget
-    assert [(s.soft_steps, s.hard_steps, s.warm_soft_steps) for s in medium] == [(1440, 160, 540), (1296, 144, 540)]
+    assert [(s.soft_steps, s.hard_steps, s.warm_soft_steps) for s in medium] == [(1800, 200, 540), (1620, 180, 540)]
 
 
 def test_the_search_moves_each_latent_level_at_its_own_rate():

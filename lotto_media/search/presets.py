@@ -184,16 +184,17 @@ def _ramp(lmbda: float, start: float, end: float) -> float:
 
 
 #: Step budgets sized for a 2-core CPU at 384x256. medium is issue 12's budget, about 110 s a
-#: picture at every quality: 1,600 steps with one full-resolution grid, 1,440 with the second (its
-#: steps cost 20-45 % more even with the ARM 16 wide there, ``arm_hidden_for``). Against 1,200
-#: steps throughout, the 1,600 gave Kodak J -1.9 / -2.5 / -2.2 / -4.9 % at qualities 20 / 40 / 60
-#: / 80 (32/32 better), the 1,440 with the narrower ARM -2.75 % at 90 (7/8; docs/RESULTS.md). See
-#: README's preset table for measured seconds.
+#: picture at every quality: 2,000 steps with one full-resolution grid, 1,800 with the second (its
+#: steps cost 20-45 % more even with the ARM 16 wide there, ``arm_hidden_for``), since the command
+#: line keeps freed memory (``lotto_media.allocator``: steps 19-29 % faster). Against 1,600 and
+#: 1,440, Kodak J -0.5 / -1.1 / -1.9 / -2.65 / -4.6 % at qualities 20 / 40 / 60 / 80 / 90; those
+#: against 1,200 throughout -1.9 / -2.5 / -2.2 / -4.9 % at 20-80 and -2.75 % at 90 with the
+#: narrower ARM (docs/RESULTS.md). See README's preset table for measured seconds.
 PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0)),
     "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0),
                         second_grid_quality=85.0),
-    "medium": TrainConfig(soft_steps=1440, hard_steps=160, warm_soft_steps=540, predicted_net_lr_scale=0.3,
+    "medium": TrainConfig(soft_steps=1800, hard_steps=200, warm_soft_steps=540, predicted_net_lr_scale=0.3,
                           bf16_soft_share=0.8, second_grid_quality=85.0, second_grid_step_share=0.9),
     "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=2160, predicted_net_lr_scale=0.3,
                         second_grid_quality=85.0),
