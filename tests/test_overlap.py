@@ -97,7 +97,7 @@ def test_two_cores_decode_the_encoders_reconstruction_in_bands(coded, monkeypatc
         assert advances[-1][0] == HEIGHT
 
 
-def test_a_damaged_stream_fails_alike_on_one_and_two_cores(coded):
+def test_a_damaged_stream_fails_alike_on_one_and_two_cores(coded, monkeypatch):
     result, _, _, data, _, _ = coded
     main_len = int.from_bytes(data[:4], "little")
     main, escape = data[4 : 4 + main_len], data[4 + main_len :]
@@ -122,8 +122,14 @@ def test_a_damaged_stream_fails_alike_on_one_and_two_cores(coded):
     # the damage is what is reported, not what the synthesis met meanwhile
     _, config, nets, _, mask, weights = coded
 
+    # the first band decodes at once, the later ones after a pause: the synthesis is asked for
+    # before the decoder meets the damage (past the first band), and fails after it has
+    decode_to = entropy.LatentDecoding.decode_to
+    monkeypatch.setattr(entropy.LatentDecoding, "decode_to",
+                        lambda self, stop: (time.sleep(0.2) if self.fronts_done else None, decode_to(self, stop)) and None)
+
     def failing_synthesis() -> Synthesis:
-        time.sleep(0.3)  # the decoder meets the damage meanwhile
+        time.sleep(0.6)
         raise MemoryError("the synthesis' arrays")
 
     decoding = entropy.LatentDecoding(cases[0], config.grid_shapes(HEIGHT, WIDTH), nets.integer_arm())
