@@ -13,13 +13,14 @@ import pytest
 
 SCRIPT = textwrap.dedent(
     """
+    import os
     import sys
     import numpy as np
     from lotto_media.allocator import retain_freed_memory
 
     def resident_mb() -> float:
         with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * 4096 / 2**20
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
     applied = retain_freed_memory() if sys.argv[1] == "retain" else None
     block = np.ones(64 * 2**20 // 8)  # 64 MB, every page touched
@@ -31,7 +32,10 @@ SCRIPT = textwrap.dedent(
 
 
 def _given_back_mb(mode: str) -> tuple[str, float]:
-    out = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, check=True)
+    # glibc's own defaults in the child, whatever this process was started with
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("MALLOC_") and k not in ("GLIBC_TUNABLES", "LD_PRELOAD")}
+    out = subprocess.run([sys.executable, "-c", SCRIPT, mode], capture_output=True, text=True, check=True, env=env)
     applied, given_back = out.stdout.split()
     return applied, float(given_back)
 
@@ -57,3 +61,22 @@ def test_the_command_line_and_its_workers_retain_freed_memory(monkeypatch):
     batch._quiet_worker()
     bench_jobs._exit_with_parent(os.getppid(), poll_s=3600)  # its watcher sleeps on: a daemon thread
     assert len(calls) == 3
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the settings are made on Linux only")
+def test_a_glibc_that_refuses_the_mmap_threshold_gets_no_mmap_instead(monkeypatch):
+    """glibc before about 2.34 takes an mmap threshold of at most 32 MiB: then no mmap at all,
+    and the trim threshold as before; a C library without mallopt changes nothing."""
+    from lotto_media import allocator
+
+    calls = []
+
+    def old_glibc(param: int, value: int) -> int:
+        calls.append((param, value))
+        return 0 if param == allocator._M_MMAP_THRESHOLD else 1
+
+    monkeypatch.setattr(allocator, "_glibc_mallopt", lambda: old_glibc)
+    assert allocator.retain_freed_memory() is True
+    assert calls == [(-3, 2**31 - 1), (-4, 0), (-1, 2**31 - 1)]
+    monkeypatch.setattr(allocator, "_glibc_mallopt", lambda: None)
+    assert allocator.retain_freed_memory() is False

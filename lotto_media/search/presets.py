@@ -184,7 +184,8 @@ def _ramp(lmbda: float, start: float, end: float) -> float:
 
 
 #: Step budgets sized for a 2-core CPU at 384x256. medium is issue 12's budget, about 110 s a
-#: picture at every quality: 2,000 steps with one full-resolution grid, 1,800 with the second (its
+#: picture at every quality (measured 111-124 s in a slow hour, about 10 % over at quality 80):
+#: 2,000 steps with one full-resolution grid, 1,800 with the second (its
 #: steps cost 20-45 % more even with the ARM 16 wide there, ``arm_hidden_for``), since the command
 #: line keeps freed memory (``lotto_media.allocator``: steps 19-29 % faster). Against 1,600 and
 #: 1,440, Kodak J -0.5 / -1.1 / -1.9 / -2.65 / -4.6 % at qualities 20 / 40 / 60 / 80 / 90; those
