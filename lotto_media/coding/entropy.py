@@ -432,8 +432,8 @@ class LatentDecoding:
         # int8 holds whatever a stream decodes to: a centre in -64..63 plus a residual in -31..31,
         # or an escaped value in -64..63
         self._buf = self.layout.scatter([], dtype=np.int8, previous=previous)
-        self._state = latent_kernel.new_state(self._main_words, self._escape_words) if version == 2 else None
         if version == 2:
+            self._state = latent_kernel.new_state(self._main_words, self._escape_words)
             head = CoderHead.for_arm(arm)
             w1, b1, w2, b2 = arm.folded_hidden_layers()
             self._kernel_args = (
@@ -464,10 +464,8 @@ class LatentDecoding:
 
     def rows_ready(self) -> list[int]:
         """Per level, the rows whose latents are all decoded: row r of a level w wide is complete
-        with wavefront w - 1 + 4 r."""
-        done = self.fronts_done
-        return [h if done >= self.n_fronts else min(h, max(0, (done - w) // WAVEFRONT_SLOPE + 1)) if done >= w else 0
-                for h, w in self.layout.shapes]
+        with wavefront w - 1 + 4 r (so every row once all ``n_fronts`` are)."""
+        return [min(h, max(0, (self.fronts_done - w) // WAVEFRONT_SLOPE + 1)) for h, w in self.layout.shapes]
 
     def views(self) -> list[np.ndarray]:
         """Each level's latents as an (h, w) int8 view of the decoding buffer: rows are final once

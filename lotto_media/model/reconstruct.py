@@ -186,7 +186,7 @@ class Synthesis:
         self._height, self._width, self._chroma_420 = height, width, chroma_420
         (self._kernel,) = [t(a) for a in nets.upsampler.exact()]
         self._upsampler_frac = nets.upsampler.frac
-        second_grid = len(latents) > n_levels
+        self._second_grid = second_grid = len(latents) > n_levels
         # U_k: levels k..L-1, and at full resolution the second grid after them (docs/FORMAT.md
         # 3.4 step 1), each filled in place rather than concatenated (that would hold both copies)
         self._features = [
@@ -226,7 +226,7 @@ class Synthesis:
             if self._feature_rows[k] == grid.shape[0]:
                 continue
             rows = min(rows_ready[k], grid.shape[0])
-            if k == 0 and len(self._grids) > n_levels:
+            if k == 0 and self._second_grid:
                 rows = min(rows, rows_ready[n_levels])
             coarser = self._features[k + 1] if k + 1 < n_levels else None
             if coarser is not None:
@@ -238,7 +238,7 @@ class Synthesis:
             np.multiply(grid[lo:rows], _ONE, out=u[0, lo:rows].numpy())
             if coarser is not None:
                 _upsample_into(u[1 : coarser.shape[0] + 1], coarser, self._kernel, self._upsampler_frac, (lo, rows))
-            if k == 0 and len(self._grids) > n_levels:
+            if k == 0 and self._second_grid:
                 np.multiply(self._grids[n_levels][lo:rows], _ONE, out=u[n_levels, lo:rows].numpy())
             self._feature_rows[k] = rows
             if rows == grid.shape[0] and coarser is not None:

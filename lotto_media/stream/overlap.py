@@ -103,17 +103,14 @@ def decode_picture(decoding: LatentDecoding, make_synthesis: Callable[[], Synthe
                     synthesis.advance(rows)
         finally:
             torch.set_num_threads(threads)
+            reports.cancelled = True
+            worker.join()
     except Exception as exc:
-        reports.cancelled = True
-        worker.join()
         # a damaged stream is the cause to report, not what the synthesis met on the way (a
         # picture too large for memory, say)
         if reports.error is not None and reports.error is not exc:
             raise reports.error from exc
         raise
-    finally:
-        reports.cancelled = True
-        worker.join()
     decoding.finish()
     synthesis = synthesis or make_synthesis()
     synthesis.advance(decoding.rows_ready())
