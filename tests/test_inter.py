@@ -179,6 +179,29 @@ def test_each_block_follows_its_own_vector():
                 assert np.array_equal(out[block], shift_plane(plane, mx, my, frac)[block]), (r, c)
 
 
+
+@pytest.mark.parametrize("overlapped", [False, True])
+def test_vectors_reaching_beyond_the_picture_read_its_repeated_edges(overlapped):
+    """Vectors of several times the plane's size: every position is clamped to the plane, block by
+    block as in ``shift_plane`` (without overlap: the blocks' samples; with overlap: where a block's
+    neighbours share its vector)."""
+    frame = to_yuv420(pan(1, height=24, width=40)[0], 10)
+    vectors = [[(-400, 0), (0, 333), (161, -97)], [(5, 5), (-258, -401), (1000, 1000)]]
+    field = MotionField(16, np.array(vectors, dtype=np.int64), (0, 0), overlapped=overlapped)
+    moved = compensate(frame.planes, field, chroma_420=True)
+    uniform = MotionField(16, np.array([[(1000, -1000)] * 3] * 2, dtype=np.int64), (0, 0), overlapped=overlapped)
+    for plane, out, whole, size, frac in [(frame.planes[0], moved[0], compensate(frame.planes, uniform, True)[0], 16, 2),
+                                          (frame.planes[1], moved[1], compensate(frame.planes, uniform, True)[1], 8, 3)]:
+        assert np.array_equal(whole, np.full_like(plane, plane[0, -1]))  # far right and up: the top-right sample
+        if overlapped:
+            assert np.array_equal(out, _overlapped_by_the_format(plane, field, size, frac))
+            continue
+        for r, row in enumerate(vectors):
+            for c, (mx, my) in enumerate(row):
+                block = (slice(r * size, (r + 1) * size), slice(c * size, (c + 1) * size))
+                assert np.array_equal(out[block], shift_plane(plane, mx, my, frac)[block]), (r, c)
+
+
 #: FORMAT.md 3.6's tables of the own block's weight (first halves; the tables are symmetric)
 FORMAT_OVERLAP_WEIGHTS = {
     4: [88, 123],

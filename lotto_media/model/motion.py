@@ -19,6 +19,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from . import motion_kernel
+
 #: fractional bits of a motion vector on the first plane (quarter samples)
 MOTION_FRAC = 2
 #: largest displacement the encoder searches, in samples of the first plane
@@ -82,7 +84,7 @@ class MotionField:
     vectors: np.ndarray  # (rows, cols, 2) int64: (mx, my) per block
     #: the picture's translation, from which the packet codes each block's difference
     base: tuple[int, int] = (0, 0)
-    #: compensated with overlapped blocks (``_overlap_blocks``) rather than each block on its own
+    #: compensated with overlapped blocks (``_compensate_blocks``) rather than each block on its own
     overlapped: bool = False
 
     @classmethod
@@ -124,34 +126,27 @@ def compensate(planes: list[np.ndarray], motion: "MotionField | tuple[int, int]"
         mx, my = (int(v) for v in field.vectors[0, 0])
         return [shift_plane(plane, mx, my, MOTION_FRAC + (1 if chroma_420 and k else 0))
                 for k, plane in enumerate(planes)]
-    shift = _overlap_blocks if field.overlapped else _shift_blocks
-    return [shift(plane, field, 2 if chroma_420 and k else 1) for k, plane in enumerate(planes)]
+    return [_compensate_blocks(plane, field, 2 if chroma_420 and k else 1) for k, plane in enumerate(planes)]
 
 
-def _shift_blocks(plane: np.ndarray, field: MotionField, subsampling: int) -> np.ndarray:
-    """``shift_plane`` with each block's own vector: blocks of ``field.block / subsampling``
-    samples of this plane, vectors in 2^-(2 + log2 subsampling) samples of it."""
-    height, width = plane.shape
+def _compensate_blocks(plane: np.ndarray, field: MotionField, subsampling: int) -> np.ndarray:
+    """``shift_plane`` with each block's own vector (blocks of ``field.block / subsampling``
+    samples of this plane, vectors in 2^-(2 + log2 subsampling) samples of it); with
+    ``field.overlapped`` each sample blends the predictions made with the vectors of its own block
+    and of the neighbouring blocks on its nearer side horizontally, vertically and diagonally,
+    weighted by ``overlap_weights`` along each axis, rounded half up: blocks no longer meet at
+    edges the residual must then code, and a block's vector also serves the samples beside it."""
     size = field.block // subsampling
-    by = np.minimum(np.arange(height) // size, field.vectors.shape[0] - 1)
-    bx = np.minimum(np.arange(width) // size, field.vectors.shape[1] - 1)
     frac = MOTION_FRAC + (subsampling - 1)
-    return _displace(plane.astype(np.int64), field.vectors[by][:, bx], frac).astype(plane.dtype)
-
-
-def _displace(reference: np.ndarray, vectors: np.ndarray, frac: int) -> np.ndarray:
-    """The int64 plane ``reference`` with each sample displaced by its own vector ((height,
-    width, 2) in 2^-frac samples): the bilinear interpolation of ``shift_plane``, sample by sample."""
-    height, width = reference.shape
-    mx, my = vectors[..., 0], vectors[..., 1]
-    y = np.arange(height)[:, None] + (my >> frac)
-    x = np.arange(width)[None, :] + (mx >> frac)
-    one = 1 << frac
-    return _bilinear(reference, y, x, my & (one - 1), mx & (one - 1), frac)
+    moved = motion_kernel.compensate_blocks(np.ascontiguousarray(plane, dtype=np.int64),
+                                            np.ascontiguousarray(field.vectors, dtype=np.int64), size, frac,
+                                            overlap_weights(size), field.overlapped)
+    return moved.astype(plane.dtype)
 
 
 #: fractional bits of an overlapped block's weights along one axis
 OVERLAP_BITS = 7
+assert OVERLAP_BITS == motion_kernel.OVERLAP_BITS
 
 
 def overlap_weights(size: int) -> np.ndarray:
@@ -163,36 +158,6 @@ def overlap_weights(size: int) -> np.ndarray:
     p = np.arange(size)
     return np.floor((1 << OVERLAP_BITS) * np.cos(np.pi * np.abs(2 * p + 1 - size) / (4 * size)) ** 2 + 0.5
                     ).astype(np.int64)
-
-
-def _overlap_axis(length: int, size: int, blocks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Along one axis of a plane: each sample's block, the neighbouring block on its nearer side
-    (its own block beyond the outer blocks), and the own block's weight."""
-    own = np.minimum(np.arange(length) // size, blocks - 1)
-    position = np.minimum(np.arange(length) - own * size, size - 1)
-    nearer = np.where(2 * position + 1 < size, own - 1, own + 1)
-    return own, np.clip(nearer, 0, blocks - 1), overlap_weights(size)[position]
-
-
-def _overlap_blocks(plane: np.ndarray, field: MotionField, subsampling: int) -> np.ndarray:
-    """Overlapped block compensation: each sample blends the predictions (``_shift_blocks``'
-    bilinear samples) made with the vectors of its own block and of the neighbouring blocks on
-    its nearer side horizontally, vertically and diagonally, weighted by ``overlap_weights``
-    along each axis; rounded half up. Blocks no longer meet at edges the residual must then
-    code, and a block's vector also serves the samples beside it."""
-    height, width = plane.shape
-    frac = MOTION_FRAC + (subsampling - 1)
-    size = field.block // subsampling
-    rows, cols = field.vectors.shape[:2]
-    own_y, near_y, weight_y = _overlap_axis(height, size, rows)
-    own_x, near_x, weight_x = _overlap_axis(width, size, cols)
-    reference = plane.astype(np.int64)
-    full = 1 << OVERLAP_BITS
-    total = np.full((height, width), 1 << (2 * OVERLAP_BITS - 1), dtype=np.int64)
-    for by, wy in ((own_y, weight_y), (near_y, full - weight_y)):
-        for bx, wx in ((own_x, weight_x), (near_x, full - weight_x)):
-            total += wy[:, None] * wx[None, :] * _displace(reference, field.vectors[by][:, bx], frac)
-    return (total >> (2 * OVERLAP_BITS)).astype(plane.dtype)
 
 
 def _block_prediction(reference: np.ndarray, y0: int, x0: int, h: int, w: int, mx: int, my: int) -> np.ndarray:
@@ -329,12 +294,12 @@ def estimate_field(reference: np.ndarray, target: np.ndarray, lmbda: float, peak
             vectors[r, c] = best
     field = MotionField(block, vectors, translation)
     # the field must pay for its bits, at the search's trade-off (D on a [0, 1] scale, per pixel)
-    with_field = float(np.mean((_shift_blocks(reference, field, 1) - target) ** 2))
+    with_field = float(np.mean((_compensate_blocks(reference, field, 1) - target) ** 2))
     without = float(np.mean((translated - target) ** 2))
     if (without - with_field) / peak**2 <= lmbda * field_bits(field) / target.size:
         return MotionField.translation(*translation)
     overlapped = replace(field, overlapped=True)
-    if np.mean((_overlap_blocks(reference, overlapped, 1) - target) ** 2) < with_field:
+    if np.mean((_compensate_blocks(reference, overlapped, 1) - target) ** 2) < with_field:
         return overlapped
     return field
 
