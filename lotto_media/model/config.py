@@ -10,8 +10,8 @@ from .arm import MAX_TEMPORAL
 from .latents import level_shapes
 
 
-#: ARM hidden widths at high, middle and low rates; with a second full-resolution grid at most the
-#: middle one (``arm_hidden_for``)
+#: ARM hidden widths: the reference's (ModelConfig's default), and those the encoder uses above and
+#: up to quality 30 (``arm_hidden_for``)
 ARM_HIDDEN_WIDE, ARM_HIDDEN_NARROW, ARM_HIDDEN_NARROWEST = 24, 16, 8
 
 

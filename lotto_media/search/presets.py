@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, replace
 
 from ..errors import InputError
-from ..model.config import ARM_HIDDEN_NARROW, ARM_HIDDEN_NARROWEST, ARM_HIDDEN_WIDE, ModelConfig
+from ..model.config import ARM_HIDDEN_NARROW, ARM_HIDDEN_NARROWEST, ModelConfig
 
 
 #: Hidden width (o0's channels) of the modulation network the encoder uses. ModelConfig keeps the
@@ -184,9 +184,10 @@ def _ramp(lmbda: float, start: float, end: float) -> float:
 
 
 #: Step budgets sized for a 2-core CPU at 384x256. medium is issue 12's budget, about 110 s a
-#: picture at every quality (measured 111-124 s in a slow hour, about 10 % over at quality 80):
-#: 2,000 steps with one full-resolution grid, 1,800 with the second (its
-#: steps cost 20-45 % more even with the ARM 16 wide there, ``arm_hidden_for``), since the command
+#: picture at every quality on a CPU that multiplies bfloat16 natively (111-124 s in a slow hour
+#: with a 24-wide ARM above quality 50, whose steps the 16-wide one makes 8 % quicker; a CPU with
+#: AVX2 only takes about twice as long): 2,000 steps with one full-resolution grid, 1,800 with the
+#: second (its steps cost 20-45 % more: 1.75x the latents through the ARM), since the command
 #: line keeps freed memory (``lotto_media.allocator``: steps 19-29 % faster). Against 1,600 and
 #: 1,440, Kodak J -0.5 / -1.1 / -1.9 / -2.65 / -4.6 % at qualities 20 / 40 / 60 / 80 / 90; those
 #: against 1,200 throughout -1.9 / -2.5 / -2.2 / -4.9 % at 20-80 and -2.75 % at 90 with the
@@ -230,9 +231,8 @@ LATENT_LR_LMBDAS = (quality_to_lmbda(50), quality_to_lmbda(80))
 #: the latent learning rate stops rising at the lambda of quality 60
 LATENT_LR_CAP_LMBDA = quality_to_lmbda(60)
 
-#: (lambda from which it is used, width), narrowest first: the ARM narrows as lambda grows
-#: (lower qualities), to 16 from the lambda of quality 50 and to 8 from that of quality 30
-ARM_WIDTHS_FROM_LMBDA = ((quality_to_lmbda(30), ARM_HIDDEN_NARROWEST), (quality_to_lmbda(50), ARM_HIDDEN_NARROW))
+#: the ARM is 8 wide from the lambda of quality 30 (and lower qualities), 16 below it (``arm_hidden_for``)
+ARM_NARROWEST_FROM_LMBDA = quality_to_lmbda(30)
 
 
 def _from_lmbda(lmbda: float, threshold: float) -> bool:
@@ -287,28 +287,26 @@ def fine_grids_for(lmbda: float, schedule: TrainConfig) -> int:
     return 2 if lmbda <= quality_to_lmbda(schedule.second_grid_quality) * (1 + 1e-12) else 1
 
 
-def arm_hidden_for(lmbda: float, fine_grids: int = 1) -> int:
-    """The ARM's hidden width for a rate-distortion trade-off and a count of full-resolution grids
-    (the decoder reads it from the file).
+def arm_hidden_for(lmbda: float) -> int:
+    """The ARM's hidden width for a rate-distortion trade-off (the decoder reads it from the file):
+    8 up to quality 30, 16 above.
 
     The ARM's parameters are sent with every picture: at width 24 they are ~1250 numbers, about
-    0.8 KB, a sixth of a quality-20 file; at width 16, ~700; at width 8, ~300. Measured at 1000
-    steps, 384x256 (one run each, J = MSE + lambda * bpp): width 16 instead of 24 gives -5.7 %
-    bytes / -0.18 dB (kodim01, quality 20), -5.0 % / -0.04 dB (kodim05, q20), -4.0 % / +0.07 dB
-    (J -3 %, kodim01, q40), but -1.7 % / -0.27 dB (J +2.4 %, kodim05, q60), where the latents are
-    most of the file. At 600 steps with the 24-wide modulation network, width 8 instead of 16
-    gives J -2.4 % (kodim03, q20: networks 456 B instead of 769), -2.9 % (kodim01, q20: -4.6 %
-    bytes and +0.07 dB), but +2.1 % at quality 40 (kodim07).
+    0.8 KB, a sixth of a quality-20 file; at width 16, ~700; at width 8, ~300. Measured at 600
+    steps with the 24-wide modulation network, width 8 instead of 16 gives J (= MSE + lambda bpp,
+    one run each) -2.4 % (kodim03, q20: networks 456 B instead of 769), -2.9 % (kodim01, q20), but
+    +2.1 % at quality 40 (kodim07).
 
-    With the second full-resolution grid (``fine_grids`` 2) the ARM runs over 1.75x the latents
-    of a one-grid picture, so its width weighs on every step and on the decoder: at most 16 there.
-    Measured at quality 90 on eight Kodak pictures (one run each, J against 24 wide): at medium's
-    1,200 steps J +0.2 % on the mean (-3.3 to +4.3 %, 4/8 better) for about 13 % fewer seconds;
-    with those seconds put into steps (1,440, ``second_grid_step_share``) J -2.75 % (7/8 better),
-    kodim01 8 % quicker (interleaved pairs), its decode 12 % quicker (0.56x the ARM's
-    multiply-adds a latent); at fast, the same steps, J +1.4 % (-3.7 to +8.3 %, 3/8 better) in
-    17 % fewer seconds.
+    Above quality 50 the latents are most of the file and a 24-wide ARM's parameters cost little,
+    but its width weighs on every search step and on the decoder, whose latent loop is one
+    dependent chain (16 wide: 0.56x the multiply-adds a latent), so it stays 16 wide there.
+    Measured against 24 wide (Kodak 384x256, J), at medium's 2,000 steps in float32 on kodim01-04:
+    quality 60 -1.3 / -0.4 / +1.5 / +1.3 % (mean +0.3 %), quality 80 +2.6 / +1.6 / -2.3 / -0.4 %
+    (mean +0.4 %), within the search's noise, for a quality-80 decode 10 % less work; on a CPU
+    with native bfloat16 a step is 8 % quicker, and at equal seconds there (1,740 steps against
+    1,600) eight pictures at quality 80 gave J -1.2 % (6/8 better).
+    With the second full-resolution grid (1.75x the latents through the ARM), quality 90, eight
+    pictures: at 1,200 steps J +0.2 % for 13 % fewer seconds, with those seconds put into steps
+    J -2.75 % (7/8 better); at fast, the same steps, J +1.4 % in 17 % fewer seconds.
     """
-    width = next((width for threshold, width in ARM_WIDTHS_FROM_LMBDA if _from_lmbda(lmbda, threshold)),
-                 ARM_HIDDEN_WIDE)
-    return min(width, ARM_HIDDEN_NARROW) if fine_grids > 1 else width
+    return ARM_HIDDEN_NARROWEST if _from_lmbda(lmbda, ARM_NARROWEST_FROM_LMBDA) else ARM_HIDDEN_NARROW

@@ -186,7 +186,7 @@ def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_fram
     fine_grids = fine_grids_for(lmbda, schedule)
     model = ModelConfig(
         seed=int(options.seed),
-        arm_hidden=arm_hidden_for(lmbda, fine_grids),
+        arm_hidden=arm_hidden_for(lmbda),
         mod_hidden=ENCODER_MOD_HIDDEN,
         fine_grids=fine_grids,
         out_channels=1 if video.pix_fmt == "gray" else 3,
