@@ -48,8 +48,15 @@ def _version(dist: str) -> str:
 
 def machine_info() -> dict[str, object]:
     """What a reader needs to reproduce the timings: CPU, cores, OS and library versions."""
+    import torch
+
+    from lotto_media.search.train import native_bfloat16
+
     return {
         "cpu": cpu_model(),
+        # the encoder's speed, and at medium its search (bfloat16 steps or not), follow these
+        "vector_isa": torch.backends.cpu.get_cpu_capability(),
+        "native_bfloat16": native_bfloat16(torch.device("cpu")),
         "cores": os.cpu_count(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
@@ -61,12 +68,17 @@ def machine_info() -> dict[str, object]:
     }
 
 
+def _vector_words(machine: dict[str, object]) -> str:
+    bfloat16 = "native bfloat16" if machine.get("native_bfloat16") else "no native bfloat16"
+    return f"torch kernels {machine.get('vector_isa', 'unknown')}, {bfloat16}"
+
+
 def _machine_lines(command: str, machine: dict[str, object]) -> list[str]:
     versions = ", ".join(f"{k} {machine[k]}" for k in ("lotto-media", "torch", "av", "numpy", "pillow", "python"))
     return [
         f"- command: `{command}`",
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
-        f"- machine: {machine['cpu']}, {machine['cores']} logical cores, {machine['os']}",
+        f"- machine: {machine['cpu']} ({_vector_words(machine)}), {machine['cores']} logical cores, {machine['os']}",
         f"- versions: {versions}",
     ]
 

@@ -344,3 +344,17 @@ def test_downscale_uses_rounded_sizes():
     rgb = synthetic_rgb(51, 77)
     assert bench_images.downscale_lanczos(rgb, 2.0).shape == (26, 38, 3)
     assert bench_images.downscale_lanczos(rgb, 1.0) is rgb
+
+
+def test_reports_name_the_vector_instructions_and_bfloat16_that_set_the_encoder_speed():
+    """medium's search runs bfloat16 steps only where the CPU multiplies them natively, and the
+    step speed follows torch's kernels: a timing means little without them."""
+    import torch
+
+    from lotto_media.search.train import native_bfloat16
+    from lotto_media.pipelines import bench_report
+
+    machine = bench_report.machine_info()
+    line = next(line for line in bench_report._machine_lines("cmd", machine) if line.startswith("- machine:"))
+    assert f"torch kernels {torch.backends.cpu.get_cpu_capability()}" in line
+    assert ("native bfloat16" in line) and (("no native bfloat16" in line) != native_bfloat16(torch.device("cpu")))
