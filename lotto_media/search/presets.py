@@ -300,11 +300,12 @@ def arm_hidden_for(lmbda: float) -> int:
     Above quality 50 the latents are most of the file and a 24-wide ARM's parameters cost little,
     but its width weighs on every search step and on the decoder, whose latent loop is one
     dependent chain (16 wide: 0.56x the multiply-adds a latent), so it stays 16 wide there.
-    Measured against 24 wide (Kodak 384x256, J), at medium's 2,000 steps in float32 on kodim01-04:
-    quality 60 -1.3 / -0.4 / +1.5 / +1.3 % (mean +0.3 %), quality 80 +2.6 / +1.6 / -2.3 / -0.4 %
-    (mean +0.4 %), within the search's noise, for a quality-80 decode 10 % less work; on a CPU
-    with native bfloat16 a step is 8 % quicker, and at equal seconds there (1,740 steps against
-    1,600) eight pictures at quality 80 gave J -1.2 % (6/8 better).
+    Measured against 24 wide (Kodak 384x256, J), at medium's 2,000 steps in float32 on kodim01-08:
+    quality 60 -1.3 / -0.4 / +1.5 / +1.3 / +3.2 / -1.0 / -0.8 / +0.6 % (mean +0.4 %), quality 80
+    +2.6 / +1.6 / -2.3 / -0.4 / +0.6 / +1.5 / +0.1 / -2.7 % (mean +0.1 %), within the search's
+    noise, for whole encodes 9.6 % shorter on an AVX2 CPU and a quality-80 decode 10 % less work;
+    on a CPU with native bfloat16 a step is 8 % quicker, and at equal seconds there (1,740 steps
+    against 1,600) eight pictures at quality 80 gave J -1.2 % (6/8 better).
     With the second full-resolution grid (1.75x the latents through the ARM), quality 90, eight
     pictures: at 1,200 steps J +0.2 % for 13 % fewer seconds, with those seconds put into steps
     J -2.75 % (7/8 better); at fast, the same steps, J +1.4 % in 17 % fewer seconds.
