@@ -69,7 +69,8 @@ def machine_info() -> dict[str, object]:
 
 
 def _vector_words(machine: dict[str, object]) -> str:
-    bfloat16 = "native bfloat16" if machine.get("native_bfloat16") else "no native bfloat16"
+    known = machine.get("native_bfloat16")
+    bfloat16 = "bfloat16 unknown" if known is None else "native bfloat16" if known else "no native bfloat16"
     return f"torch kernels {machine.get('vector_isa', 'unknown')}, {bfloat16}"
 
 

@@ -354,7 +354,17 @@ def test_reports_name_the_vector_instructions_and_bfloat16_that_set_the_encoder_
     from lotto_media.search.train import native_bfloat16
     from lotto_media.pipelines import bench_report
 
+    def machine_line(machine: dict) -> str:
+        return next(line for line in bench_report._machine_lines("cmd", machine) if line.startswith("- machine:"))
+
     machine = bench_report.machine_info()
-    line = next(line for line in bench_report._machine_lines("cmd", machine) if line.startswith("- machine:"))
-    assert f"torch kernels {torch.backends.cpu.get_cpu_capability()}" in line
-    assert ("native bfloat16" in line) and (("no native bfloat16" in line) != native_bfloat16(torch.device("cpu")))
+    assert machine["vector_isa"] == torch.backends.cpu.get_cpu_capability()
+    assert machine["native_bfloat16"] == native_bfloat16(torch.device("cpu"))
+    line = machine_line(machine)
+    assert f"torch kernels {machine['vector_isa']}" in line
+    assert ("no native bfloat16" in line) != machine["native_bfloat16"]
+    with_bf16 = machine_line({**machine, "vector_isa": "AVX512", "native_bfloat16": True})
+    assert "torch kernels AVX512, native bfloat16" in with_bf16 and "no native" not in with_bf16
+    assert "torch kernels AVX2, no native bfloat16" in machine_line({**machine, "vector_isa": "AVX2",
+                                                                     "native_bfloat16": False})
+    assert "bfloat16 unknown" in machine_line({k: v for k, v in machine.items() if k != "native_bfloat16"})

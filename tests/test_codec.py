@@ -160,7 +160,7 @@ def test_higher_quality_gives_more_bytes_and_higher_psnr():
     for quality in (10, 50, 90):
         result = encode_frame(source, EncodeOptions(preset="ultrafast", steps=60, quality=quality))
         points.append((len(result.data), result.info.psnr))
-        # the ARM's width follows the rate (and the grid count) and, like the encoder's modulation
+        # the ARM's width follows the rate and, like the encoder's modulation
         # width, travels in the file
         container = read_container(result.data)
         model = container.header.model

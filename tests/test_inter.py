@@ -179,12 +179,11 @@ def test_each_block_follows_its_own_vector():
                 assert np.array_equal(out[block], shift_plane(plane, mx, my, frac)[block]), (r, c)
 
 
-
 @pytest.mark.parametrize("overlapped", [False, True])
 def test_vectors_reaching_beyond_the_picture_read_its_repeated_edges(overlapped):
-    """Vectors of several times the plane's size: every position is clamped to the plane, block by
-    block as in ``shift_plane`` (without overlap: the blocks' samples; with overlap: where a block's
-    neighbours share its vector)."""
+    """Vectors of several times the plane's size: every position is clamped to the plane (without
+    overlap each block equals ``shift_plane`` by its vector; with overlap the plane equals FORMAT.md
+    3.6's blend of such shifts)."""
     frame = to_yuv420(pan(1, height=24, width=40)[0], 10)
     vectors = [[(-400, 0), (0, 333), (161, -97)], [(5, 5), (-258, -401), (1000, 1000)]]
     field = MotionField(16, np.array(vectors, dtype=np.int64), (0, 0), overlapped=overlapped)

@@ -146,7 +146,8 @@ def _compensate_blocks(plane: np.ndarray, field: MotionField, subsampling: int) 
 
 #: fractional bits of an overlapped block's weights along one axis
 OVERLAP_BITS = 7
-assert OVERLAP_BITS == motion_kernel.OVERLAP_BITS
+if OVERLAP_BITS != motion_kernel.OVERLAP_BITS:
+    raise RuntimeError("motion_kernel.OVERLAP_BITS differs from motion.OVERLAP_BITS")
 
 
 def overlap_weights(size: int) -> np.ndarray:
