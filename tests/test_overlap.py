@@ -125,8 +125,13 @@ def test_a_damaged_stream_fails_alike_on_one_and_two_cores(coded, monkeypatch):
     # the first band decodes at once, the later ones after a pause: the synthesis is asked for
     # before the decoder meets the damage (past the first band), and fails after it has
     decode_to = entropy.LatentDecoding.decode_to
-    monkeypatch.setattr(entropy.LatentDecoding, "decode_to",
-                        lambda self, stop: (time.sleep(0.2) if self.fronts_done else None, decode_to(self, stop)) and None)
+
+    def paused_after_first_band(self: entropy.LatentDecoding, stop: int) -> None:
+        if self.fronts_done:
+            time.sleep(0.2)
+        decode_to(self, stop)
+
+    monkeypatch.setattr(entropy.LatentDecoding, "decode_to", paused_after_first_band)
 
     def failing_synthesis() -> Synthesis:
         time.sleep(0.6)
