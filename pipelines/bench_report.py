@@ -192,6 +192,41 @@ def bd_section(matrix: dict[str, dict[str, dict[str, dict[str, BDResult]]]], cod
     return lines
 
 
+def psnr_at_rate(curve: Curve, rate: float) -> float | None:
+    """The PSNR of ``curve`` (points sorted by rate) at ``rate``, linear in log-rate between its two
+    neighbouring points; None outside the curve's rate range (never extrapolated)."""
+    points = [(math.log(r), q) for r, q in curve if r > 0 and math.isfinite(q)]
+    x = math.log(rate) if rate > 0 else -math.inf
+    for (x0, q0), (x1, q1) in zip(points, points[1:]):
+        if x0 <= x <= x1:
+            return q0 if x1 == x0 else q0 + (q1 - q0) * (x - x0) / (x1 - x0)
+    return None
+
+
+def gap_section(records: Sequence[Record], codecs: Sequence[str], anchors: Sequence[str]) -> list[str]:
+    """Markdown: for each lotto-media setting, how far each anchor's PSNR lies above ours at our
+    rate (mean over images), with the points beyond the anchor's rates counted and left out."""
+    curves = curves_by(records, "image", "bpp", "psnr_rgb")
+    lines = ["", "## PSNR gap to each anchor at the same rate (anchor - lotto-media, dB; mean over "
+             "images; [within the anchor's rates/points])", ""]
+    rows = []
+    for codec in (c for c in codecs if c.startswith("lotto")):
+        by_setting: dict[object, list[Record]] = defaultdict(list)
+        for rec in records:
+            if rec.get("codec") == codec and rec.get("status") == "ok":
+                by_setting[rec.get("setting")].append(rec)
+        for setting, recs in sorted(by_setting.items(), key=lambda kv: _mean([r["bpp"] for r in kv[1]])):
+            cells = []
+            for anchor in (a for a in anchors if not a.startswith("lotto")):
+                gaps = [psnr_at_rate(curves[str(r["image"])].get(anchor, []), float(r["bpp"])) for r in recs]
+                found = [g - float(r["psnr_rgb"]) for g, r in zip(gaps, recs) if g is not None]
+                cells.append(f"{_mean(found):+.2f} [{len(found)}/{len(recs)}]" if found else f"- [0/{len(recs)}]")
+            rows.append([codec, setting, *cells])
+    if not rows:
+        return []
+    return lines + _table(["codec", "setting", *(a for a in anchors if not a.startswith("lotto"))], rows)
+
+
 # ----------------------------------------------------------------------------------------------
 # Mean curves and plots
 
@@ -289,6 +324,7 @@ def images_summary(records: Sequence[Record], matrix, codecs: Sequence[str], anc
              "", "Rate is bits per pixel of the counted bytes (see docs/BENCH.md); distortion is PSNR-RGB "
              "(MSE pooled over R, G, B) on the decoded pixels.", "", "## Bjøntegaard deltas"]
     lines += bd_section(matrix, codecs, anchors, "image")
+    lines += gap_section(records, codecs, anchors)
     lines += ["", "## Mean points (over images)", ""]
     lines += points_section(records, "bpp", "psnr_rgb",
                             [("ms_ssim", "MS-SSIM"), ("encode_s", "encode s"), ("decode_s", "decode s")],

@@ -15,7 +15,7 @@ from lotto_media.options import EncodeOptions
 from conftest import save_png, synthetic_rgb
 from lotto_media.errors import InputError, UnsupportedError
 from lotto_media.pipelines import bench_images, bench_speed, cli
-from lotto_media.pipelines.bench_report import mean_curves
+from lotto_media.pipelines.bench_report import gap_section, mean_curves, psnr_at_rate
 
 IMAGE_FIELDS = {"kind", "codec", "image", "param", "setting", "quality", "width", "height", "bytes", "bpp",
                 "psnr_rgb", "psnr_r", "psnr_g", "psnr_b", "ms_ssim", "encode_s", "decode_s", "status"}
@@ -69,7 +69,7 @@ def test_images_writes_points_summary_and_plots(tmp_path, capsys, fake_codec):
     assert code == 0, stderr
     assert stdout == ""  # data goes to files, progress to stderr
     points = read_points(out / "points.jsonl")
-    n_expected = 2 + 8 + 8  # two lotto qualities + default sweeps of jpeg and x265
+    n_expected = 2 + 8 + 10  # two lotto qualities + default sweeps of jpeg and x265
     assert len(points) == n_expected
     assert stderr.count("lotto-media: bench [") == n_expected
     for point in points:
@@ -88,6 +88,7 @@ def test_images_writes_points_summary_and_plots(tmp_path, capsys, fake_codec):
     assert "lotto-media bench images" in summary and "BD-rate" in summary and "BD-PSNR" in summary
     assert "machine:" in summary and "torch" in summary and "av " in summary and "command: `" in summary
     assert "| lotto-ultrafast |" in summary and "Against **x265**" in summary
+    assert "PSNR gap to each anchor at the same rate" in summary
     bd = json.loads((out / "bd.json").read_text())
     assert set(bd["tiny"]["lotto-ultrafast"]) == {"jpeg", "x265"}
     assert bd["tiny"]["jpeg"]["x265"]["bd_rate"]["metric"] == "bd_rate"
@@ -368,3 +369,28 @@ def test_reports_name_the_vector_instructions_and_bfloat16_that_set_the_encoder_
     assert "torch kernels AVX2, no native bfloat16" in machine_line({**machine, "vector_isa": "AVX2",
                                                                      "native_bfloat16": False})
     assert "bfloat16 unknown" in machine_line({k: v for k, v in machine.items() if k != "native_bfloat16"})
+
+
+def test_psnr_at_rate_interpolates_in_log_rate_and_never_extrapolates():
+    curve = [(0.5, 30.0), (2.0, 36.0), (8.0, 40.0)]
+    assert psnr_at_rate(curve, 1.0) == pytest.approx(33.0)  # halfway in log-rate from 0.5 to 2
+    assert psnr_at_rate(curve, 4.0) == pytest.approx(38.0)
+    assert psnr_at_rate(curve, 2.0) == pytest.approx(36.0)
+    assert psnr_at_rate(curve, 0.25) is None and psnr_at_rate(curve, 9.0) is None
+    assert psnr_at_rate([], 1.0) is None
+
+
+def test_gap_table_counts_the_points_beyond_the_anchor_instead_of_bounding_them():
+    def point(codec, image, setting, bpp, psnr):
+        return {"codec": codec, "image": image, "setting": setting, "bpp": bpp, "psnr_rgb": psnr, "status": "ok"}
+    records = [point("x265", image, qp, bpp, psnr) for image in ("a", "b")
+               for qp, bpp, psnr in ((30, 0.5, 30.0), (20, 2.0, 36.0))]
+    records += [point("lotto-medium", "a", 90, 1.0, 31.0), point("lotto-medium", "b", 90, 1.0, 32.0),
+                point("lotto-medium", "a", 99, 4.0, 37.0), point("lotto-medium", "b", 99, 1.0, 34.0)]
+    lines = gap_section(records, ["lotto-medium", "x265"], ["x265"])
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("| lotto")]
+    rows = {row[1]: row[2] for row in cells}
+    # x265 gives 33 dB at 1 bpp on both images: gaps 2 and 1 dB
+    assert rows["90"] == "+1.50 [2/2]"
+    # image a at 4 bpp lies beyond x265's 2 bpp: left out, not compared with 36 dB
+    assert rows["99"] == "-1.00 [1/2]"
