@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from lotto_media.model.config import ARM_HIDDEN_NARROW, ARM_HIDDEN_NARROWEST, ARM_HIDDEN_WIDE, ModelConfig
-from lotto_media.search.presets import (FINE_LEVELS, LATENT_LR_CAP_LMBDA, LATENT_LR_LMBDAS, PRESETS, arm_hidden_for,
-                                        quality_to_lmbda)
+from lotto_media.search.presets import (FINE_LEVELS, LATENT_LR_LMBDAS, PREDICTED_LATENT_LR_CAP_QUALITY, PRESETS,
+                                        arm_hidden_for, quality_to_lmbda)
 from lotto_media.search.train import search_group
 from lotto_media.errors import InputError
 
@@ -27,17 +27,22 @@ def test_quality_maps_monotonically_to_lambda():
 def test_latent_learning_rate_grows_with_the_rate_and_is_capped(name: str):
     schedule = PRESETS[name]
     low, high = schedule.lr_latents
-    rates = [schedule.latent_lr(quality_to_lmbda(q)) for q in range(0, 101, 10)]
-    assert rates == sorted(rates) and low < high
-    assert schedule.latent_lr(LATENT_LR_LMBDAS[0]) == pytest.approx(low)
-    assert schedule.latent_lr(1.0) == pytest.approx(low)
-    capped = schedule.latent_lr(LATENT_LR_CAP_LMBDA)
-    assert low < capped < high
-    # the cap sits on the log-linear ramp from quality 50 toward quality 80 (a third of the way)
-    assert capped == pytest.approx(low * (high / low) ** (1 / 3))
-    for q in (60, 61, 80, 100):
-        assert schedule.latent_lr(quality_to_lmbda(q)) == pytest.approx(capped)
-    assert schedule.latent_lr(1e-9) == capped
+    for predicted in (False, True):
+        rates = [schedule.latent_lr(quality_to_lmbda(q), predicted) for q in range(0, 101, 10)]
+        assert rates == sorted(rates) and low < high
+        assert schedule.latent_lr(LATENT_LR_LMBDAS[0], predicted) == pytest.approx(low)
+        assert schedule.latent_lr(1.0, predicted) == pytest.approx(low)
+        cap_quality = PREDICTED_LATENT_LR_CAP_QUALITY if predicted else schedule.latent_lr_cap_quality
+        assert 50 < cap_quality < 80
+        capped = schedule.latent_lr(quality_to_lmbda(cap_quality), predicted)
+        assert low < capped < high
+        # the cap sits on the log-linear ramp from quality 50 toward quality 80
+        assert capped == pytest.approx(low * (high / low) ** ((cap_quality - 50) / 30))
+        for q in (cap_quality, cap_quality + 1, 80, 100):
+            assert schedule.latent_lr(quality_to_lmbda(q), predicted) == pytest.approx(capped)
+        assert schedule.latent_lr(1e-9, predicted) == capped
+    # predicted frames stop at quality 60 whatever the preset
+    assert schedule.latent_lr(1e-9, predicted=True) == pytest.approx(low * (high / low) ** (1 / 3))
 
 
 def test_the_finest_latent_levels_learn_faster_at_high_rates_and_at_fast_presets():

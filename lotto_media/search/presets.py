@@ -64,6 +64,8 @@ class TrainConfig:
     lr: float = 3e-2  # small networks
     #: latent learning rate at low and at high rate (see ``latent_lr``)
     lr_latents: tuple[float, float] = (6e-2, 2e-1)
+    #: the quality from which a picture's latent learning rate stops rising (``latent_lr``)
+    latent_lr_cap_quality: float = 60.0
     #: the learning rate of the FINE_LEVELS finest latent levels relative to ``latent_lr``, reached
     #: at the quality ``fine_latent_lr_qualities[1]`` and above, 1 at ``[0]`` and below (see
     #: ``latent_lrs``)
@@ -126,13 +128,14 @@ class TrainConfig:
         return replace(self, soft_steps=max(1, round(self.soft_steps * share)),
                        hard_steps=max(1, round(self.hard_steps * share)), second_grid_step_share=1.0)
 
-    def latent_lr(self, lmbda: float) -> float:
+    def latent_lr(self, lmbda: float, predicted: bool = False) -> float:
         """Learning rate of the latents for a rate-distortion trade-off.
 
         At high rates the latents carry finer detail in larger values and must travel further in
         the same number of steps, so the rate grows from ``lr_latents[0]`` at lambda
         LATENT_LR_LMBDAS[0] (quality 50) toward ``lr_latents[1]`` at LATENT_LR_LMBDAS[1] (quality
-        80), log-linearly in lambda, and stops rising at LATENT_LR_CAP_LMBDA (quality 60, ~0.09).
+        80), log-linearly in lambda, and stops rising at the lambda of ``latent_lr_cap_quality``
+        (quality 60: ~0.09; 70: ~0.13). Predicted frames (``predicted``) stop at quality 60.
         Measured at 1000 steps with the 48-wide modulation network (one run each): at quality
         80, 0.2 instead of 0.06 lowered D + lambda R by 35 % (kodim05) and 0.2 instead of 0.12 by
         11 % (kodim01); 0.12 instead of 0.06 raised it by 14 % at quality 50 (kodim05) and by 1 %
@@ -141,8 +144,9 @@ class TrainConfig:
         kodim05 3.26 bpp / 31.84 dB after 2.47 / 33.43); capped at the quality-60 rate, kodim05
         gives 2.88 bpp / 34.37 dB.
         """
+        cap = quality_to_lmbda(PREDICTED_LATENT_LR_CAP_QUALITY if predicted else self.latent_lr_cap_quality)
         # max() leaves every lambda at or above the cap on exactly the same arithmetic as before
-        t = _ramp(max(lmbda, LATENT_LR_CAP_LMBDA), *LATENT_LR_LMBDAS)
+        t = _ramp(max(lmbda, cap), *LATENT_LR_LMBDAS)
         return math.exp((1 - t) * math.log(self.lr_latents[0]) + t * math.log(self.lr_latents[1]))
 
     def latent_lrs(self, lmbda: float, n_levels: int, predicted: bool = False,
@@ -167,7 +171,7 @@ class TrainConfig:
         finest did worse than on the two finest; 4x did better on kodim05 and worse on kodim01
         than 3x; every level at 2x (0.18) sent kodim05 and kodim23 astray (J +56 / +29 %).
         """
-        base = self.latent_lr(lmbda)
+        base = self.latent_lr(lmbda, predicted)
         qualities = self.predicted_fine_latent_lr_qualities if predicted else self.fine_latent_lr_qualities
         fine = base * self.fine_latent_lr_scale ** _ramp(lmbda, *(quality_to_lmbda(q) for q in qualities))
         pyramid = [fine if level < FINE_LEVELS else base for level in range(n_levels)]
@@ -228,8 +232,8 @@ def quality_to_lmbda(quality: float) -> float:
 
 #: lambdas of quality 50 and 80, where ``TrainConfig.latent_lr`` takes its two values
 LATENT_LR_LMBDAS = (quality_to_lmbda(50), quality_to_lmbda(80))
-#: the latent learning rate stops rising at the lambda of quality 60
-LATENT_LR_CAP_LMBDA = quality_to_lmbda(60)
+#: the quality from which a predicted frame's latent learning rate stops rising (``TrainConfig.latent_lr``)
+PREDICTED_LATENT_LR_CAP_QUALITY = 60.0
 
 #: the ARM is 8 wide from the lambda of quality 30 (and lower qualities), 16 below it (``arm_hidden_for``)
 ARM_NARROWEST_FROM_LMBDA = quality_to_lmbda(30)
