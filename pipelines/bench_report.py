@@ -193,9 +193,9 @@ def bd_section(matrix: dict[str, dict[str, dict[str, dict[str, BDResult]]]], cod
 
 
 def psnr_at_rate(curve: Curve, rate: float) -> float | None:
-    """The PSNR of ``curve`` (points sorted by rate) at ``rate``, linear in log-rate between its two
+    """The PSNR of ``curve`` ((rate, PSNR) points) at ``rate``, linear in log-rate between its two
     neighbouring points; None outside the curve's rate range (never extrapolated)."""
-    points = [(math.log(r), q) for r, q in curve if r > 0 and math.isfinite(q)]
+    points = sorted((math.log(r), q) for r, q in curve if 0 < r < math.inf and math.isfinite(q))
     x = math.log(rate) if rate > 0 else -math.inf
     for (x0, q0), (x1, q1) in zip(points, points[1:]):
         if x0 <= x <= x1:
@@ -213,7 +213,8 @@ def gap_section(records: Sequence[Record], codecs: Sequence[str], anchors: Seque
     for codec in (c for c in codecs if c.startswith("lotto")):
         by_setting: dict[object, list[Record]] = defaultdict(list)
         for rec in records:
-            if rec.get("codec") == codec and rec.get("status") == "ok":
+            if (rec.get("codec") == codec and rec.get("status") == "ok"
+                    and math.isfinite(float(rec["bpp"])) and math.isfinite(float(rec["psnr_rgb"]))):
                 by_setting[rec.get("setting")].append(rec)
         for setting, recs in sorted(by_setting.items(), key=lambda kv: _mean([r["bpp"] for r in kv[1]])):
             cells = []

@@ -388,11 +388,11 @@ ANCHORS: dict[str, AnchorSpec] = {
     for spec in (
         _spec("jpeg", "quality", (5, 10, 20, 30, 45, 60, 75, 90), "JPEG (Pillow/libjpeg), 4:2:0", _encode_jpeg),
         _spec("webp", "quality", (0, 5, 15, 30, 50, 70, 85, 95), "WebP lossy (Pillow/libwebp), method 6", _encode_webp),
-        _spec("x264", "qp", (47, 43, 39, 35, 31, 27, 23, 19, 15, 11), "x264 intra 4:4:4, veryslow, tune psnr",
+        _spec("x264", "qp", (47, 43, 39, 35, 31, 27, 23, 19), "x264 intra 4:4:4, veryslow, tune psnr",
               lambda rgb, q: _encode_x26x(rgb, q, name="x264", codec="libx264", chroma_420=False)),
         _spec("x265", "qp", (47, 43, 39, 35, 31, 27, 23, 19, 15, 11), "x265 intra 4:4:4, veryslow, tune psnr",
               lambda rgb, q: _encode_x26x(rgb, q, name="x265", codec="libx265", chroma_420=False)),
-        _spec("x265-420", "qp", (47, 43, 39, 35, 31, 27, 23, 19, 15, 11), "x265 intra 4:2:0, veryslow, tune psnr",
+        _spec("x265-420", "qp", (47, 43, 39, 35, 31, 27, 23, 19), "x265 intra 4:2:0, veryslow, tune psnr",
               lambda rgb, q: _encode_x26x(rgb, q, name="x265-420", codec="libx265", chroma_420=True)),
         _spec("svtav1", "crf", (58, 50, 42, 34, 26, 18, 10, 4), "SVT-AV1 4:2:0, preset 4, tune psnr", _encode_svtav1),
     )

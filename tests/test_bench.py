@@ -378,6 +378,9 @@ def test_psnr_at_rate_interpolates_in_log_rate_and_never_extrapolates():
     assert psnr_at_rate(curve, 2.0) == pytest.approx(36.0)
     assert psnr_at_rate(curve, 0.25) is None and psnr_at_rate(curve, 9.0) is None
     assert psnr_at_rate([], 1.0) is None
+    assert psnr_at_rate(list(reversed(curve)), 1.0) == pytest.approx(33.0)  # any order
+    assert psnr_at_rate([(0.0, 20.0), (2.0, float("nan")), *curve], 1.0) == pytest.approx(33.0)  # unusable points dropped
+    assert psnr_at_rate(curve, 0.0) is None and psnr_at_rate(curve, float("nan")) is None
 
 
 def test_gap_table_counts_the_points_beyond_the_anchor_instead_of_bounding_them():
@@ -394,3 +397,7 @@ def test_gap_table_counts_the_points_beyond_the_anchor_instead_of_bounding_them(
     assert rows["90"] == "+1.50 [2/2]"
     # image a at 4 bpp lies beyond x265's 2 bpp: left out, not compared with 36 dB
     assert rows["99"] == "-1.00 [1/2]"
+    # no anchor point within reach on any image: counted, no number
+    records += [point("lotto-medium", image, 100, 9.0, 40.0) for image in ("a", "b")]
+    lines = gap_section(records, ["lotto-medium", "x265"], ["x265"])
+    assert any(line.startswith("| lotto-medium | 100 | - [0/2] |") for line in lines)

@@ -41,6 +41,8 @@ def test_latent_learning_rate_grows_with_the_rate_and_is_capped(name: str):
         for q in (cap_quality, cap_quality + 1, 80, 100):
             assert schedule.latent_lr(quality_to_lmbda(q), predicted) == pytest.approx(capped)
         assert schedule.latent_lr(1e-9, predicted) == capped
+    # the presets' caps as measured (docs/RESULTS.md): 70 for the short searches, 60 from medium
+    assert schedule.latent_lr_cap_quality == (70.0 if name in ("ultrafast", "fast") else 60.0)
     # predicted frames stop at quality 60 whatever the preset
     assert schedule.latent_lr(1e-9, predicted=True) == pytest.approx(low * (high / low) ** (1 / 3))
 

@@ -64,8 +64,8 @@ class TrainConfig:
     lr: float = 3e-2  # small networks
     #: latent learning rate at low and at high rate (see ``latent_lr``)
     lr_latents: tuple[float, float] = (6e-2, 2e-1)
-    #: the quality from which a picture's latent learning rate stops rising (``latent_lr``): 60,
-    #: and 70 at ultrafast and fast. Measured (Kodak 384x256, one thread, two at a time, J = MSE +
+    #: the quality from which the latent learning rate of a picture, or of a stream's intra frame
+    #: (unmeasured there), stops rising (``latent_lr``): 60, and 70 at ultrafast and fast. Measured (Kodak 384x256, one thread, two at a time, J = MSE +
     #: lambda bpp, 70 against 60, kodim01..08): at fast, quality 80 -12.7 / -9.8 / -7.0 / -5.2 /
     #: -7.2 / -7.7 / -10.6 / -4.9 % (mean -8.1 %, 8/8 better), quality 90 -9.1 / -7.6 / -15.2 /
     #: +8.6 / -11.4 / +9.3 / +1.5 / -8.8 % (mean -4.1 %, 5/8); at ultrafast, qualities 80 and 90,
@@ -143,7 +143,8 @@ class TrainConfig:
         the same number of steps, so the rate grows from ``lr_latents[0]`` at lambda
         LATENT_LR_LMBDAS[0] (quality 50) toward ``lr_latents[1]`` at LATENT_LR_LMBDAS[1] (quality
         80), log-linearly in lambda, and stops rising at the lambda of ``latent_lr_cap_quality``
-        (quality 60: ~0.09; 70: ~0.13). Predicted frames (``predicted``) stop at quality 60.
+        (a rate of ~0.09 from quality 60, ~0.13 from 70). Predicted frames (``predicted``) stop at
+        quality 60.
         Measured at 1000 steps with the 48-wide modulation network (one run each): at quality
         80, 0.2 instead of 0.06 lowered D + lambda R by 35 % (kodim05) and 0.2 instead of 0.12 by
         11 % (kodim01); 0.12 instead of 0.06 raised it by 14 % at quality 50 (kodim05) and by 1 %
@@ -153,7 +154,7 @@ class TrainConfig:
         gives 2.88 bpp / 34.37 dB.
         """
         cap = quality_to_lmbda(PREDICTED_LATENT_LR_CAP_QUALITY if predicted else self.latent_lr_cap_quality)
-        # max() leaves every lambda at or above the cap on exactly the same arithmetic as before
+        # max() clamps lambda at the cap's, so every quality from the cap up gets the cap's rate bit for bit
         t = _ramp(max(lmbda, cap), *LATENT_LR_LMBDAS)
         return math.exp((1 - t) * math.log(self.lr_latents[0]) + t * math.log(self.lr_latents[1]))
 
@@ -169,7 +170,7 @@ class TrainConfig:
         The finest levels carry the detail, most of all at high rates, and must travel furthest in
         the steps a preset has; a coarse latent moves a whole neighbourhood of pixels, and given the
         same rate the coarse levels sent the search astray (why ``latent_lr`` stops rising at
-        quality 60). Measured (Kodak 384x256, one run each, J = MSE + lambda bpp; docs/RESULTS.md),
+        ``latent_lr_cap_quality``). Measured (Kodak 384x256, one run each, J = MSE + lambda bpp; docs/RESULTS.md),
         the two finest levels at 3x: at fast J -29 / -28 / -26 % at quality 80 (kodim01 / kodim05
         / kodim23), -15 / -9 / -10 % at 40, -8.5 / -2.2 % at 20 (kodim01 / kodim05); at medium
         -24 / -18 % at 80 (kodim05 / kodim23), -7.1 / -3.2 / -2.1 % at 60 (kodim05 / kodim01 /
