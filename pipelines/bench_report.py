@@ -207,6 +207,7 @@ def gap_section(records: Sequence[Record], codecs: Sequence[str], anchors: Seque
     """Markdown: for each lotto-media setting, how far each anchor's PSNR lies above ours at our
     rate (mean over images), with the points beyond the anchor's rates counted and left out."""
     curves = curves_by(records, "image", "bpp", "psnr_rgb")
+    compared = [a for a in anchors if not a.startswith("lotto")]
     lines = ["", "## PSNR gap to each anchor at the same rate (anchor - lotto-media, dB; mean over "
              "images; [within the anchor's rates/points])", ""]
     rows = []
@@ -218,14 +219,14 @@ def gap_section(records: Sequence[Record], codecs: Sequence[str], anchors: Seque
                 by_setting[rec.get("setting")].append(rec)
         for setting, recs in sorted(by_setting.items(), key=lambda kv: _mean([r["bpp"] for r in kv[1]])):
             cells = []
-            for anchor in (a for a in anchors if not a.startswith("lotto")):
+            for anchor in compared:
                 gaps = [psnr_at_rate(curves[str(r["image"])].get(anchor, []), float(r["bpp"])) for r in recs]
                 found = [g - float(r["psnr_rgb"]) for g, r in zip(gaps, recs) if g is not None]
                 cells.append(f"{_mean(found):+.2f} [{len(found)}/{len(recs)}]" if found else f"- [0/{len(recs)}]")
             rows.append([codec, setting, *cells])
     if not rows:
         return []
-    return lines + _table(["codec", "setting", *(a for a in anchors if not a.startswith("lotto"))], rows)
+    return lines + _table(["codec", "setting", *compared], rows)
 
 
 # ----------------------------------------------------------------------------------------------

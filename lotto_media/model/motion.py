@@ -144,10 +144,9 @@ def _compensate_blocks(plane: np.ndarray, field: MotionField, subsampling: int) 
     return moved.astype(plane.dtype)
 
 
-#: fractional bits of an overlapped block's weights along one axis
-OVERLAP_BITS = 7
-if OVERLAP_BITS != motion_kernel.OVERLAP_BITS:
-    raise RuntimeError("motion_kernel.OVERLAP_BITS differs from motion.OVERLAP_BITS")
+#: fractional bits of an overlapped block's weights along one axis (defined beside the kernel that
+#: compiles it in)
+OVERLAP_BITS = motion_kernel.OVERLAP_BITS
 
 
 def overlap_weights(size: int) -> np.ndarray:

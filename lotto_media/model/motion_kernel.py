@@ -13,8 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-# motion.OVERLAP_BITS, written out here (motion checks they agree): numba's on-disk cache notices
-# changes to this file only
+#: fractional bits of an overlapped block's weights along one axis (``motion.OVERLAP_BITS``); set
+#: here because numba's on-disk cache notices changes to this file only
 OVERLAP_BITS = 7
 
 

@@ -65,14 +65,15 @@ class TrainConfig:
     #: latent learning rate at low and at high rate (see ``latent_lr``)
     lr_latents: tuple[float, float] = (6e-2, 2e-1)
     #: the quality from which the latent learning rate of a picture, or of a stream's intra frame
-    #: (unmeasured there), stops rising (``latent_lr``): 60, and 70 at ultrafast and fast. Measured (Kodak 384x256, one thread, two at a time, J = MSE +
-    #: lambda bpp, 70 against 60, kodim01..08): at fast, quality 80 -12.7 / -9.8 / -7.0 / -5.2 /
-    #: -7.2 / -7.7 / -10.6 / -4.9 % (mean -8.1 %, 8/8 better), quality 90 -9.1 / -7.6 / -15.2 /
-    #: +8.6 / -11.4 / +9.3 / +1.5 / -8.8 % (mean -4.1 %, 5/8); at ultrafast, qualities 80 and 90,
-    #: mean -6.7 / -9.7 % (7/8 each; kodim08 +20.5 / +20.8 %); at medium, quality 90, -1.8 / -1.4
-    #: / -8.1 / +8.8 / -0.9 / +10.6 / -5.7 / -4.2 % (mean -0.3 %): with five times fast's steps
-    #: the higher rate buys little and, as at fast, sends kodim04 and kodim06 astray at quality 90
-    #: (more bits for a lower PSNR), so medium and slower keep 60
+    #: (unmeasured there), stops rising (``latent_lr``): 60, and 70 at ultrafast and fast.
+    #: Measured (Kodak 384x256, one thread, two at a time, J = MSE + lambda bpp, 70 against 60,
+    #: kodim01..08): at fast, quality 80 -12.7 / -9.8 / -7.0 / -5.2 / -7.2 / -7.7 / -10.6 / -4.9 %
+    #: (mean -8.1 %, 8/8 better), quality 90 -9.1 / -7.6 / -15.2 / +8.6 / -11.4 / +9.3 / +1.5 /
+    #: -8.8 % (mean -4.1 %, 5/8); at ultrafast, qualities 80 and 90, mean -6.7 / -9.7 % (7/8 each;
+    #: kodim08 +20.5 / +20.8 %); at medium, quality 90, -1.8 / -1.4 / -8.1 / +8.8 / -0.9 / +10.6 /
+    #: -5.7 / -4.2 % (mean -0.3 %): with five times fast's steps the higher rate buys little and,
+    #: as at fast, sends kodim04 and kodim06 astray at quality 90 (more bits for a lower PSNR), so
+    #: medium and slower keep 60
     latent_lr_cap_quality: float = 60.0
     #: the learning rate of the FINE_LEVELS finest latent levels relative to ``latent_lr``, reached
     #: at the quality ``fine_latent_lr_qualities[1]`` and above, 1 at ``[0]`` and below (see
