@@ -298,3 +298,18 @@ def test_the_second_full_resolution_grid_is_the_modulations_last_input():
     # and the grid matters: without it the picture changes
     dropped = reconstruct([*latents[:n], np.zeros_like(latents[0])], group.nets, weights, mask, 16, 24, n_levels=n)
     assert any(not np.array_equal(a, b) for a, b in zip(dropped, planes))
+
+
+def test_a_picture_searched_with_a_finer_latent_step_decodes_to_what_the_search_reached():
+    """At medium and quality 90 the search scales the latents by its step (below 1) and folds the
+    step into the modulation network before the networks are quantised: the decoded picture is
+    the one the search's last hard-rounded steps measured (within what quantising the networks
+    costs), not the picture of latents four times too strong."""
+    options = EncodeOptions(preset="medium", steps=60, quality=90)
+    assert options.schedule().latent_step_for(options.resolved_lmbda()) < 1.0
+    hard = []
+    source = photo(24, 16)
+    result = encode_frame(Frame.from_array(source), options,
+                          progress=lambda p: hard.append(p.psnr) if p.phase == "hard" else None)
+    assert hard and abs(result.info.psnr - max(hard)) < 1.0, (result.info.psnr, hard)
+    assert psnr_rgb(source, decode_frame(result.data).to_array()) == pytest.approx(result.info.psnr, abs=0.01)

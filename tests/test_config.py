@@ -128,3 +128,24 @@ def test_the_encoder_records_its_arm_width_and_grids_in_the_header():
     for quality, grids, width in ((20, 1, ARM_HIDDEN_NARROWEST), (60, 1, ARM_HIDDEN_NARROW), (90, 2, ARM_HIDDEN_NARROW)):
         model = sequence_header(video, EncodeOptions(quality=quality, preset="medium"), gop=1, n_frames=1).model
         assert (model.fine_grids, model.arm_hidden) == (grids, width)
+
+
+def test_the_latent_step_ramps_from_one_to_the_presets_step_over_its_qualities():
+    for name, schedule in PRESETS.items():
+        low_q, high_q = schedule.latent_step_qualities
+        steps = [schedule.latent_step_for(quality_to_lmbda(q)) for q in range(0, 101, 5)]
+        assert steps == sorted(steps, reverse=True)  # never a coarser step at a higher rate
+        for q in range(0, 101, 5):
+            step = schedule.latent_step_for(quality_to_lmbda(q))
+            if q <= low_q:
+                assert step == 1.0
+            elif q >= high_q:
+                assert step == pytest.approx(schedule.latent_step)
+            else:  # log-linear in lambda, so in the quality
+                t = (q - low_q) / (high_q - low_q)
+                assert step == pytest.approx(schedule.latent_step ** t)
+    # as measured (docs/RESULTS.md): a finer step at medium and beyond; the short searches keep 1
+    for name in ("ultrafast", "fast"):
+        assert PRESETS[name].latent_step == 1.0
+    for name in ("medium", "slow", "placebo"):
+        assert PRESETS[name].latent_step < 1.0 and PRESETS[name].latent_step_qualities[0] >= 60

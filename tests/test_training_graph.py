@@ -176,6 +176,29 @@ def test_synthesis_equals_the_unscaled_reference_network(fine_grids):
     assert torch.allclose(ours, reference, atol=1e-5)
 
 
+@pytest.mark.parametrize("fine_grids", [1, 2])
+def test_a_latent_step_folded_into_the_modulation_leaves_the_same_synthesis(fine_grids):
+    """The search's latent step scales every level (the pyramid and a second full-resolution grid)
+    before the synthesis; folded into the modulation's first layer it leaves a model of step 1 that
+    makes the same picture from the same integer latents, the model the file describes."""
+    config = ModelConfig(seed=3, mask_ratio=0.3, fine_grids=fine_grids)
+    model = FrameModel(config, 11, 14, generator=torch.Generator().manual_seed(3)).double()
+    g = torch.Generator().manual_seed(4)
+    levels = [torch.randint(-40, 40, s, generator=g).double() for s in model.shapes]
+    with torch.no_grad():
+        mask = model.mask(straight_through=False)
+        plain = model.synthesise(levels, mask)
+        model.latent_step = 0.25
+        stepped = model.synthesise(levels, mask)
+        model.latent_step = 1.0
+        assert torch.allclose(stepped, model.synthesise([0.25 * z for z in levels], mask), atol=1e-12)
+        assert not torch.allclose(stepped, plain, atol=1e-3)  # the step changes the picture...
+        model.latent_step = 0.25
+        model.fold_latent_step()
+        assert model.latent_step == 1.0
+        assert torch.allclose(model.synthesise(levels, mask), stepped, atol=1e-12)  # ...and folding keeps it
+
+
 def test_the_zero_latent_response_equals_the_synthesis_of_zeros_with_its_gradients():
     """A predicted frame's response to zero latents is made without a pass of the modulation
     network over the picture (its output is then constant): the same values and the same

@@ -154,6 +154,9 @@ class FrameModel(nn.Module):
         self.scores = nn.Parameter(scores)
         coords = pixel_coordinates(height, width).T.astype(np.float64) * (ACT_SCALE / (1 << SYNTH_FRAC))
         self.register_buffer("coords", torch.from_numpy(coords.astype(np.float32)))  # (2, P), scaled
+        #: the synthesis' input units of one latent unit (the search's ``latent_step_for``); 1 in
+        #: every model a file describes (``fold_latent_step``)
+        self.latent_step = 1.0
 
     # --- pieces -------------------------------------------------------------------------------
     def mask(self, straight_through: bool = True) -> torch.Tensor:
@@ -210,8 +213,17 @@ class FrameModel(nn.Module):
         """The output for all-zero latents, from the first layer's activations."""
         return self._synthesis_tail(first, self.modulation.zero_input_response(), layers)
 
+    @torch.no_grad()
+    def fold_latent_step(self) -> None:
+        """Move ``latent_step`` into the modulation network's first layer, the one linear map
+        that reads the latents (the upsampling is linear too): the same function with a step of 1."""
+        self.modulation.fc0.weight.mul_(self.latent_step)
+        self.latent_step = 1.0
+
     def _modulations(self, levels: list[torch.Tensor]) -> list[torch.Tensor]:
         n = self.config.n_levels
+        if self.latent_step != 1.0:
+            levels = [z * self.latent_step for z in levels]
         u = upsample_pyramid(levels[:n], self.up_kernel)
         if len(levels) > n:  # a second full-resolution grid: one more input, not upsampled
             u = torch.cat([u, torch.stack(list(levels[n:]))], dim=0)

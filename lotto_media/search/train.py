@@ -159,6 +159,7 @@ def search_group(
     pixels = height * width
     generator = torch.Generator().manual_seed(config.seed % (2**63))
     model = FrameModel(config, height, width, generator=generator).to(device)
+    model.latent_step = schedule.latent_step_for(lmbda)
     targets = [t.to(device) for t in targets]
     noise_gen = torch.Generator(device=device).manual_seed(config.seed % (2**63) + 1)
     net_params = [p for name in MODULES for p in module_parameters(model, name)]
@@ -203,7 +204,9 @@ def search_group(
             steps, t_from, lr_scale = schedule.warm_soft_steps, WARM_ANNEALING_START, schedule.warm_lr_scale
         frame_latents.append(latents)
         frame_scores.append(scores)
-        latent_lrs = schedule.latent_lrs(lmbda, config.n_levels, second_grid=config.second_grid)
+        # the rates are in the synthesis' input units: a latent unit moves it by the step
+        latent_lrs = [lr / model.latent_step
+                      for lr in schedule.latent_lrs(lmbda, config.n_levels, second_grid=config.second_grid)]
         for level, lr in zip(latents, latent_lrs):  # one group a level: each its own rate
             optimiser.add_param_group({"params": [level], "lr": lr})
         optimiser.add_param_group({"params": [scores], "lr": schedule.lr_scores})
@@ -260,6 +263,7 @@ def search_group(
         for latents in frame_latents:
             _clamp_latents(latents)
     lowest.finish(lambda: hard_pass(backward=False))
+    model.fold_latent_step()
 
     integer_latents = [to_integers(list(latents)) for latents in frame_latents]
     with torch.no_grad():
