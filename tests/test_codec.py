@@ -27,7 +27,7 @@ from lotto_media.container import read_container
 from lotto_media.metrics import psnr_rgb
 from lotto_media.model.random_weights import random_synthesis_weights
 from lotto_media.model.reconstruct import reconstruct
-from lotto_media.model.synthesis import laplace_bits
+from lotto_media.model.synthesis import FrameModel, laplace_bits
 
 FAST = dict(preset="ultrafast", steps=30, quality=60)
 
@@ -300,16 +300,21 @@ def test_the_second_full_resolution_grid_is_the_modulations_last_input():
     assert any(not np.array_equal(a, b) for a, b in zip(dropped, planes))
 
 
-def test_a_picture_searched_with_a_finer_latent_step_decodes_to_what_the_search_reached():
+def test_a_picture_searched_with_a_finer_latent_step_decodes_to_what_the_search_reached(monkeypatch):
     """At medium and quality 90 the search scales the latents by its step (below 1) and folds the
     step into the modulation network before the networks are quantised: the decoded picture is
     the one the search's last hard-rounded steps measured (within what quantising the networks
     costs), not the picture of latents four times too strong."""
     options = EncodeOptions(preset="medium", steps=60, quality=90)
-    assert options.schedule().latent_step_for(options.resolved_lmbda()) < 1.0
+    step = options.schedule().latent_step_for(options.resolved_lmbda())
+    assert step < 1.0
+    folded = []
+    fold = FrameModel.fold_latent_step
+    monkeypatch.setattr(FrameModel, "fold_latent_step", lambda self: (folded.append(self.latent_step), fold(self)))
     hard = []
     source = photo(24, 16)
     result = encode_frame(Frame.from_array(source), options,
                           progress=lambda p: hard.append(p.psnr) if p.phase == "hard" else None)
+    assert folded == [step]  # the search ran with the step and folded it once
     assert hard and abs(result.info.psnr - max(hard)) < 1.0, (result.info.psnr, hard)
     assert psnr_rgb(source, decode_frame(result.data).to_array()) == pytest.approx(result.info.psnr, abs=0.01)

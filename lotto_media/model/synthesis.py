@@ -215,8 +215,9 @@ class FrameModel(nn.Module):
 
     @torch.no_grad()
     def fold_latent_step(self) -> None:
-        """Move ``latent_step`` into the modulation network's first layer, the one linear map
-        that reads the latents (the upsampling is linear too): the same function with a step of 1."""
+        """Move ``latent_step`` into the modulation network's first layer: the scale commutes with
+        the linear upsampling and the concatenation of the levels, so it goes into fc0's weight
+        (not its bias) and the model computes the same function with a step of 1."""
         self.modulation.fc0.weight.mul_(self.latent_step)
         self.latent_step = 1.0
 

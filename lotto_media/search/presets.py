@@ -104,8 +104,10 @@ class TrainConfig:
     #: -17.8 / -19.7 % (kodim01..08, mean -11.7 %, 8/8 better; kodim01 44.44 dB at 4.44 bpp
     #: instead of 41.97 at 4.60), the same seconds; a step of 0.5 against 0.25: -4.5 / -10.8 /
     #: +2.7 / +12.9 % (kodim03 / 05 / 08 / 01). At fast (a fifth of the steps) 0.25 at quality
-    #: 90 gave -4.8 / +6.0 % (kodim01 / 03), so the short searches keep 1. Slow and placebo
-    #: follow medium unmeasured. Predicted frames (their own networks) keep 1.
+    #: 90 gave -4.8 / +6.0 % (kodim01 / 03), so the short searches keep 1. At medium, quality 80
+    #: (a step of 0.5): -11.0 / -10.0 / -9.8 / -11.9 % (kodim01 / 03 / 05 / 08). Measured in float32
+    #: (an AVX2 CPU); unmeasured: with medium's bfloat16 share on, between the measured qualities,
+    #: at slow and placebo, on a stream's intra frames. Predicted frames (their own networks) keep 1.
     latent_step: float = 1.0
     latent_step_qualities: tuple[float, float] = (70.0, 90.0)
     lr_scores: float = 5e-2
@@ -198,7 +200,6 @@ class TrainConfig:
         fine = base * self.fine_latent_lr_scale ** _ramp(lmbda, *(quality_to_lmbda(q) for q in qualities))
         pyramid = [fine if level < FINE_LEVELS else base for level in range(n_levels)]
         return pyramid + [fine * self.second_grid_lr_share] if second_grid else pyramid
-
 
     def latent_step_for(self, lmbda: float) -> float:
         """The step of one unit of a picture's (or intra frame's) coded latents in the synthesis'

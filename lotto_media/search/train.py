@@ -204,7 +204,7 @@ def search_group(
             steps, t_from, lr_scale = schedule.warm_soft_steps, WARM_ANNEALING_START, schedule.warm_lr_scale
         frame_latents.append(latents)
         frame_scores.append(scores)
-        # the rates are in the synthesis' input units: a latent unit moves it by the step
+        # the preset's rates are in the synthesis' input units, where one latent unit is the step
         latent_lrs = [lr / model.latent_step
                       for lr in schedule.latent_lrs(lmbda, config.n_levels, second_grid=config.second_grid)]
         for level, lr in zip(latents, latent_lrs):  # one group a level: each its own rate
@@ -235,6 +235,8 @@ def search_group(
 
     # Joint hard-rounding phase: gradients of every frame's loss accumulate before one step.
     joint_start = time.perf_counter()
+    # in the latents' own units, unlike the soft phase's: this phase settles them on the rounding
+    # grid, whose spacing is one unit whatever the step
     for group in optimiser.param_groups:
         group["lr"] = schedule.lr_hard
 
