@@ -105,9 +105,10 @@ class TrainConfig:
     #: instead of 41.97 at 4.60), the same seconds; a step of 0.5 against 0.25: -4.5 / -10.8 /
     #: +2.7 / +12.9 % (kodim03 / 05 / 08 / 01). At fast (a fifth of the steps) 0.25 at quality
     #: 90 gave -4.8 / +6.0 % (kodim01 / 03), so the short searches keep 1. At medium, quality 80
-    #: (a step of 0.5): -11.0 / -10.0 / -9.8 / -11.9 % (kodim01 / 03 / 05 / 08). Measured in float32
-    #: (an AVX2 CPU); unmeasured: with medium's bfloat16 share on, between the measured qualities,
-    #: at slow and placebo, on a stream's intra frames. Predicted frames (their own networks) keep 1.
+    #: (a step of 0.5): -11.0 / -4.6 / -10.0 / -9.8 / -9.8 / -4.6 / -5.5 / -11.9 % (kodim01..08,
+    #: mean -8.4 %, 8/8). Measured in float32 (an AVX2 CPU); unmeasured: with medium's bfloat16
+    #: share on, between the measured qualities, at slow and placebo, on a stream's intra frames.
+    #: Predicted frames (their own networks) keep 1.
     latent_step: float = 1.0
     latent_step_qualities: tuple[float, float] = (70.0, 90.0)
     lr_scores: float = 5e-2
