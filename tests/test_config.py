@@ -144,8 +144,11 @@ def test_the_latent_step_ramps_from_one_to_the_presets_step_over_its_qualities()
             else:  # log-linear in lambda, so in the quality
                 t = (q - low_q) / (high_q - low_q)
                 assert step == pytest.approx(schedule.latent_step ** t)
-    # as measured (docs/RESULTS.md): a finer step at medium and beyond; the short searches keep 1
-    for name in ("ultrafast", "fast"):
-        assert PRESETS[name].latent_step == 1.0
+    # as measured (docs/RESULTS.md): 0.25 at medium and beyond, 0.5 at fast, from quality 70 to 90;
+    # ultrafast keeps 1
+    assert PRESETS["ultrafast"].latent_step == 1.0
+    assert PRESETS["fast"].latent_step == 0.5
     for name in ("medium", "slow", "placebo"):
-        assert PRESETS[name].latent_step < 1.0 and PRESETS[name].latent_step_qualities[0] >= 60
+        assert PRESETS[name].latent_step == 0.25
+    for name in ("fast", "medium", "slow", "placebo"):
+        assert PRESETS[name].latent_step_qualities == (70.0, 90.0)

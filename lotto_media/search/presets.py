@@ -98,17 +98,19 @@ class TrainConfig:
     second_grid_step_share: float = 1.0
     #: the step of a picture's (or an intra frame's) coded latents in the synthesis' input units
     #: during its search (``latent_step_for``), reached at the quality ``latent_step_qualities[1]``
-    #: and above, 1 at ``[0]`` and below: 0.25 at medium and slower, from quality 70 (unchanged
-    #: there) to 90. Measured at medium, quality 90 (Kodak 384x256, one thread, two at a time,
-    #: J = MSE + lambda bpp against a step of 1): -19.2 / -2.5 / -13.0 / -3.3 / -3.6 / -14.5 /
-    #: -17.8 / -19.7 % (kodim01..08, mean -11.7 %, 8/8 better; kodim01 44.44 dB at 4.44 bpp
-    #: instead of 41.97 at 4.60), the same seconds; a step of 0.5 against 0.25: -4.5 / -10.8 /
-    #: +2.7 / +12.9 % (kodim03 / 05 / 08 / 01). At fast (a fifth of the steps) 0.25 at quality
-    #: 90 gave -4.8 / +6.0 % (kodim01 / 03), so the short searches keep 1. At medium, quality 80
-    #: (a step of 0.5): -11.0 / -4.6 / -10.0 / -9.8 / -9.8 / -4.6 / -5.5 / -11.9 % (kodim01..08,
-    #: mean -8.4 %, 8/8). Measured in float32 (an AVX2 CPU); unmeasured: with medium's bfloat16
-    #: share on, between the measured qualities, at slow and placebo, on a stream's intra frames.
-    #: Predicted frames (their own networks) keep 1.
+    #: and above, 1 at ``[0]`` and below: 0.25 at medium and slower and 0.5 at fast, from quality 70
+    #: (unchanged there) to 90; ultrafast keeps 1 (unmeasured). Measured at medium, quality 90
+    #: (Kodak 384x256, one thread, two at a time, J = MSE + lambda bpp against a step of 1): -19.2 /
+    #: -2.5 / -13.0 / -3.3 / -3.6 / -14.5 / -17.8 / -19.7 % (kodim01..08, mean -11.7 %, 8/8 better;
+    #: kodim01 44.44 dB at 4.44 bpp instead of 41.97 at 4.60), the same seconds; a step of 0.5
+    #: against 0.25: -4.5 / -10.8 / +2.7 / +12.9 % (kodim03 / 05 / 08 / 01). At fast (a fifth of the
+    #: steps) 0.25 at quality 90 gave -4.8 / +6.0 % (kodim01 / 03); the ramp to 0.5, against 1
+    #: (kodim01..08): quality 80 (0.71) -5.5 / +0.9 / -4.9 / -8.0 / -12.3 / -2.7 / -5.3 / -12.7 %
+    #: (mean -6.3 %, 7/8), quality 90 +11.6 / +6.6 / -12.0 / -9.1 / -23.7 / -20.1 / +8.8 / -10.0 %
+    #: (mean -6.0 %, 5/8). At medium, quality 80 (a step of 0.5): -11.0 / -4.6 / -10.0 / -9.8 / -9.8
+    #: / -4.6 / -5.5 / -11.9 % (kodim01..08, mean -8.4 %, 8/8). Measured in float32 (an AVX2 CPU);
+    #: unmeasured: with medium's bfloat16 share on, between the measured qualities, at slow and
+    #: placebo, on a stream's intra frames. Predicted frames (their own networks) keep 1.
     latent_step: float = 1.0
     latent_step_qualities: tuple[float, float] = (70.0, 90.0)
     lr_scores: float = 5e-2
@@ -241,7 +243,8 @@ PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0),
                              latent_lr_cap_quality=70.0),
     "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0),
-                        second_grid_quality=85.0, latent_lr_cap_quality=70.0),
+                        second_grid_quality=85.0, latent_lr_cap_quality=70.0, latent_step=0.5,
+                        latent_step_qualities=(70.0, 90.0)),
     "medium": TrainConfig(soft_steps=1800, hard_steps=200, warm_soft_steps=540, predicted_net_lr_scale=0.3,
                           bf16_soft_share=0.8, second_grid_quality=85.0, second_grid_step_share=0.9,
                           latent_step=0.25, latent_step_qualities=(70.0, 90.0)),
