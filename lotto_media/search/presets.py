@@ -243,16 +243,14 @@ PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0),
                              latent_lr_cap_quality=70.0),
     "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0),
-                        second_grid_quality=85.0, latent_lr_cap_quality=70.0, latent_step=0.5,
-                        latent_step_qualities=(70.0, 90.0)),
+                        second_grid_quality=85.0, latent_lr_cap_quality=70.0, latent_step=0.5),
     "medium": TrainConfig(soft_steps=1800, hard_steps=200, warm_soft_steps=540, predicted_net_lr_scale=0.3,
                           bf16_soft_share=0.8, second_grid_quality=85.0, second_grid_step_share=0.9,
-                          latent_step=0.25, latent_step_qualities=(70.0, 90.0)),
+                          latent_step=0.25),
     "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=2160, predicted_net_lr_scale=0.3,
-                        second_grid_quality=85.0, latent_step=0.25, latent_step_qualities=(70.0, 90.0)),
+                        second_grid_quality=85.0, latent_step=0.25),
     "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000, warm_soft_steps=50_000,
-                           predicted_net_lr_scale=0.3, second_grid_quality=85.0, latent_step=0.25,
-                           latent_step_qualities=(70.0, 90.0)),
+                           predicted_net_lr_scale=0.3, second_grid_quality=85.0, latent_step=0.25),
 }
 PRESET_NAMES = list(PRESETS)
 DEFAULT_PRESET = "medium"
