@@ -133,10 +133,10 @@ def test_the_encoder_records_its_arm_width_and_grids_in_the_header():
 def test_the_latent_step_ramps_from_one_to_the_presets_step_over_its_qualities():
     for name, schedule in PRESETS.items():
         low_q, high_q = schedule.latent_step_qualities
-        steps = [schedule.latent_step_for(quality_to_lmbda(q)) for q in range(0, 101, 5)]
+        qualities = range(0, 101, 5)
+        steps = [schedule.latent_step_for(quality_to_lmbda(q)) for q in qualities]
         assert steps == sorted(steps, reverse=True)  # never a coarser step at a higher rate
-        for q in range(0, 101, 5):
-            step = schedule.latent_step_for(quality_to_lmbda(q))
+        for q, step in zip(qualities, steps):
             if q <= low_q:
                 assert step == 1.0
             elif q >= high_q:
