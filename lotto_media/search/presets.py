@@ -103,7 +103,8 @@ class TrainConfig:
     #: (Kodak 384x256, one thread, two at a time, J = MSE + lambda bpp against a step of 1): -19.2 /
     #: -2.5 / -13.0 / -3.3 / -3.6 / -14.5 / -17.8 / -19.7 % (kodim01..08, mean -11.7 %, 8/8 better;
     #: kodim01 44.44 dB at 4.44 bpp instead of 41.97 at 4.60), the same seconds; a step of 0.5
-    #: against 0.25: -4.5 / -10.8 / +2.7 / +12.9 % (kodim03 / 05 / 08 / 01). At fast (a fifth of the
+    #: against 0.25: -4.5 / -10.8 / +2.7 / +12.9 % (kodim03 / 05 / 08 / 01) with seed 0, where another
+    #: seed moved kodim03's and kodim05's J by 12-16 % (docs/RESULTS.md). At fast (a fifth of the
     #: steps) 0.25 at quality 90 gave -4.8 / +6.0 % (kodim01 / 03); the ramp to 0.5, against 1
     #: (kodim01..08): quality 80 (0.71) -5.5 / +0.9 / -4.9 / -8.0 / -12.3 / -2.7 / -5.3 / -12.7 %
     #: (mean -6.3 %, 7/8), quality 90 +11.6 / +6.6 / -12.0 / -9.1 / -23.7 / -20.1 / +8.8 / -10.0 %
@@ -200,7 +201,7 @@ class TrainConfig:
         """
         base = self.latent_lr(lmbda, predicted)
         qualities = self.predicted_fine_latent_lr_qualities if predicted else self.fine_latent_lr_qualities
-        fine = base * self.fine_latent_lr_scale ** _ramp(lmbda, *(quality_to_lmbda(q) for q in qualities))
+        fine = base * self.fine_latent_lr_scale ** _quality_ramp(lmbda, qualities)
         pyramid = [fine if level < FINE_LEVELS else base for level in range(n_levels)]
         return pyramid + [fine * self.second_grid_lr_share] if second_grid else pyramid
 
@@ -218,7 +219,12 @@ class TrainConfig:
         the search still stopped at 39.7 dB at fast; the same search on unrounded latents passed 44.
         A smaller step starts the latents on a finer grid, which Adam's steps of a fixed size
         in the latents' own units would take many steps to reach by growing them."""
-        return self.latent_step ** _ramp(lmbda, *(quality_to_lmbda(q) for q in self.latent_step_qualities))
+        return self.latent_step ** _quality_ramp(lmbda, self.latent_step_qualities)
+
+
+def _quality_ramp(lmbda: float, qualities: tuple[float, float]) -> float:
+    """``_ramp`` between the lambdas of two qualities."""
+    return _ramp(lmbda, *(quality_to_lmbda(q) for q in qualities))
 
 
 def _ramp(lmbda: float, start: float, end: float) -> float:
