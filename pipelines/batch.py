@@ -247,7 +247,7 @@ def run_local(plan: Sequence[Job], settings: BatchSettings, workers: int, on_res
     try:
         # the workers start during the submissions (spawned on demand), with these variables
         with _thread_environment(settings.threads):
-            futures = {pool.submit(run_job, job, settings): job for job in plan}
+            futures = {pool.submit(_run_job_in_worker, job, settings): job for job in plan}
         for future in concurrent.futures.as_completed(futures):
             job = futures[future]
             try:
@@ -293,6 +293,17 @@ def _quiet_worker() -> None:
     # parent's to relay (a terminal sends SIGINT to the whole process group anyway).
     logging.basicConfig(level=logging.WARNING, format="lotto-media: warning: %(message)s")
     retain_freed_memory()  # as the command line does in its own process
+
+
+def _run_job_in_worker(job: Job, settings: BatchSettings) -> dict:
+    """``run_job`` in a pool's worker, which stops at its first Ctrl-C. The pool's worker loop
+    catches every exception and takes the next queued job, so an interrupted worker would go on
+    encoding until the parent gave up waiting and killed it, possibly in the middle of a write."""
+    try:
+        return run_job(job, settings)
+    except KeyboardInterrupt:
+        # the job's temporary output is already removed (fileio.open_output); nothing to report
+        os._exit(128 + signal.SIGINT)  # the shell's status for a death by SIGINT
 
 
 def _interrupt_workers(processes: list[multiprocessing.process.BaseProcess]) -> None:

@@ -188,11 +188,15 @@ def _assert_outputs_complete(tmp_path: Path) -> set[Path]:
 
 def test_interrupted_and_killed_batches_leave_no_partial_output_and_resume(tmp_path):
     pictures = make_pictures(tmp_path / "in", corrupt=False)
-    # Ctrl-C in the middle of a pool of two workers: exit 130, the running jobs' outputs removed
+    # Ctrl-C in the middle of a pool of two workers: exit 130, the running jobs' outputs removed.
+    # An interrupted worker stops there: one that went on with the queued jobs would keep the
+    # batch alive until the parent's 10 s wait ran out, then be killed, perhaps mid-write.
     process = _start(tmp_path, "--jobs", "2")
     _wait_for_outputs(tmp_path, process, 1)
     process.send_signal(signal.SIGINT)
+    interrupted = time.monotonic()
     _, err = process.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 8, "the workers went on after Ctrl-C"
     assert process.returncode == 130, err
     assert "interrupted" in err
     first = _assert_outputs_complete(tmp_path)
