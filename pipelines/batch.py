@@ -22,7 +22,6 @@ import logging
 import math
 import multiprocessing
 import os
-import signal
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -36,6 +35,7 @@ from lotto_media.options import EncodeOptions
 
 from .fileio import is_stdio
 from .progress import format_seconds, write_json_line
+from .workers import interrupt_pool, stopping_at_interrupt
 
 log = logging.getLogger(__name__)
 
@@ -247,7 +247,7 @@ def run_local(plan: Sequence[Job], settings: BatchSettings, workers: int, on_res
     try:
         # the workers start during the submissions (spawned on demand), with these variables
         with _thread_environment(settings.threads):
-            futures = {pool.submit(_run_job_in_worker, job, settings): job for job in plan}
+            futures = {pool.submit(stopping_at_interrupt, run_job, job, settings): job for job in plan}
         for future in concurrent.futures.as_completed(futures):
             job = futures[future]
             try:
@@ -258,9 +258,7 @@ def run_local(plan: Sequence[Job], settings: BatchSettings, workers: int, on_res
     except BaseException:
         # Ctrl-C: the queued jobs are dropped, the running ones are interrupted like a foreground
         # encode (their temporary outputs are removed), then the pool is gone.
-        processes = list((getattr(pool, "_processes", None) or {}).values())  # not public; best effort
-        pool.shutdown(wait=False, cancel_futures=True)
-        _interrupt_workers(processes)
+        interrupt_pool(pool)
         raise
     pool.shutdown()
 
@@ -293,30 +291,6 @@ def _quiet_worker() -> None:
     # parent's to relay (a terminal sends SIGINT to the whole process group anyway).
     logging.basicConfig(level=logging.WARNING, format="lotto-media: warning: %(message)s")
     retain_freed_memory()  # as the command line does in its own process
-
-
-def _run_job_in_worker(job: Job, settings: BatchSettings) -> dict:
-    """``run_job`` in a pool's worker, which stops at its first Ctrl-C. The pool's worker loop
-    catches every exception and takes the next queued job, so an interrupted worker would go on
-    encoding until the parent gave up waiting and killed it, possibly in the middle of a write."""
-    try:
-        return run_job(job, settings)
-    except KeyboardInterrupt:
-        # the job's temporary output is already removed (fileio.open_output); nothing to report
-        os._exit(128 + signal.SIGINT)  # the shell's status for a death by SIGINT
-
-
-def _interrupt_workers(processes: list[multiprocessing.process.BaseProcess]) -> None:
-    for process in processes:
-        if process.is_alive():
-            try:
-                os.kill(process.pid, signal.SIGINT)
-            except OSError:
-                pass
-    for process in processes:
-        process.join(timeout=10)
-        if process.is_alive():
-            process.kill()
 
 
 def run_ray(plan: Sequence[Job], settings: BatchSettings, threads: int, on_result: ResultSink, *,

@@ -202,6 +202,48 @@ def test_pool_workers_exit_when_the_bench_process_dies(tmp_path):
     assert not _running(worker), "an orphaned bench worker kept running"
 
 
+_INTERRUPTED_BENCH = """
+import sys, time
+from lotto_media.pipelines import bench_jobs
+
+def slow_point(seconds):
+    with open(sys.argv[1], "a") as log:
+        log.write("started\\n")
+    time.sleep(seconds)
+    return {"status": "ok"}
+
+if __name__ == "__main__":
+    bench_jobs._run_all([60] * 6, slow_point, 2, print)
+"""
+
+
+def test_ctrl_c_stops_a_bench_pool_at_once(tmp_path):
+    """Ctrl-C (here on the bench process alone, as ``kill -INT`` sends it) drops the queued points and
+    interrupts the running ones: a pool left alone would take the next point after each interrupted
+    one, and the bench would wait for all six minutes of them."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script, started = tmp_path / "bench.py", tmp_path / "started.txt"
+    script.write_text(_INTERRUPTED_BENCH)
+    process = subprocess.Popen([sys.executable, str(script), str(started)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (started.exists() and started.read_text().count("started") == 2):
+        assert process.poll() is None and time.monotonic() < deadline, "the pool did not start two points"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    interrupted = time.monotonic()
+    _, err = process.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 8, "the pool went on after Ctrl-C"
+    assert process.returncode != 0 and "KeyboardInterrupt" in err
+    time.sleep(1)
+    assert started.read_text().count("started") == 2, "a queued point started after Ctrl-C"
+
+
 def test_images_with_the_real_codec(tmp_path, capsys):
     """End to end with the real search: one tiny image, ultrafast (2 steps), two anchors."""
     png = save_png(synthetic_rgb(16, 24), tmp_path / "tiny.png")

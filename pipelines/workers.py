@@ -1,0 +1,49 @@
+"""Process pools that stop at Ctrl-C, for the commands that run jobs in parallel (batch, bench).
+
+A ``concurrent.futures`` worker catches every exception of a job, KeyboardInterrupt included, and
+takes the next queued job: after Ctrl-C a pool would go on encoding, the parent waiting on it (a
+bench) or killing it part way through a write (a batch). Here a worker stops at its first
+interrupt, and the parent drops the queued jobs and interrupts the running ones.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, TypeVar
+
+R = TypeVar("R")
+
+#: how long an interrupted worker may take to stop (its job's cleanup) before it is killed
+STOP_TIMEOUT_S = 10.0
+
+
+def stopping_at_interrupt(function: Callable[..., R], *args: object) -> R:
+    """``function(*args)`` in a pool's worker, which exits at a KeyboardInterrupt instead of
+    reporting it and taking the next job. The job's own cleanup (``finally`` blocks, temporary
+    outputs removed) has run by then; nothing is reported for it."""
+    try:
+        return function(*args)
+    except KeyboardInterrupt:
+        os._exit(128 + signal.SIGINT)  # the shell's status for a death by SIGINT
+
+
+def interrupt_pool(pool: ProcessPoolExecutor) -> None:
+    """On the parent's Ctrl-C: drop the queued jobs, interrupt the running ones (a terminal sends
+    SIGINT to the whole process group; a ``kill -INT`` reaches the parent alone), and wait for the
+    workers to stop."""
+    processes: list[multiprocessing.process.BaseProcess] = list(
+        (getattr(pool, "_processes", None) or {}).values())  # not public; best effort
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            try:
+                os.kill(process.pid, signal.SIGINT)
+            except OSError:
+                pass
+    for process in processes:
+        process.join(timeout=STOP_TIMEOUT_S)
+        if process.is_alive():
+            process.kill()
