@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
-from typing import Callable, TypeVar
+from typing import Callable, NoReturn, TypeVar
 
 R = TypeVar("R")
 
@@ -23,11 +23,37 @@ STOP_TIMEOUT_S = 10.0
 def stopping_at_interrupt(function: Callable[..., R], *args: object) -> R:
     """``function(*args)`` in a pool's worker, which exits at a KeyboardInterrupt instead of
     reporting it and taking the next job. The job's own cleanup (``finally`` blocks, temporary
-    outputs removed) has run by then; nothing is reported for it."""
+    outputs removed) has run by then; nothing is reported for it.
+
+    SIGTERM raises the same interrupt: when one worker exits, the pool's manager thread
+    terminates the others, which may be in the middle of a write. Only the first signal raises: a
+    terminal's Ctrl-C reaches a worker twice (the process group's signal, then the parent's relay),
+    and the second must not break into the first one's cleanup."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _stop_once)
     try:
         return function(*args)
     except KeyboardInterrupt:
-        os._exit(128 + signal.SIGINT)  # the shell's status for a death by SIGINT
+        _exit_interrupted()
+    finally:
+        # between jobs there is nothing to clean up: an interrupt there ends the worker quietly
+        # (the pool's loop would print a traceback for it)
+        signal.signal(signal.SIGINT, _exit_interrupted)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+#: the signals that stop a worker's job
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _stop_once(signum: int, frame: object) -> None:
+    for other in STOP_SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _exit_interrupted(*_: object) -> NoReturn:
+    os._exit(128 + signal.SIGINT)  # the shell's status for a death by SIGINT
 
 
 def interrupt_pool(pool: ProcessPoolExecutor) -> None:
