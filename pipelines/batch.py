@@ -20,7 +20,6 @@ import glob
 import json
 import logging
 import math
-import multiprocessing
 import os
 import sys
 import time
@@ -35,7 +34,7 @@ from lotto_media.options import EncodeOptions
 
 from .fileio import is_stdio
 from .progress import format_seconds, write_json_line
-from .workers import interrupt_pool, stopping_at_interrupt
+from .workers import StoppingPool
 
 log = logging.getLogger(__name__)
 
@@ -240,14 +239,12 @@ def run_local(plan: Sequence[Job], settings: BatchSettings, workers: int, on_res
         for job in plan:
             on_result(run_job(job, settings))
         return
-    # spawn, not fork: a forked child inherits torch's thread pools in whatever state they are
-    context = multiprocessing.get_context("spawn")
-    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                                  initializer=_quiet_worker)
-    try:
+    # Ctrl-C: the queued jobs are dropped, the running ones are interrupted like a foreground
+    # encode (their temporary outputs are removed), then the pool is gone.
+    with StoppingPool(workers, initializer=_quiet_worker) as pool:
         # the workers start during the submissions (spawned on demand), with these variables
         with _thread_environment(settings.threads):
-            futures = {pool.submit(stopping_at_interrupt, run_job, job, settings): job for job in plan}
+            futures = {pool.submit(run_job, job, settings): job for job in plan}
         for future in concurrent.futures.as_completed(futures):
             job = futures[future]
             try:
@@ -255,12 +252,6 @@ def run_local(plan: Sequence[Job], settings: BatchSettings, workers: int, on_res
             except concurrent.futures.process.BrokenProcessPool as exc:
                 record = _failure(job.input, job.output, f"{job.input}: worker died ({exc})")
             on_result(record)
-    except BaseException:
-        # Ctrl-C: the queued jobs are dropped, the running ones are interrupted like a foreground
-        # encode (their temporary outputs are removed), then the pool is gone.
-        interrupt_pool(pool)
-        raise
-    pool.shutdown()
 
 
 #: the thread pools of the native libraries a worker loads (OpenMP, numpy's OpenBLAS, MKL), which

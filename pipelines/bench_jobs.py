@@ -18,9 +18,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
 from pathlib import Path
 from types import ModuleType
 
@@ -30,7 +29,7 @@ from lotto_media.allocator import retain_freed_memory
 from lotto_media.errors import LottoError, UnsupportedError
 from lotto_media.frame import Frame
 
-from .workers import interrupt_pool, stopping_at_interrupt
+from .workers import StoppingPool
 
 log = logging.getLogger(__name__)
 
@@ -88,22 +87,15 @@ def _run_all(tasks: Sequence[object], worker: Callable[[object], Record], jobs: 
         for task in tasks:
             on_result(worker(task))
         return
-    # spawn, not fork: forking a process in which torch already started its thread pools can hang.
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn"),
-                               initializer=_exit_with_parent, initargs=(os.getpid(),))
-    try:
-        futures = {pool.submit(stopping_at_interrupt, worker, task): task for task in tasks}
+    # Ctrl-C: the points measured so far are in the file; the rest are dropped, not run
+    with StoppingPool(jobs, initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+        futures = {pool.submit(worker, task): task for task in tasks}
         for future in as_completed(futures):
             try:
                 record = future.result()
             except BrokenProcessPool as exc:
                 record = {**futures[future].base_record(), "status": "error", "error": f"worker died: {exc}"}
             on_result(record)
-    except BaseException:
-        # Ctrl-C: the points measured so far are in the file; the rest are dropped, not run
-        interrupt_pool(pool)
-        raise
-    pool.shutdown()
 
 
 def _exit_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:

@@ -3,7 +3,8 @@
 A ``concurrent.futures`` worker catches every exception of a job, KeyboardInterrupt included, and
 takes the next queued job: after Ctrl-C a pool would go on encoding, the parent waiting on it (a
 bench) or killing it part way through a write (a batch). Here a worker stops at its first
-interrupt, and the parent drops the queued jobs and interrupts the running ones.
+interrupt, and the parent drops the queued jobs and interrupts the running ones
+(``StoppingPool``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, NoReturn, TypeVar
 
 R = TypeVar("R")
@@ -20,8 +21,29 @@ R = TypeVar("R")
 STOP_TIMEOUT_S = 10.0
 
 
-def stopping_at_interrupt(function: Callable[..., R], *args: object) -> R:
-    """``function(*args)`` in a pool's worker, which exits at a KeyboardInterrupt instead of
+class StoppingPool(ProcessPoolExecutor):
+    """A spawn process pool (not fork: a forked child inherits torch's thread pools in whatever
+    state they are) whose jobs run under ``stopping_at_interrupt`` and which, when an exception
+    (Ctrl-C) leaves its ``with`` block, is stopped by ``interrupt_pool`` instead of waiting for
+    its queue."""
+
+    def __init__(self, max_workers: int, initializer: Callable[..., object] | None = None,
+                 initargs: tuple = ()) -> None:
+        super().__init__(max_workers=max_workers, mp_context=multiprocessing.get_context("spawn"),
+                         initializer=initializer, initargs=initargs)
+
+    def submit(self, fn: Callable[..., R], /, *args: object, **kwargs: object) -> Future[R]:
+        return super().submit(stopping_at_interrupt, fn, *args, **kwargs)
+
+    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+        if exc_type is not None:
+            interrupt_pool(self)
+            return False
+        return super().__exit__(exc_type, exc_value, traceback)
+
+
+def stopping_at_interrupt(function: Callable[..., R], *args: object, **kwargs: object) -> R:
+    """``function(*args, **kwargs)`` in a pool's worker, which exits at a KeyboardInterrupt instead of
     reporting it and taking the next job. The job's own cleanup (``finally`` blocks, temporary
     outputs removed) has run by then; nothing is reported for it.
 
@@ -32,7 +54,7 @@ def stopping_at_interrupt(function: Callable[..., R], *args: object) -> R:
     for signum in STOP_SIGNALS:
         signal.signal(signum, _stop_once)
     try:
-        return function(*args)
+        return function(*args, **kwargs)
     except KeyboardInterrupt:
         _exit_interrupted()
     finally:
