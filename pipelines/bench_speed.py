@@ -7,11 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ from lotto_media.model.random_weights import clear_weight_cache
 from . import bench_report as report
 from .bench_images import downscale_lanczos, load_rgb
 from .bench_jobs import PointSink, Record, _command_line, _error_record, _exit_status, _lotto_codec
+from .workers import StoppingPool
 
 SPEED_SIZE = (384, 256)
 
@@ -131,12 +130,13 @@ def _seconds_per_step(samples: Sequence[tuple[int, float]], search_s: float, ste
     return search_s / steps if steps else float("nan")
 
 
-def _in_fresh_process(task: SpeedTask) -> Record:
+def _in_fresh_process(task: SpeedTask, measure: Callable[[SpeedTask], Record] = measure_speed_point) -> Record:
     # One process per preset: ru_maxrss is a high-water mark, so sharing a process would report the
-    # largest preset so far instead of this one's.
-    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"), initializer=retain_freed_memory) as pool:
+    # largest preset so far instead of this one's. A StoppingPool, so that Ctrl-C (or kill -INT of
+    # the bench alone) stops the point at once instead of waiting for it.
+    with StoppingPool(1, initializer=retain_freed_memory) as pool:
         try:
-            return pool.submit(measure_speed_point, task).result()
+            return pool.submit(measure, task).result()
         except BrokenProcessPool as exc:
             return {**task.base_record(), "status": "error", "error": f"worker died: {exc}"}
 

@@ -73,11 +73,13 @@ def open_output(name: str | Path, *, overwrite: bool) -> Iterator[BinaryIO]:
         return
     path = Path(name)
     temp_name = path.parent / f".{path.name}.{secrets.token_hex(6)}.part"
+    fd: int | None = None
     try:
-        fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
+        # opened inside the try: an interrupt just after the open still removes the file
+        try:
+            fd = os.open(temp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
         try:
             # closing is inside: a buffered write that fails (a full disk) fails at the close
             with os.fdopen(fd, "wb") as temp:
@@ -95,8 +97,10 @@ def open_output(name: str | Path, *, overwrite: bool) -> Iterator[BinaryIO]:
         except OSError as exc:
             raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
-        # BaseException on purpose: KeyboardInterrupt must not leave the temporary file behind.
-        Path(temp_name).unlink(missing_ok=True)
+        # BaseException on purpose: KeyboardInterrupt must not leave the temporary file behind
+        # (none was made when the open failed: a file of that name is not ours to remove)
+        if fd is not None:
+            Path(temp_name).unlink(missing_ok=True)
         raise
 
 

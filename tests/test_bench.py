@@ -244,6 +244,45 @@ def test_ctrl_c_stops_a_bench_pool_at_once(tmp_path):
     assert started.read_text().count("started") == 2, "a queued point started after Ctrl-C"
 
 
+_INTERRUPTED_SPEED = """
+import sys, time
+from lotto_media.pipelines import bench_speed
+
+def slow_point(seconds):
+    with open(sys.argv[1], "a") as log:
+        log.write("started\\n")
+    time.sleep(seconds)
+    return {"status": "ok"}
+
+if __name__ == "__main__":
+    bench_speed._in_fresh_process(60, slow_point)
+"""
+
+
+def test_ctrl_c_stops_a_speed_point_at_once(tmp_path):
+    """``bench speed`` measures each preset in a process of its own; Ctrl-C on the bench alone stops
+    that process's point instead of waiting a whole encode for it."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script, started = tmp_path / "speed.py", tmp_path / "started.txt"
+    script.write_text(_INTERRUPTED_SPEED)
+    process = subprocess.Popen([sys.executable, str(script), str(started)], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not (started.exists() and "started" in started.read_text()):
+        assert process.poll() is None and time.monotonic() < deadline, "the point did not start"
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    interrupted = time.monotonic()
+    _, err = process.communicate(timeout=60)
+    assert time.monotonic() - interrupted < 8, "the bench waited for the point after Ctrl-C"
+    assert process.returncode != 0 and "KeyboardInterrupt" in err
+
+
 def test_images_with_the_real_codec(tmp_path, capsys):
     """End to end with the real search: one tiny image, ultrafast (2 steps), two anchors."""
     png = save_png(synthetic_rgb(16, 24), tmp_path / "tiny.png")
