@@ -39,11 +39,40 @@ def _act(a: float) -> float:
 
 
 @numba.njit(cache=True, nogil=True)
-def act_(x: np.ndarray) -> None:
-    """In place on a C-contiguous array: ``act`` of every value, bounded."""
+def floor_act_(x: np.ndarray) -> None:
+    """In place on a C-contiguous array: ``act`` of the floor of every value (a layer's rounding
+    shift, whose +1/2 is in its bias, and its activation in one pass)."""
     flat = x.reshape(-1)
     for i in range(flat.size):
-        flat[i] = _act(flat[i])
+        flat[i] = _act(np.floor(flat[i]))
+
+
+@numba.njit(cache=True, nogil=True)
+def coordinate_layer_into(out: np.ndarray, weight: np.ndarray, xs: np.ndarray, ys: np.ndarray, first: int) -> None:
+    """The synthesis' first layer for pixels ``first`` .. ``first + n - 1`` of a picture
+    ``xs.size`` wide: out[o, i] = act(floor(weight[o, 0] x + weight[o, 1] y + 1/2)) with (x, y)
+    the pixel's coordinates (docs/FORMAT.md 3.4 step 3), weight already scaled by 2^-frac; out
+    (o, n) C-contiguous. Its input is two numbers a pixel: as a matrix product it is a pass that
+    writes the layer, then two more to round and activate it."""
+    n_out, n = out.shape
+    width = xs.size
+    column_terms = np.empty(width)
+    for o in range(n_out):
+        wx, wy = weight[o, 0], weight[o, 1]
+        for q in range(width):
+            column_terms[q] = wx * xs[q]
+        row = out[o]
+        i = 0
+        while i < n:  # one picture row (or what of it the tile holds) at a time
+            y = (first + i) // width
+            column = (first + i) - y * width
+            run = min(width - column, n - i)
+            base = wy * ys[y] + 0.5
+            # slices, not offsets into the whole arrays: so indexed, the loop vectorises (2.4x faster)
+            segment, terms = row[i : i + run], column_terms[column : column + run]
+            for q in range(run):
+                segment[q] = _act(np.floor(terms[q] + base))
+            i += run
 
 
 @numba.njit(cache=True, nogil=True)
@@ -77,28 +106,27 @@ def upsample_into(out: np.ndarray, padded: np.ndarray, kernel: np.ndarray, scale
     channels, height, width = out.shape
     top = row_lo // 2
     half = (width + 1) // 2
-    even = np.empty(half)
-    odd = np.empty(half)
     for c in range(channels):
         for oy in range(row_lo, row_hi):
             first_row = oy // 2 + (oy & 1) - top
             top_tap = 7 - (oy & 1)
-            even[:] = 0.0
-            odd[:] = 0.0
-            for m in range(4):
-                src = padded[c, first_row + m]
-                ty = top_tap - 2 * m
-                for n in range(4):
-                    k_even = kernel[ty, 7 - 2 * n]
-                    k_odd = kernel[ty, 6 - 2 * n]
-                    for q in range(half):
-                        even[q] += k_even * src[q + n]
-                        odd[q] += k_odd * src[q + 1 + n]
+            s0, s1 = padded[c, first_row], padded[c, first_row + 1]
+            s2, s3 = padded[c, first_row + 2], padded[c, first_row + 3]
+            k0, k1, k2, k3 = kernel[top_tap], kernel[top_tap - 2], kernel[top_tap - 4], kernel[top_tap - 6]
             row = out[c, oy]
+            # the 16 taps of a sample in one sum: one store a sample instead of one a tap
             for q in range(half):
-                row[2 * q] = _bound(np.floor(even[q] * scale + 0.5))
-                if 2 * q + 1 < width:
-                    row[2 * q + 1] = _bound(np.floor(odd[q] * scale + 0.5))
+                even = (k0[7] * s0[q] + k0[5] * s0[q + 1] + k0[3] * s0[q + 2] + k0[1] * s0[q + 3]
+                        + k1[7] * s1[q] + k1[5] * s1[q + 1] + k1[3] * s1[q + 2] + k1[1] * s1[q + 3]
+                        + k2[7] * s2[q] + k2[5] * s2[q + 1] + k2[3] * s2[q + 2] + k2[1] * s2[q + 3]
+                        + k3[7] * s3[q] + k3[5] * s3[q + 1] + k3[3] * s3[q + 2] + k3[1] * s3[q + 3])
+                row[2 * q] = _bound(np.floor(even * scale + 0.5))
+            for q in range(width // 2):
+                odd = (k0[6] * s0[q + 1] + k0[4] * s0[q + 2] + k0[2] * s0[q + 3] + k0[0] * s0[q + 4]
+                       + k1[6] * s1[q + 1] + k1[4] * s1[q + 2] + k1[2] * s1[q + 3] + k1[0] * s1[q + 4]
+                       + k2[6] * s2[q + 1] + k2[4] * s2[q + 2] + k2[2] * s2[q + 3] + k2[0] * s2[q + 4]
+                       + k3[6] * s3[q + 1] + k3[4] * s3[q + 2] + k3[2] * s3[q + 3] + k3[0] * s3[q + 4])
+                row[2 * q + 1] = _bound(np.floor(odd * scale + 0.5))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -116,12 +144,13 @@ def conv3x3_residual_into(out: np.ndarray, padded: np.ndarray, residual: np.ndar
         for r in range(row_lo, row_hi):
             acc[:] = bias[o]
             for c in range(n_in):
-                for ky in range(3):
-                    src = padded[c, r - row_lo + ky]
-                    for kx in range(3):
-                        w = weight[o, c, ky, kx]
-                        for q in range(width):
-                            acc[q] += w * src[q + kx]
+                top, mid, bottom = padded[c, r - row_lo], padded[c, r - row_lo + 1], padded[c, r - row_lo + 2]
+                w = weight[o, c]
+                # the nine taps of an input channel in one sum: one store a sample instead of nine
+                for q in range(width):
+                    acc[q] += (w[0, 0] * top[q] + w[0, 1] * top[q + 1] + w[0, 2] * top[q + 2]
+                               + w[1, 0] * mid[q] + w[1, 1] * mid[q + 1] + w[1, 2] * mid[q + 2]
+                               + w[2, 0] * bottom[q] + w[2, 1] * bottom[q + 1] + w[2, 2] * bottom[q + 2])
             res = residual[o, r]
             dst = out[o, r]
             for q in range(width):

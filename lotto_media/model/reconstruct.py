@@ -22,43 +22,39 @@ from .random_weights import WEIGHT_FRAC
 _ONE = float(1 << SYNTH_FRAC)
 
 #: pixels per tile of the per-pixel networks: tiles stay in cache and avoid huge allocations
-TILE = 8192
+TILE = 4096
 
 
-def _act_(a: torch.Tensor) -> torch.Tensor:
-    """In place: x * clamp(x + 2, 0, 4) / 4 on SYNTH_FRAC fixed point, rounded half up, bounded
-    (``pixel_kernels.act_``: one pass over the tensor)."""
-    pixel_kernels.act_(a.numpy())
+def _floor_act_(a: torch.Tensor) -> torch.Tensor:
+    """In place: the floor of a layer's (unrounded) output, then x * clamp(x + 2, 0, 4) / 4 on
+    SYNTH_FRAC fixed point, rounded half up, bounded (``pixel_kernels.floor_act_``: one pass)."""
+    pixel_kernels.floor_act_(a.numpy())
     return a
 
 
 class _Affine:
-    """rshift(W [x; extras] + b * 2^S, frac) for (in, P) inputs.
+    """rshift(W x + b * 2^S, frac) for (in, P) inputs.
 
     Evaluated as floor((W / 2^frac) x + (b * 2^S / 2^frac + 1/2)): the power-of-two scaling and the
     rounding half are folded into the weights and bias, so one addmm and one floor replace a
     matmul and four array passes. Exact: only the exponents of the operands change."""
 
-    def __init__(self, weight: torch.Tensor, frac: int, bias: torch.Tensor | None = None, n_first: int | None = None) -> None:
+    def __init__(self, weight: torch.Tensor, frac: int, bias: torch.Tensor | None = None) -> None:
         scale = 0.5**frac
-        scaled = weight.reshape(weight.shape[0], -1) * scale
-        n_first = scaled.shape[1] if n_first is None else n_first
-        self.first, self.rest = scaled[:, :n_first].contiguous(), scaled[:, n_first:].contiguous()
+        self.weight = (weight.reshape(weight.shape[0], -1) * scale).contiguous()
         base = bias * (_ONE * scale) if bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
         self.bias = (base + 0.5).view(-1, 1)
 
-    def __call__(self, x: torch.Tensor, *extras: torch.Tensor) -> torch.Tensor:
-        """``extras``: the rows after x, in blocks; only as many rows as the weights have columns
-        are read."""
-        acc = torch.addmm(self.bias, self.first, x)
-        column = 0
-        for extra in extras:
-            n = min(extra.shape[0], self.rest.shape[1] - column)
-            if n <= 0:
-                break
-            acc.addmm_(self.rest[:, column : column + n], extra[:n])
-            column += n
-        return acc.floor_()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, self.weight, x).floor_()
+
+    def activated(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's output through the activation (``_floor_act_``)."""
+        return _floor_act_(torch.addmm(self.bias, self.weight, x))
+
+    def activated_into(self, out: torch.Tensor, x: torch.Tensor) -> None:
+        """``activated`` written into ``out``, a C-contiguous (out, P) tensor or block of rows."""
+        _floor_act_(torch.addmm(self.bias, self.weight, x, out=out))
 
 
 def _residual_conv3x3_into(out: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
@@ -209,12 +205,15 @@ class Synthesis:
         for w in random_weights:
             layers.append(t(np.where(flat_mask[start : start + w.size].reshape(w.shape), w, 0)))
             start += w.size
-        self._first = _Affine(layers[0], WEIGHT_FRAC)
-        # layers 2..4 read [hidden; o3, o2, ...]: their weights split after the hidden columns
-        self._rewound = [_Affine(w, WEIGHT_FRAC, n_first=width_in)
-                         for w, width_in in zip(layers[1:], (w.shape[0] for w in layers[:-1]))]
+        # the first layer reads the pixel's coordinates (pixel_kernels.coordinate_layer_into)
+        self._coordinate_weights = np.ascontiguousarray(layers[0].numpy() * 0.5**WEIGHT_FRAC)
+        # layers 2..4 read [hidden; o3, o2, ...]: each reads one tile buffer whose first rows are
+        # its hidden input and whose last its modulations (copied there), so a layer is one product
+        self._rewound = [_Affine(w, WEIGHT_FRAC) for w in layers[1:]]
+        self._hidden_widths = [w.shape[0] for w in layers[:-1]]
         # coordinates per tile (those of the picture would be 16 bytes a pixel, held throughout)
-        self._xs, self._ys = t(coordinate_axis(width)), t(coordinate_axis(height))
+        self._xs = coordinate_axis(width).astype(np.float64)
+        self._ys = coordinate_axis(height).astype(np.float64)
         self._out = torch.empty(layers[3].shape[0], pixels, dtype=torch.float64)
         self.rows_done = 0
 
@@ -249,7 +248,7 @@ class Synthesis:
         o3, o2, o1 = (self._modulations[i : i + 3].view(3, height, width) for i in (0, 3, 6))
         o1_rows, o2_rows, o3_rows = self._modulation_rows
         for tile in _tiles(o1_rows * width, self._feature_rows[0] * width):
-            self._modulations[6:9, tile] = _act_(self._fc1(_act_(self._fc0(features[:, tile]))))
+            self._modulations[6:9, tile] = self._fc1.activated(self._fc0.activated(features[:, tile]))
         o1_rows = self._feature_rows[0]
         # a residual block's row reads its input's rows above and below (the last repeating)
         rows = height if o1_rows == height else max(0, o1_rows - 1)
@@ -263,13 +262,23 @@ class Synthesis:
         self._modulation_rows = [o1_rows, o2_rows, o3_rows]
 
         for tile in _tiles(self.rows_done * width, o3_rows * width):
-            o0 = _act_(self._fc0(features[:, tile]))  # recomputed: cheaper than keeping 24 rows a pixel
+            n = tile.stop - tile.start
             mods = self._modulations[:, tile]
-            index = torch.arange(tile.start, tile.stop)
-            h = _act_(self._first(torch.stack([self._xs[index % width], self._ys[index // width]])))
-            h = _act_(self._rewound[0](h, mods))
-            h = _act_(self._rewound[1](h, mods))
-            self._out[:, tile] = self._rewound[2](h, mods, o0)
+            inputs = []
+            for hidden, layer in zip(self._hidden_widths, self._rewound):
+                x = torch.empty(layer.weight.shape[1], n, dtype=torch.float64)
+                n_mods = min(x.shape[0] - hidden, mods.shape[0])
+                x[hidden : hidden + n_mods] = mods[:n_mods]
+                inputs.append(x)
+            second_in, third_in, output_in = inputs
+            pixel_kernels.coordinate_layer_into(second_in[: self._hidden_widths[0]].numpy(), self._coordinate_weights,
+                                                self._xs, self._ys, tile.start)
+            if output_in.shape[0] > self._hidden_widths[2] + mods.shape[0]:  # the output layer reads o0
+                # recomputed here: cheaper than keeping 24 rows a pixel since the modulations' pass
+                self._fc0.activated_into(output_in[self._hidden_widths[2] + mods.shape[0]:], features[:, tile])
+            self._rewound[0].activated_into(third_in[: self._hidden_widths[1]], second_in)
+            self._rewound[1].activated_into(output_in[: self._hidden_widths[2]], third_in)
+            self._out[:, tile] = self._rewound[2](output_in)
         self.rows_done = o3_rows
 
     def planes(self) -> list[torch.Tensor]:
