@@ -137,7 +137,7 @@ def add_encoder_options(sub: argparse.ArgumentParser) -> None:
                      help="code only frames A..B-1 of a video (counted from 0; A: and :B work too)")
     sub.add_argument("--mask-ratio", type=_checked(float, limits.check_mask_ratio), default=None,
                      metavar="R", help="fraction of random weights pruned, 0 <= R < 1 (default: 0.2; 0.4 for "
-                                       "pictures and intra-only video from quality 85; 0.05 for video "
+                                       "pictures and intra-only video from quality 80; 0.05 for video "
                                        "with predicted frames at quality 50 or less)")
     sub.add_argument("--seed", type=_checked(int, limits.check_seed), default=0, metavar="S",
                      help="seed of the random network (default: 0)")

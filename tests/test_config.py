@@ -130,9 +130,9 @@ def test_the_encoder_records_its_arm_width_and_grids_in_the_header():
         assert (model.fine_grids, model.arm_hidden) == (grids, width)
 
 
-def test_the_encoder_prunes_more_of_a_picture_from_quality_85():
-    """Pictures (and intra-only streams) take the high-rate mask ratio from quality 85, where the
-    second grid starts; streams with predicted frames keep theirs; --mask-ratio overrides."""
+def test_the_encoder_prunes_more_of_a_picture_from_quality_80():
+    """Pictures (and intra-only streams) take the high-rate mask ratio from quality 80; streams
+    with predicted frames keep theirs; --mask-ratio overrides."""
     from lotto_media.frame import VideoFormat
     from lotto_media.options import EncodeOptions
     from lotto_media.search.presets import HIGH_RATE_MASK_RATIO, MASK_RATIO, PREDICTED_MASK_RATIO
@@ -145,7 +145,7 @@ def test_the_encoder_prunes_more_of_a_picture_from_quality_85():
         header = sequence_header(video, EncodeOptions(quality=quality, **options), gop=gop, n_frames=n_frames)
         return header.model.mask_ratio
 
-    assert [ratio(q) for q in (20, 50, 80, 84, 85, 90, 100)] == [0.2] * 4 + [0.4] * 3
+    assert [ratio(q) for q in (20, 50, 79, 80, 85, 90, 100)] == [0.2] * 3 + [0.4] * 4
     assert ratio(90, gop=1, n_frames=9) == 0.4  # every frame intra
     assert [ratio(q, gop=8, n_frames=9) for q in (40, 90)] == [0.05, 0.2]  # predicted frames
     assert ratio(90, mask_ratio=0.3) == 0.3

@@ -301,9 +301,9 @@ def _from_lmbda(lmbda: float, threshold: float) -> bool:
 MASK_RATIO = ModelConfig.mask_ratio
 #: ... and streams with predicted frames from the lambda of quality 50 down (``mask_ratio_for``)
 PREDICTED_MASK_RATIO, PREDICTED_MASK_RATIO_FROM_LMBDA = 0.05, quality_to_lmbda(50)
-#: ... and pictures (and streams of intra frames only) from the lambda of quality 85 up, where the
-#: second full-resolution grid starts (``mask_ratio_for``)
-HIGH_RATE_MASK_RATIO, HIGH_RATE_MASK_RATIO_TO_LMBDA = 0.4, quality_to_lmbda(85)
+#: ... and pictures (and streams of intra frames only) from the lambda of quality 80 up
+#: (``mask_ratio_for``)
+HIGH_RATE_MASK_RATIO, HIGH_RATE_MASK_RATIO_TO_LMBDA = 0.4, quality_to_lmbda(80)
 
 
 def mask_ratio_for(lmbda: float, predicted: bool) -> float:
@@ -317,14 +317,15 @@ def mask_ratio_for(lmbda: float, predicted: bool) -> float:
     / -2.5 % and 45 -3.6 / 0.0 % (CiscoVT2people / park_joy). Less pruning helps at low rates and
     hurts at high ones. On stills (Kodak 384x256 at fast) 0.05 was no better (kodim05 / kodim20
     at quality 30: -0.4 / +3.1 %) and its search went astray on kodim20 at quality 60 (27.6 dB
-    instead of 33.0 for the same bytes), so pictures keep 0.2 up to quality 85.
+    instead of 33.0 for the same bytes), so pictures keep 0.2 below quality 80.
 
-    From quality 85 a picture prunes more (HIGH_RATE_MASK_RATIO): at high rates the mask is all
-    that fits the random network to the picture, and its bytes weigh least. Measured at medium,
-    quality 90 (Kodak 384x256, kodim01..08, seeds 0 and 7, J = MSE + lambda bpp against the mean of
-    three seeds at 0.2): 0.4 gave J -5.0 % (13 of 16 runs better, -17.6 to +4.8 %) and brought the
-    mean gap to x265 4:4:4 at the same rate from 1.59 to 0.88 dB, for the same work a step and a
-    mask about 50 bytes larger. Streams with predicted frames keep 0.2 there (unmeasured)."""
+    From quality 80 a picture prunes more (HIGH_RATE_MASK_RATIO): at high rates the mask is all
+    that fits the random network to the picture, and its bytes weigh least. Measured (Kodak
+    384x256, kodim01..08, J = MSE + lambda bpp, docs/RESULTS.md), 0.4 against 0.2: medium quality
+    90, seeds 0 and 7 against the mean of three seeds, J -5.0 % (13 of 16 runs better) and the mean
+    gap to x265 4:4:4 at the same rate 1.59 -> 0.88 dB; medium quality 80, seed 0, J -4.1 % (6/8);
+    fast quality 90, seed 0, J -12.5 % (6/8). The same work a step; a mask about 50 bytes larger.
+    Unmeasured: qualities 60-80, fast at 80, streams with predicted frames (which keep 0.2)."""
     if predicted:
         return PREDICTED_MASK_RATIO if _from_lmbda(lmbda, PREDICTED_MASK_RATIO_FROM_LMBDA) else MASK_RATIO
     if lmbda <= HIGH_RATE_MASK_RATIO_TO_LMBDA * (1 + 1e-12):
