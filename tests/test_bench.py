@@ -202,9 +202,9 @@ def test_pool_workers_exit_when_the_bench_process_dies(tmp_path):
     assert not _running(worker), "an orphaned bench worker kept running"
 
 
-_INTERRUPTED_BENCH = """
+_INTERRUPTED = """
 import sys, time
-from lotto_media.pipelines import bench_jobs
+from lotto_media.pipelines import bench_jobs, bench_speed
 
 def slow_point(seconds):
     with open(sys.argv[1], "a") as log:
@@ -213,74 +213,55 @@ def slow_point(seconds):
     return {"status": "ok"}
 
 if __name__ == "__main__":
-    bench_jobs._run_all([60] * 6, slow_point, 2, print)
+    CALL
 """
 
 
-def test_ctrl_c_stops_a_bench_pool_at_once(tmp_path):
-    """Ctrl-C (here on the bench process alone, as ``kill -INT`` sends it) drops the queued points and
-    interrupts the running ones: a pool left alone would take the next point after each interrupted
-    one, and the bench would wait for all six minutes of them."""
+def _interrupt_once_started(tmp_path, call: str, points: int) -> tuple[float, int, str, Path]:
+    """Run ``call`` (a bench of slow points) in a process of its own, send it SIGINT (the bench
+    process alone, as ``kill -INT`` does) once ``points`` have started, and return the seconds it
+    took to exit after that, its status, its stderr and the file each point marks when it starts."""
     import signal
     import subprocess
     import sys
     import time
 
     script, started = tmp_path / "bench.py", tmp_path / "started.txt"
-    script.write_text(_INTERRUPTED_BENCH)
+    script.write_text(_INTERRUPTED.replace("CALL", call))
     process = subprocess.Popen([sys.executable, str(script), str(started)], stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
-    while not (started.exists() and started.read_text().count("started") == 2):
-        assert process.poll() is None and time.monotonic() < deadline, "the pool did not start two points"
+    while not (started.exists() and started.read_text().count("started") == points):
+        assert process.poll() is None and time.monotonic() < deadline, f"the bench did not start {points} points"
         time.sleep(0.1)
     process.send_signal(signal.SIGINT)
     interrupted = time.monotonic()
     _, err = process.communicate(timeout=60)
-    assert time.monotonic() - interrupted < 8, "the pool went on after Ctrl-C"
-    assert process.returncode != 0 and "KeyboardInterrupt" in err
+    return time.monotonic() - interrupted, process.returncode, err, started
+
+
+def test_ctrl_c_stops_a_bench_pool_at_once(tmp_path):
+    """Ctrl-C (here on the bench process alone, as ``kill -INT`` sends it) drops the queued points and
+    interrupts the running ones: a pool left alone would take the next point after each interrupted
+    one, and the bench would wait for all six minutes of them."""
+    import time
+
+    seconds, status, err, started = _interrupt_once_started(
+        tmp_path, "bench_jobs._run_all([60] * 6, slow_point, 2, print)", points=2)
+    assert seconds < 8, "the pool went on after Ctrl-C"
+    assert status != 0 and "KeyboardInterrupt" in err
     time.sleep(1)
     assert started.read_text().count("started") == 2, "a queued point started after Ctrl-C"
-
-
-_INTERRUPTED_SPEED = """
-import sys, time
-from lotto_media.pipelines import bench_speed
-
-def slow_point(seconds):
-    with open(sys.argv[1], "a") as log:
-        log.write("started\\n")
-    time.sleep(seconds)
-    return {"status": "ok"}
-
-if __name__ == "__main__":
-    bench_speed._in_fresh_process(60, slow_point)
-"""
 
 
 def test_ctrl_c_stops_a_speed_point_at_once(tmp_path):
     """``bench speed`` measures each preset in a process of its own; Ctrl-C on the bench alone stops
     that process's point instead of waiting a whole encode for it."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    script, started = tmp_path / "speed.py", tmp_path / "started.txt"
-    script.write_text(_INTERRUPTED_SPEED)
-    process = subprocess.Popen([sys.executable, str(script), str(started)], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.monotonic() + 120
-    while not (started.exists() and "started" in started.read_text()):
-        assert process.poll() is None and time.monotonic() < deadline, "the point did not start"
-        time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
-    interrupted = time.monotonic()
-    _, err = process.communicate(timeout=60)
-    assert time.monotonic() - interrupted < 8, "the bench waited for the point after Ctrl-C"
-    assert process.returncode != 0 and "KeyboardInterrupt" in err
+    seconds, status, err, _ = _interrupt_once_started(tmp_path, "bench_speed._in_fresh_process(60, slow_point)",
+                                                      points=1)
+    assert seconds < 8, "the bench waited for the point after Ctrl-C"
+    assert status != 0 and "KeyboardInterrupt" in err
 
 
 def test_images_with_the_real_codec(tmp_path, capsys):

@@ -211,6 +211,11 @@ class Synthesis:
         # its hidden input and whose last its modulations (copied there), so a layer is one product
         self._rewound = [_Affine(w, WEIGHT_FRAC) for w in layers[1:]]
         self._hidden_widths = [w.shape[0] for w in layers[:-1]]
+        # per layer 2..4: rows of its tile buffer, and how many of [o3; o2; o1] follow its hidden
+        # input (the output layer reads o0 after them)
+        self._input_rows = [(w.shape[1], min(w.shape[1] - hidden, 9))
+                            for w, hidden in zip(layers[1:], self._hidden_widths)]
+        self._output_reads_o0 = layers[3].shape[1] > self._hidden_widths[2] + 9
         # coordinates per tile (those of the picture would be 16 bytes a pixel, held throughout)
         self._xs = coordinate_axis(width).astype(np.float64)
         self._ys = coordinate_axis(height).astype(np.float64)
@@ -265,19 +270,19 @@ class Synthesis:
             n = tile.stop - tile.start
             mods = self._modulations[:, tile]
             inputs = []
-            for hidden, layer in zip(self._hidden_widths, self._rewound):
-                x = torch.empty(layer.weight.shape[1], n, dtype=torch.float64)
-                n_mods = min(x.shape[0] - hidden, mods.shape[0])
+            for hidden, (rows, n_mods) in zip(self._hidden_widths, self._input_rows):
+                x = torch.empty(rows, n, dtype=torch.float64)
                 x[hidden : hidden + n_mods] = mods[:n_mods]
                 inputs.append(x)
             second_in, third_in, output_in = inputs
-            pixel_kernels.coordinate_layer_into(second_in[: self._hidden_widths[0]].numpy(), self._coordinate_weights,
-                                                self._xs, self._ys, tile.start)
-            if output_in.shape[0] > self._hidden_widths[2] + mods.shape[0]:  # the output layer reads o0
+            first_w, second_w, third_w = self._hidden_widths
+            pixel_kernels.coordinate_layer_into(second_in[:first_w].numpy(), self._coordinate_weights, self._xs,
+                                                self._ys, tile.start)
+            if self._output_reads_o0:
                 # recomputed here: cheaper than keeping 24 rows a pixel since the modulations' pass
-                self._fc0.activated_into(output_in[self._hidden_widths[2] + mods.shape[0]:], features[:, tile])
-            self._rewound[0].activated_into(third_in[: self._hidden_widths[1]], second_in)
-            self._rewound[1].activated_into(output_in[: self._hidden_widths[2]], third_in)
+                self._fc0.activated_into(output_in[third_w + 9 :], features[:, tile])
+            self._rewound[0].activated_into(third_in[:second_w], second_in)
+            self._rewound[1].activated_into(output_in[:third_w], third_in)
             self._out[:, tile] = self._rewound[2](output_in)
         self.rows_done = o3_rows
 
