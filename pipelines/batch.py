@@ -385,7 +385,7 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
                      help="local: a pool of worker processes (default); ray: a Ray cluster")
     sub.add_argument("--address", metavar="ADDR",
                      help="with --engine ray: the cluster to join (default: start a local Ray)")
-    add_encoder_options(sub)
+    add_encoder_options(sub, threads_default="the cores divided by --jobs")
     sub.set_defaults(func=run_batch, parser=sub)
 
 

@@ -36,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     """Add ``bench images|video|speed`` to the ``lotto-media`` parser."""
     from .cli import ExamplesFormatter, examples
 
+    parents = [common] if common is not None else []
     bench = subparsers.add_parser(
-        "bench", help="measure rate-distortion and speed against JPEG, WebP, x264, x265, SVT-AV1",
+        "bench", parents=parents, help="measure rate-distortion and speed against JPEG, WebP, x264, x265, SVT-AV1",
         description="Benchmarks. Points go to OUT/*.jsonl as they finish; summaries, Bjøntegaard "
                     "tables and RD plots are written at the end. Progress lines go to stderr.",
         formatter_class=ExamplesFormatter,
@@ -46,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
                         "lotto-media bench speed --presets fast,medium"))
     kinds = bench.add_subparsers(title="benchmarks", dest="bench_kind", metavar="KIND", required=True)
 
-    images = kinds.add_parser("images", help="RD curves and BD-rates on still images",
+    images = kinds.add_parser("images", parents=parents, help="RD curves and BD-rates on still images",
                               description="Code images with lotto-media and each anchor; measure bytes, "
                                           "bpp, PSNR, MS-SSIM and times on the same pixels.",
                               formatter_class=ExamplesFormatter,
@@ -62,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     _add_common(images)
     images.set_defaults(func=run_images, parser=images)
 
-    video = kinds.add_parser("video", help="lotto-media against x264/x265 on y4m/mp4 clips",
+    video = kinds.add_parser("video", parents=parents, help="lotto-media against x264/x265 on y4m/mp4 clips",
                              description="Code clips (native 4:2:0, same bit depth) with x264 and x265, "
                                          "all-intra and inter, and with lotto-media where it supports the format.",
                              formatter_class=ExamplesFormatter,
@@ -83,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     _add_common(video)
     video.set_defaults(func=run_video, parser=video)
 
-    speed = kinds.add_parser("speed", help="search, decode and memory figures per preset",
+    speed = kinds.add_parser("speed", parents=parents, help="search, decode and memory figures per preset",
                              description="Time the search of each preset (pixel-steps/s, s/frame), the "
                                          "decoder (ns/pixel), report kMAC/pixel and peak memory. Each preset "
                                          "runs in a fresh process so its peak memory is its own.",

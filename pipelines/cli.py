@@ -120,8 +120,9 @@ def _add_encode(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     sub.set_defaults(func=run_encode, parser=sub)
 
 
-def add_encoder_options(sub: argparse.ArgumentParser) -> None:
-    """The options of every command that encodes (encode, transcode)."""
+def add_encoder_options(sub: argparse.ArgumentParser, threads_default: str = "PyTorch's choice") -> None:
+    """The options of every command that encodes (encode, transcode, batch); ``threads_default``
+    describes what no ``--threads`` means for the command."""
     rate = sub.add_mutually_exclusive_group()
     rate.add_argument("--quality", type=_checked(float, limits.check_quality), metavar="Q",
                       help="quality 0..100, higher is better and bigger (default: 50)")
@@ -144,7 +145,7 @@ def add_encoder_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--device", choices=DEVICES, default="auto",
                      help="where the search runs (default: auto)")
     sub.add_argument("--threads", type=_checked(int, limits.check_threads), metavar="N",
-                     help="CPU threads for the search (default: PyTorch's choice)")
+                     help=f"CPU threads for the search (default: {threads_default})")
     sub.add_argument("--steps", type=_checked(int, limits.check_steps), help=argparse.SUPPRESS)  # tests, benchmarks
     sub.add_argument("-y", "--overwrite", action="store_true", dest="overwrite",
                      help="replace an existing output file")
@@ -166,7 +167,7 @@ def _add_decode(commands: argparse._SubParsersAction, common: argparse.ArgumentP
     sub = commands.add_parser(
         "decode", parents=[common], help="decode a .lotto file into a picture or a video",
         description="Decode a .lotto stream. One picture becomes a PNG; a video becomes y4m, NUT, "
-                    "MKV (FFV1, lossless), MP4 (x264) or a PNG sequence (a name with %%04d), chosen by "
+                    "MKV (FFV1, lossless), MP4 (x264) or a PNG sequence (a name with %04d), chosen by "
                     "the output's suffix; - writes y4m (NUT for RGB and gray) to stdout. The source's "
                     "audio is put back where the container can hold it.",
         formatter_class=ExamplesFormatter,

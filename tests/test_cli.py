@@ -114,6 +114,20 @@ def test_log_level_is_accepted_before_and_after_the_command(capsys, fake_codec, 
     assert run(capsys, "encode", tiny_png, "-q", "-y") == (0, "", "")  # default: warnings only
 
 
+@pytest.mark.parametrize("kind", ["images", "video", "speed"])
+def test_every_bench_takes_the_log_level_after_its_name(kind):
+    args = cli.build_parser().parse_args(["bench", kind, "--log-level", "debug"]
+                                         + (["clip.y4m"] if kind != "speed" else []))
+    assert args.log_level == "debug"
+
+
+def test_help_texts_show_single_percent_signs(capsys):
+    # argparse %-formats option help but prints descriptions verbatim: a doubled % there shows
+    for command in ("encode", "decode", "transcode", "batch", "info"):
+        code, out, _ = run(capsys, command, "--help")
+        assert code == 0 and "%%" not in out, command
+
+
 # --------------------------------------------------------------------------- encode (fake codec)
 
 def test_encode_writes_the_stream_and_a_summary(capsys, fake_codec, tiny_png, tiny_rgb):

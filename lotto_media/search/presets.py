@@ -296,8 +296,9 @@ def _from_lmbda(lmbda: float, threshold: float) -> bool:
     return lmbda >= threshold * (1 - 1e-12)
 
 
-#: fraction of the random network's weights pruned (the mask's 1 - kept share): pictures, and
-#: streams with predicted frames at qualities above 50; the network's reference default
+#: fraction of the random network's weights pruned (the mask's 1 - kept share): pictures (and
+#: streams of intra frames only) below quality 80, streams with predicted frames above quality 50;
+#: the network's reference default
 MASK_RATIO = ModelConfig.mask_ratio
 #: ... and streams with predicted frames from the lambda of quality 50 down (``mask_ratio_for``)
 PREDICTED_MASK_RATIO, PREDICTED_MASK_RATIO_FROM_LMBDA = 0.05, quality_to_lmbda(50)
