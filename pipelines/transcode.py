@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 from lotto_media.errors import FormatError, InputError, LottoError, UnsupportedError
 from lotto_media.frame import Frame, VideoFormat
@@ -95,7 +95,7 @@ def encode_video(reader, output: BinaryIO, options, *, gop: int, frames: range |
 
     ``frames`` selects frames by number; ``decoded``, an open video writer, receives the
     encoder's reconstructions (bit-identical to what decoding the stream gives)."""
-    from lotto_media.stream import LottoWriter, StreamEncoder
+    from lotto_media.stream import LottoWriter, StreamEncoder, frame_count_hint
 
     start = time.perf_counter()
     video = reader.format
@@ -103,7 +103,18 @@ def encode_video(reader, output: BinaryIO, options, *, gop: int, frames: range |
     if audio is not None and frames is not None:
         log.warning("%s: --frames selects part of the video; the audio track is not cut and is left out", video.source)
         audio = None
-    encoder = StreamEncoder(video, options, gop=gop, progress=progress)
+
+    def selected() -> Iterator[Frame]:
+        for index, frame in enumerate(reader.frames()):
+            if frames is not None and index >= frames.stop:
+                break
+            if frames is None or index in frames:
+                yield frame
+            else:  # --frames leaves the audio out: drop what the skipped frames brought
+                reader.take_audio_packets()
+
+    n_frames, chosen = frame_count_hint(selected())
+    encoder = StreamEncoder(video, options, gop=gop, n_frames=n_frames, progress=progress)
     summary = EncodeSummary(output=output_name, video=video, audio=audio is not None)
 
     def emit(writer, packets) -> None:
@@ -132,12 +143,9 @@ def encode_video(reader, output: BinaryIO, options, *, gop: int, frames: range |
 
     with LottoWriter(output, encoder.header, audio=audio) as writer:
         n_read = 0
-        for index, frame in enumerate(reader.frames()):
-            if frames is not None and index >= frames.stop:
-                break
-            if frames is None or index in frames:
-                n_read += 1
-                emit(writer, encoder.encode(frame))
+        for frame in chosen:
+            n_read += 1
+            emit(writer, encoder.encode(frame))
             pass_audio(writer)
         if n_read == 0:
             raise InputError(f"{video.source or 'input'}: no frame to encode" + (" in the selected range" if frames else ""))

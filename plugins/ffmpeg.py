@@ -273,7 +273,7 @@ def encode_with_ffmpeg(input: PathLike, output: PathLike, options: EncodeOptions
     and renamed when complete. ffmpeg's failures raise :class:`FFmpegError`; lotto-media's own
     (a pixel format it cannot code, ...) their usual LottoError."""
     from lotto_media.plugins import media_io
-    from lotto_media.stream import LottoWriter, StreamEncoder
+    from lotto_media.stream import LottoWriter, StreamEncoder, frame_count_hint
 
     if via not in ("nut", "y4m"):
         raise ValueError(f"via={via!r}: expected 'nut' or 'y4m'")
@@ -299,7 +299,8 @@ def encode_with_ffmpeg(input: PathLike, output: PathLike, options: EncodeOptions
         with process.blame_on_failure():
             with media_io.open_video(process.stdout, name=name) as reader, open(part, "wb") as out:
                 carried = reader.audio if audio else None
-                encoder = StreamEncoder(reader.format, options, gop=gop, progress=progress)
+                n_frames, frames_in = frame_count_hint(reader.frames())
+                encoder = StreamEncoder(reader.format, options, gop=gop, n_frames=n_frames, progress=progress)
                 with LottoWriter(out, encoder.header, audio=carried) as writer:
 
                     def emit(packets) -> None:
@@ -316,7 +317,7 @@ def encode_with_ffmpeg(input: PathLike, output: PathLike, options: EncodeOptions
                         if carried is not None:
                             writer.write_audio(packets)
 
-                    for frame in reader.frames():
+                    for frame in frames_in:
                         emit(encoder.encode(frame))
                         pass_audio()
                     emit(encoder.flush())

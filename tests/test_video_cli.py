@@ -561,6 +561,29 @@ def test_info_lists_every_frame(capsys, cisco):
         assert frame_type == d["frame_type"][0] and float(psnr) == pytest.approx(d["psnr"], abs=0.01)
 
 
+def test_a_one_frame_video_is_coded_as_a_picture(capsys, cisco, tmp_path):
+    """The header (mask ratio included) is written before any frame is coded: the encoder looks
+    two frames ahead, so one frame, whether the whole input or a --frames selection, gets a
+    picture's mask ratio and header, and two frames or more those of a stream with predicted frames."""
+    def described(path: Path) -> tuple[float, int, int]:
+        """(mask ratio, the header's frame-count hint, frames in the stream)"""
+        info = info_json(capsys, path)
+        return info["mask_ratio"], LottoReader(path.read_bytes(), path.name).header.n_frames, info["frames"]
+
+    def transcoded(*selection: str) -> tuple[float, int, int]:
+        out = tmp_path / f"clip{len(list(tmp_path.iterdir()))}.lotto"
+        code, _, err = run(capsys, "transcode", cisco.clip, "-o", out, *selection, *ENC, "--quality", "40", "-q")
+        assert code == 0, err
+        return described(out)
+
+    one_frame = write_clip(tmp_path / "one.y4m", cisco.video, cisco.frames[:1])
+    code, _, err = run(capsys, "encode", one_frame, "-o", tmp_path / "one.lotto", *ENC, "--quality", "40", "-q")
+    assert code == 0, err
+    assert described(tmp_path / "one.lotto") == transcoded("--frames", "2:3") == transcoded("--frames", "3:") == (0.2, 1, 1)
+    assert transcoded("--frames", "2:4") == (0.05, 0, 2)
+    assert transcoded() == (0.05, 0, 4)
+
+
 def test_encode_of_a_video_codes_every_frame(capsys, cisco, tmp_path):
     out = tmp_path / "encoded.lotto"
     code, stdout, err = run(capsys, "encode", cisco.clip, "-o", out, *ENC, "--json")

@@ -12,6 +12,7 @@ predicted, and its latents. A group decodes without the others.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -199,6 +200,16 @@ def sequence_header(video: VideoFormat, options: EncodeOptions, gop: int, n_fram
         preset=options.preset, lmbda=lmbda, quality=options.effective_quality(), n_frames=n_frames, gop=gop,
         rotation=video.rotation, source=video.source,
     )
+
+
+def frame_count_hint(frames: Iterable[Frame]) -> tuple[int, Iterator[Frame]]:
+    """(``n_frames`` for a ``StreamEncoder``, the same frames): 1 when the input holds a single
+    frame, else 0 (unknown), found by reading at most two frames ahead. The sequence header is
+    written before any frame is coded; with the hint a one-frame video is coded with a picture's
+    choices (``mask_ratio_for``: no predicted frames follow) and recorded as one frame."""
+    iterator = iter(frames)
+    ahead = [frame for _, frame in zip(range(2), iterator)]
+    return (1 if len(ahead) == 1 else 0), itertools.chain(ahead, iterator)
 
 
 class StreamEncoder:
