@@ -213,9 +213,11 @@ class Synthesis:
         self._hidden_widths = [w.shape[0] for w in layers[:-1]]
         # per layer 2..4: rows of its tile buffer, and how many of [o3; o2; o1] follow its hidden
         # input (the output layer reads o0 after them)
-        self._input_rows = [(w.shape[1], min(w.shape[1] - hidden, 9))
+        n_modulations = self._modulations.shape[0]
+        self._input_rows = [(w.shape[1], min(w.shape[1] - hidden, n_modulations))
                             for w, hidden in zip(layers[1:], self._hidden_widths)]
-        self._output_reads_o0 = layers[3].shape[1] > self._hidden_widths[2] + 9
+        self._o0_start = self._hidden_widths[2] + n_modulations  # in the output layer's buffer
+        self._output_reads_o0 = layers[3].shape[1] > self._o0_start
         # coordinates per tile (those of the picture would be 16 bytes a pixel, held throughout)
         self._xs = coordinate_axis(width).astype(np.float64)
         self._ys = coordinate_axis(height).astype(np.float64)
@@ -280,7 +282,7 @@ class Synthesis:
                                                 self._ys, tile.start)
             if self._output_reads_o0:
                 # recomputed here: cheaper than keeping 24 rows a pixel since the modulations' pass
-                self._fc0.activated_into(output_in[third_w + 9 :], features[:, tile])
+                self._fc0.activated_into(output_in[self._o0_start :], features[:, tile])
             self._rewound[0].activated_into(third_in[:second_w], second_in)
             self._rewound[1].activated_into(output_in[:third_w], third_in)
             self._out[:, tile] = self._rewound[2](output_in)

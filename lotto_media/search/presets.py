@@ -232,7 +232,7 @@ def _ramp(lmbda: float, start: float, end: float) -> float:
     with start == end is a step, 1 from that lambda down (from its quality up)."""
     low, high = math.log(start), math.log(end)
     if low == high:
-        return 1.0 if lmbda <= end * (1 + 1e-12) else 0.0
+        return 1.0 if _up_to_lmbda(lmbda, end) else 0.0
     return min(1.0, max(0.0, (low - math.log(lmbda)) / (low - high)))
 
 
@@ -296,6 +296,11 @@ def _from_lmbda(lmbda: float, threshold: float) -> bool:
     return lmbda >= threshold * (1 - 1e-12)
 
 
+def _up_to_lmbda(lmbda: float, threshold: float) -> bool:
+    """lambda at or below such a threshold (the same tolerance as ``_from_lmbda``)."""
+    return lmbda <= threshold * (1 + 1e-12)
+
+
 #: fraction of the random network's weights pruned (the mask's 1 - kept share): pictures (and
 #: streams of intra frames only) below quality 80, streams with predicted frames above quality 50;
 #: the network's reference default
@@ -329,7 +334,7 @@ def mask_ratio_for(lmbda: float, predicted: bool) -> float:
     Unmeasured: qualities 60-80, fast at 80, streams with predicted frames (which keep 0.2)."""
     if predicted:
         return PREDICTED_MASK_RATIO if _from_lmbda(lmbda, PREDICTED_MASK_RATIO_FROM_LMBDA) else MASK_RATIO
-    if lmbda <= HIGH_RATE_MASK_RATIO_TO_LMBDA * (1 + 1e-12):
+    if _up_to_lmbda(lmbda, HIGH_RATE_MASK_RATIO_TO_LMBDA):
         return HIGH_RATE_MASK_RATIO
     return MASK_RATIO
 
@@ -353,7 +358,7 @@ def fine_grids_for(lmbda: float, schedule: TrainConfig) -> int:
     if schedule.second_grid_quality is None:
         return 1
     # the tolerance keeps the threshold quality's own lambda, recomputed, on the second grid's side
-    return 2 if lmbda <= quality_to_lmbda(schedule.second_grid_quality) * (1 + 1e-12) else 1
+    return 2 if _up_to_lmbda(lmbda, quality_to_lmbda(schedule.second_grid_quality)) else 1
 
 
 def arm_hidden_for(lmbda: float) -> int:
