@@ -123,18 +123,29 @@ def test_a_damaged_stream_fails_alike_on_one_and_two_cores(coded, monkeypatch):
     _, config, nets, _, mask, weights = coded
 
     # the first band decodes at once, the later ones after a pause: the synthesis is asked for
-    # before the decoder meets the damage (past the first band), and fails after it has
-    decode_to = entropy.LatentDecoding.decode_to
+    # before the decoder meets the damage (past the first band), and fails after it has (waiting
+    # for the damage itself: a fixed delay would race the decoder, whose band the damage shows in
+    # depends on the coded bytes)
+    decode_to, finish = entropy.LatentDecoding.decode_to, entropy.LatentDecoding.finish
+    damage_met = threading.Event()
+
+    def signalling_damage(check):
+        try:
+            check()
+        except FormatError:
+            damage_met.set()
+            raise
 
     def paused_after_first_band(self: entropy.LatentDecoding, stop: int) -> None:
         if self.fronts_done:
             time.sleep(0.2)
-        decode_to(self, stop)
+        signalling_damage(lambda: decode_to(self, stop))
 
     monkeypatch.setattr(entropy.LatentDecoding, "decode_to", paused_after_first_band)
+    monkeypatch.setattr(entropy.LatentDecoding, "finish", lambda self: signalling_damage(lambda: finish(self)))
 
     def failing_synthesis() -> Synthesis:
-        time.sleep(0.6)
+        assert damage_met.wait(timeout=30)
         raise MemoryError("the synthesis' arrays")
 
     decoding = entropy.LatentDecoding(cases[0], config.grid_shapes(HEIGHT, WIDTH), nets.integer_arm())

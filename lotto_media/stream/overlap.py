@@ -65,7 +65,12 @@ def _decode_in_bands(decoding: LatentDecoding, reports: _Reports) -> None:
             if reports.cancelled:
                 return
             decoding.decode_to(stop)
-            reports.post(decoding.rows_ready(), decoding.fronts_done >= decoding.n_fronts)
+            finished = decoding.fronts_done >= decoding.n_fronts
+            if finished:
+                # the stream-end checks here too: a stream refused only there must fail with their
+                # error, not with whatever the synthesis meets meanwhile
+                decoding.finish()
+            reports.post(decoding.rows_ready(), finished)
     except BaseException as exc:  # noqa: BLE001 - handed to the thread that raises it
         reports.fail(exc)
 
@@ -111,7 +116,6 @@ def decode_picture(decoding: LatentDecoding, make_synthesis: Callable[[], Synthe
         if reports.error is not None and reports.error is not exc:
             raise reports.error from exc
         raise
-    decoding.finish()
     synthesis = synthesis or make_synthesis()
     synthesis.advance(decoding.rows_ready())
     return synthesis
