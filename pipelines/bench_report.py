@@ -50,13 +50,13 @@ def machine_info() -> dict[str, object]:
     """What a reader needs to reproduce the timings: CPU, cores, OS and library versions."""
     import torch
 
-    from lotto_media.search.train import native_bfloat16
+    from lotto_media.search.train import bfloat16_steps
 
     return {
         "cpu": cpu_model(),
         # the encoder's speed, and at medium its search (bfloat16 steps or not), follow these
         "vector_isa": torch.backends.cpu.get_cpu_capability(),
-        "native_bfloat16": native_bfloat16(torch.device("cpu")),
+        "bfloat16_steps": bfloat16_steps(torch.device("cpu")),
         "cores": os.cpu_count(),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
@@ -69,8 +69,8 @@ def machine_info() -> dict[str, object]:
 
 
 def _vector_words(machine: dict[str, object]) -> str:
-    known = machine.get("native_bfloat16")
-    bfloat16 = "bfloat16 unknown" if known is None else "native bfloat16" if known else "no native bfloat16"
+    known = machine.get("bfloat16_steps")
+    bfloat16 = "steps' precision unknown" if known is None else "bfloat16 steps" if known else "float32 steps"
     return f"torch kernels {machine.get('vector_isa', 'unknown')}, {bfloat16}"
 
 

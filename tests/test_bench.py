@@ -410,11 +410,11 @@ def test_downscale_uses_rounded_sizes():
 
 
 def test_reports_name_the_vector_instructions_and_bfloat16_that_set_the_encoder_speed():
-    """medium's search runs bfloat16 steps only where the CPU multiplies them natively, and the
+    """medium's search runs bfloat16 steps only on CPUs where they pay (``bfloat16_steps``), and the
     step speed follows torch's kernels: a timing means little without them."""
     import torch
 
-    from lotto_media.search.train import native_bfloat16
+    from lotto_media.search.train import bfloat16_steps
     from lotto_media.pipelines import bench_report
 
     def machine_line(machine: dict) -> str:
@@ -422,15 +422,15 @@ def test_reports_name_the_vector_instructions_and_bfloat16_that_set_the_encoder_
 
     machine = bench_report.machine_info()
     assert machine["vector_isa"] == torch.backends.cpu.get_cpu_capability()
-    assert machine["native_bfloat16"] == native_bfloat16(torch.device("cpu"))
+    assert machine["bfloat16_steps"] == bfloat16_steps(torch.device("cpu"))
     line = machine_line(machine)
     assert f"torch kernels {machine['vector_isa']}" in line
-    assert ("no native bfloat16" in line) != machine["native_bfloat16"]
-    with_bf16 = machine_line({**machine, "vector_isa": "AVX512", "native_bfloat16": True})
-    assert "torch kernels AVX512, native bfloat16" in with_bf16 and "no native" not in with_bf16
-    assert "torch kernels AVX2, no native bfloat16" in machine_line({**machine, "vector_isa": "AVX2",
-                                                                     "native_bfloat16": False})
-    assert "bfloat16 unknown" in machine_line({k: v for k, v in machine.items() if k != "native_bfloat16"})
+    assert ("float32 steps" in line) != machine["bfloat16_steps"]
+    with_bf16 = machine_line({**machine, "vector_isa": "AVX512", "bfloat16_steps": True})
+    assert "torch kernels AVX512, bfloat16 steps" in with_bf16 and "float32" not in with_bf16
+    assert "torch kernels AVX2, float32 steps" in machine_line({**machine, "vector_isa": "AVX2",
+                                                               "bfloat16_steps": False})
+    assert "precision unknown" in machine_line({k: v for k, v in machine.items() if k != "bfloat16_steps"})
 
 
 def test_psnr_at_rate_interpolates_in_log_rate_and_never_extrapolates():

@@ -112,7 +112,7 @@ def _synthesis_dtypes(monkeypatch, schedule, native: bool) -> list[torch.dtype]:
 
     monkeypatch.setattr(train.FrameModel, "synthesise", recording)
     monkeypatch.setattr(train.FrameModel, "rate_bits", recording_rate)
-    monkeypatch.setattr(train, "native_bfloat16", lambda device: native)
+    monkeypatch.setattr(train, "bfloat16_steps", lambda device: native)
     target = torch.from_numpy(np.random.default_rng(5).random((3, 12, 16), dtype=np.float32))
     train.search(target, ModelConfig(seed=3, mod_hidden=8), schedule, 1e-3, torch.device("cpu"))
     assert rate_dtypes == {torch.float32}
@@ -129,16 +129,25 @@ def test_the_soft_phase_runs_its_first_share_in_bfloat16_where_the_device_has_it
 
 
 def test_bfloat16_is_not_used_where_the_device_lacks_it(monkeypatch):
-    """The same schedule on a device without native bfloat16 products: float32 throughout."""
+    """The same schedule on a device without bfloat16 steps: float32 throughout."""
     schedule = preset("ultrafast", soft_steps=10, hard_steps=2, bf16_soft_share=0.5)
     assert set(_synthesis_dtypes(monkeypatch, schedule, native=False)) == {torch.float32}
 
 
-def test_native_bfloat16_is_a_cpu_property():
-    """Off a CPU the search stays in float32 (CUDA is unmeasured); on a CPU the answer is a plain
-    bool, whatever private probes this torch build has."""
-    assert train.native_bfloat16(torch.device("meta")) is False
-    assert isinstance(train.native_bfloat16(torch.device("cpu")), bool)
+def test_bfloat16_steps_are_for_cpus_with_avx512_bf16_and_without_amx(monkeypatch):
+    """Off a CPU the search stays in float32 (CUDA is unmeasured); on a CPU bfloat16 steps need
+    AVX512-BF16, and AMX rules them out (oneDNN's AMX products of the synthesis' shapes can die on
+    SIGFPE, and they measured no quicker); a torch build without the probes gets float32."""
+    assert train.bfloat16_steps(torch.device("meta")) is False
+    assert isinstance(train.bfloat16_steps(torch.device("cpu")), bool)
+    for avx512_bf16, amx, expected in [(True, False, True), (True, True, False), (False, False, False),
+                                       (False, True, False)]:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        assert train.bfloat16_steps(torch.device("cpu")) is expected
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")
+    assert train.bfloat16_steps(torch.device("cpu")) is False
 
 
 def test_the_networks_take_their_own_optimiser_and_the_rest_adam():

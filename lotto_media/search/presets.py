@@ -121,7 +121,7 @@ class TrainConfig:
     #: share of a picture's or intra frame's soft-rounding phase (and of each warm-started phase of
     #: a group sharing its networks, unmeasured), from its start, whose synthesis and ARM (its
     #: contexts, layers and outputs, and the exp of the Laplace scale) run in bfloat16 where the
-    #: device multiplies bfloat16 natively (``train.native_bfloat16``); the Laplace intervals, the
+    #: CPU runs it well (``train.bfloat16_steps``); the Laplace intervals, the
     #: bits, the loss, the end of the phase and the hard-rounding phase stay in float32.
     #: The ARM's share, against the synthesis alone in bfloat16: at medium, quality 80, eight Kodak
     #: pictures, J -1.75 % (-6.1 to +2.2 %, 6/8 better) for encodes 5.3 % shorter (one thread, two
@@ -378,7 +378,7 @@ def arm_hidden_for(lmbda: float) -> int:
     quality 60 -1.3 / -0.4 / +1.5 / +1.3 / +3.2 / -1.0 / -0.8 / +0.6 % (mean +0.4 %), quality 80
     +2.6 / +1.6 / -2.3 / -0.4 / +0.6 / +1.5 / +0.1 / -2.7 % (mean +0.1 %), within the search's
     noise, for whole encodes 9.6 % shorter on an AVX2 CPU and a quality-80 decode 10 % less work;
-    on a CPU with native bfloat16 a step is 8 % quicker, and at equal seconds there (1,740 steps
+    on a CPU with bfloat16 steps a step is 8 % quicker, and at equal seconds there (1,740 steps
     against 1,600) eight pictures at quality 80 gave J -1.2 % (6/8 better).
     With the second full-resolution grid (1.75x the latents through the ARM), quality 90, eight
     pictures: at 1,200 steps J +0.2 % for 13 % fewer seconds, with those seconds put into steps

@@ -3,7 +3,7 @@
 Objective D + lambda * R with D the MSE on [0, 1] pixels (plane-weighted for YUV 4:2:0, see
 lotto_media/model/chroma.py) and R the ARM's estimate of the latent
 bits per pixel. Phase 1 uses soft rounding with annealed Kumaraswamy noise (its first part's
-synthesis and ARM in bfloat16 where the CPU has it natively, ``TrainConfig.bf16_soft_share``); phase 2 fine-tunes
+synthesis and ARM in bfloat16 on CPUs where that pays, ``bfloat16_steps``); phase 2 fine-tunes
 with hard rounding (straight-through) and ends on its lowest loss (``LowestLoss``). The small
 networks are then quantised with a per-module step 2^-frac picked by minimising the same
 objective with their coded size included.
@@ -91,23 +91,31 @@ class _Annealing:
         return temperature, noise_a, decay
 
 
-def native_bfloat16(device: torch.device) -> bool:
-    """Whether ``device`` multiplies bfloat16 natively: a CPU with AVX512-BF16 or AMX, where a
-    bfloat16 product of the synthesis' shapes runs about 4x faster than a float32 one. Elsewhere
-    bfloat16 is emulated or unmeasured (CUDA), and the search stays in float32."""
+def bfloat16_steps(device: torch.device) -> bool:
+    """Whether the search runs its bfloat16 share (``TrainConfig.bf16_soft_share``) on ``device``: a
+    CPU with AVX512-BF16 and without AMX (AMD's Zen 4 and 5), where a bfloat16 product of the
+    synthesis' shapes runs about 4x faster than a float32 one and an encode 10-16 % quicker.
+
+    Not where the CPU has AMX (Intel's Xeons since Sapphire Rapids): there oneDNN 3.12 (torch 2.13)
+    picks AMX for bfloat16 products, and its blocking heuristic divides by zero for some of the
+    synthesis' weight gradients (16 x 98,304 by 98,304 x 33 at 384x256, 24 x 65,536 by 65,536 x 49
+    at 256x256), killing the process with SIGFPE; where it does not, the steps measured no faster
+    than float32 (71 against 72-73 ms at 384x255, two cores). Elsewhere bfloat16 is emulated or
+    unmeasured (CUDA), and the search stays in float32."""
     if device.type != "cpu":
         return False
-    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
+    if bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()):
+        return False
+    return bool(getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)())
 
 
 class _SoftPrecision:
     """The synthesis' and the ARM's precision along a soft-rounding phase: bfloat16 autocast up to the progress
-    ``schedule.bf16_soft_share`` where the device has it natively (``native_bfloat16``), float32
+    ``schedule.bf16_soft_share`` where the device runs it (``bfloat16_steps``), float32
     after, so that the phase's end and the hard-rounding phase refine in full precision."""
 
     def __init__(self, schedule: TrainConfig, device: torch.device) -> None:
-        self.bf16_until = schedule.bf16_soft_share if native_bfloat16(device) else 0.0
+        self.bf16_until = schedule.bf16_soft_share if bfloat16_steps(device) else 0.0
         self.device_type = device.type
 
     def at(self, t: float) -> torch.autocast:
