@@ -9,13 +9,17 @@ interrupt, and the parent drops the queued jobs and interrupts the running ones
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, NoReturn, TypeVar
 
 R = TypeVar("R")
+
+log = logging.getLogger(__name__)
 
 #: how long an interrupted worker may take to stop (its job's cleanup) before it is killed
 STOP_TIMEOUT_S = 10.0
@@ -92,6 +96,11 @@ def interrupt_pool(pool: ProcessPoolExecutor) -> None:
             except OSError:
                 pass
     for process in processes:
-        process.join(timeout=STOP_TIMEOUT_S)
-        if process.is_alive():
+        # the exit is read from the worker's sentinel, not from join() and is_alive(): the pool's
+        # manager thread may reap the same worker meanwhile, and then join() returns at once and
+        # is_alive() still says True
+        if not multiprocessing.connection.wait([process.sentinel], timeout=STOP_TIMEOUT_S):
+            log.warning("a worker (pid %d) did not stop within %g s of the interrupt: killed", process.pid,
+                        STOP_TIMEOUT_S)
             process.kill()
+            multiprocessing.connection.wait([process.sentinel], timeout=STOP_TIMEOUT_S)

@@ -194,9 +194,10 @@ def test_interrupted_and_killed_batches_leave_no_partial_output_and_resume(tmp_p
     process = _start(tmp_path, "--jobs", "2")
     _wait_for_outputs(tmp_path, process, 1)
     process.send_signal(signal.SIGINT)
-    interrupted = time.monotonic()
-    _, err = process.communicate(timeout=60)
-    assert time.monotonic() - interrupted < 8, "the workers went on after Ctrl-C"
+    _, err = process.communicate(timeout=120)
+    # the parent kills (and says so) a worker still alive STOP_TIMEOUT_S after the interrupt: a
+    # signal of a worker that went on, where the seconds elapsed depend on the machine's load
+    assert "did not stop" not in err, f"the workers went on after Ctrl-C: {err}"
     assert process.returncode == 130, err
     assert "interrupted" in err
     first = _assert_outputs_complete(tmp_path)

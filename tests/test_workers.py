@@ -9,10 +9,12 @@ import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import pytest
 
+from lotto_media.pipelines import workers
 from lotto_media.pipelines.workers import interrupt_pool, stopping_at_interrupt
 
 
@@ -52,3 +54,28 @@ def test_a_stopped_worker_cleans_up_and_takes_no_further_job(tmp_path, signum):
     finally:
         interrupt_pool(pool)
     assert not any(f.done() and not f.cancelled() and f.exception() is None for f in futures)
+
+
+def job_that_goes_on(folder: str) -> None:
+    """A job that swallows the interrupt and goes on, as a pool's plain worker would."""
+    Path(folder, "started").touch()
+    for _ in range(2):
+        try:
+            time.sleep(60)
+        except KeyboardInterrupt:
+            pass
+
+
+def test_a_worker_that_goes_on_after_the_interrupt_is_killed_and_named(tmp_path, monkeypatch, caplog):
+    """interrupt_pool waits STOP_TIMEOUT_S for each worker, then kills it and says so: the batch's
+    Ctrl-C test reads that warning instead of timing the stop."""
+    monkeypatch.setattr(workers, "STOP_TIMEOUT_S", 1.0)
+    pool = workers.StoppingPool(1)
+    pool.submit(job_that_goes_on, str(tmp_path))
+    _wait_for(tmp_path, "started", 1)
+    processes = list(pool._processes.values())
+    with caplog.at_level("WARNING", logger=workers.__name__):
+        interrupt_pool(pool)
+    assert all(wait([p.sentinel], timeout=0) for p in processes)  # every worker has exited
+    assert [r.getMessage() for r in caplog.records] == [
+        f"a worker (pid {processes[0].pid}) did not stop within 1 s of the interrupt: killed"]
