@@ -60,6 +60,11 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     images.add_argument("--anchors", type=_name_list(ANCHORS), default=tuple(ANCHORS), metavar="A1,A2,...",
                         help=f"anchors to run (default: {','.join(ANCHORS)})")
     images.add_argument("--no-lotto", action="store_true", help="run the anchors only")
+    images.add_argument("--anchor-points", action="append", default=[], metavar="POINTS.jsonl",
+                        help="take anchor points from an earlier run's points.jsonl (repeatable) where the "
+                             "image (name and size), anchor and setting match, instead of coding them again "
+                             "(the anchors are deterministic for one PyAV build); lotto-media's points are "
+                             "always measured")
     _add_common(images)
     images.set_defaults(func=run_images, parser=images)
 

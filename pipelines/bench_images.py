@@ -109,6 +109,35 @@ def image_tasks(images: Sequence[tuple[str, np.ndarray, str]], qualities: Sequen
     return tasks
 
 
+def _point_key(record: Record) -> tuple:
+    return (record.get("image"), record.get("width"), record.get("height"), record.get("codec"),
+            record.get("param"), record.get("setting"))
+
+
+def load_anchor_points(paths: Sequence[str]) -> dict[tuple, Record]:
+    """The anchors' successful points in earlier runs' points.jsonl files, by (image, width,
+    height, codec, param, setting); a later file's point replaces an earlier one's."""
+    found: dict[tuple, Record] = {}
+    for text in paths:
+        path = Path(text)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: cannot read the points ({getattr(exc, 'strerror', None) or exc})") from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                raise InputError(f"{path}: line {number} is not JSON (expected a bench's points.jsonl)") from None
+            if not isinstance(record, dict) or record.get("kind") != "image":
+                raise InputError(f"{path}: line {number} is not a point of bench images")
+            if record.get("codec") in ANCHORS and record.get("status") == "ok":
+                found[_point_key(record)] = {**record, "reused_from": str(path)}
+    return found
+
+
 def measure_image_point(task: ImageTask) -> Record:
     """Code, decode and measure one point; failures come back as a record with status != ok."""
     base = task.base_record()
@@ -160,6 +189,8 @@ def _anchor_image_point(task: ImageTask, source: Frame) -> Record:
 
 def _describe_image(record: Record) -> str:
     head = f"{record['image']} {record['codec']} {record['param']}={record['setting']:g}"
+    if record.get("reused_from"):
+        head += " (reused)"
     if record.get("status") != "ok":
         return f"{head}: {record['status']}: {record.get('error')}"
     return (f"{head}: {record['bytes']} B, {record['bpp']:.4f} bpp, PSNR-RGB {record['psnr_rgb']:.2f} dB, "
@@ -175,6 +206,7 @@ def _quiet_svt() -> None:
 def run_images(args: argparse.Namespace) -> int:
     """``lotto-media bench images``."""
     _quiet_svt()
+    earlier = load_anchor_points(args.anchor_points)
     paths = collect_images(args.paths)
     images = []
     for name, path in zip(_unique_names(paths), paths):
@@ -184,9 +216,13 @@ def run_images(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tasks = image_tasks(images, args.quality, args.preset, args.anchors, lotto=not args.no_lotto,
                         steps=args.steps, threads=_effective_threads(args.threads, args.jobs))
+    reused = [earlier[_point_key(t.base_record())] for t in tasks if _point_key(t.base_record()) in earlier]
+    to_measure = [t for t in tasks if _point_key(t.base_record()) not in earlier]
     sink = PointSink(out / "points.jsonl", len(tasks), args.quiet, _describe_image)
     try:
-        _run_all(tasks, measure_image_point, args.jobs, sink)
+        for record in reused:
+            sink(record)
+        _run_all(to_measure, measure_image_point, args.jobs, sink)
     finally:
         sink.close()
     notes = [f"downscale: {args.downscale:g}x (Lanczos)" if args.downscale != 1 else "downscale: none",
@@ -194,6 +230,10 @@ def run_images(args: argparse.Namespace) -> int:
              f"lotto-media: preset {args.preset}, qualities {','.join(f'{q:g}' for q in args.quality)}"
              + (f", steps {args.steps}" if args.steps else ""),
              f"jobs: {args.jobs}" + (" (points ran concurrently: timings share the CPU)" if args.jobs > 1 else "")]
+    if args.anchor_points:
+        n_anchor_points = sum(1 for t in tasks if not t.codec.startswith("lotto"))
+        notes.append(f"anchor points reused from {', '.join(args.anchor_points)}: {len(reused)} of "
+                     f"{n_anchor_points} (the rest coded in this run; a reused point keeps its earlier seconds)")
     write_images_report(sink.records, out, list(args.anchors), _command_line(), notes)
     return _exit_status(sink.records, out / "summary.md", args.quiet)
 

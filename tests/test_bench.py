@@ -154,6 +154,61 @@ def test_usage_errors(tmp_path, capsys):
         bench_images.collect_images([str(tmp_path)])
 
 
+def test_anchor_points_of_an_earlier_run_are_reused_where_image_size_anchor_and_setting_match(
+        tmp_path, capsys, fake_codec, monkeypatch):
+    """--anchor-points takes an earlier run's anchor points for the same picture (name and size),
+    anchor and setting instead of coding them again; everything else, lotto-media included, is
+    measured. A reused point is the earlier record, marked with where it came from."""
+    first = save_png(synthetic_rgb(16, 24), tmp_path / "tiny.png")
+    code, _, stderr = run(capsys, "bench", "images", first, "--quality", "50", "--anchors", "jpeg",
+                          "--out", tmp_path / "one")
+    assert code == 0, stderr
+    earlier = {(p["codec"], p["setting"]): p for p in read_points(tmp_path / "one" / "points.jsonl")}
+    second = save_png(synthetic_rgb(16, 24, seed=3), tmp_path / "other.png")
+    coded = []
+    encode_anchor = bench_images.encode_anchor
+    monkeypatch.setattr(bench_images, "encode_anchor",
+                        lambda codec, rgb, setting: coded.append((codec, setting)) or encode_anchor(codec, rgb, setting))
+    code, _, stderr = run(capsys, "bench", "images", first, second, "--quality", "50,60", "--anchors", "jpeg,webp",
+                          "--anchor-points", tmp_path / "one" / "points.jsonl", "--out", tmp_path / "two")
+    assert code == 0, stderr
+    points = read_points(tmp_path / "two" / "points.jsonl")
+    assert len(points) == 2 * (2 + 8 + 8) and all(p["status"] == "ok" for p in points)
+    reused = [p for p in points if p.get("reused_from")]
+    assert sorted((p["image"], p["codec"]) for p in reused) == [("tiny", "jpeg")] * 8
+    for point in reused:
+        assert {k: v for k, v in point.items() if k != "reused_from"} == earlier[("jpeg", point["setting"])]
+    assert sorted(set(coded)) == sorted({("webp", p["setting"]) for p in points if p["codec"] == "webp"}
+                                        | {("jpeg", p["setting"]) for p in points if p["codec"] == "jpeg"})
+    assert len(coded) == 8 + 8 + 8  # tiny's webp, other's jpeg and webp
+    assert sum(1 for name, _ in fake_codec.calls if name == "encode_frame") == 1 + 4  # the first run's, then 2 x 2
+    assert stderr.count("(reused)") == 8
+    assert "anchor points reused from" in (tmp_path / "two" / "summary.md").read_text()
+    assert "8 of 32" in (tmp_path / "two" / "summary.md").read_text()
+
+    # another size of the same picture is another point
+    coded.clear()
+    code, _, stderr = run(capsys, "bench", "images", first, "--no-lotto", "--anchors", "jpeg", "--downscale", "2",
+                          "--anchor-points", tmp_path / "one" / "points.jsonl", "--out", tmp_path / "three", "-q")
+    assert code == 0 and len(coded) == 8
+    assert not any(p.get("reused_from") for p in read_points(tmp_path / "three" / "points.jsonl"))
+
+
+def test_anchor_points_that_cannot_be_read_are_refused_by_name(tmp_path, capsys, fake_codec):
+    png = save_png(synthetic_rgb(16, 24), tmp_path / "tiny.png")
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"kind": "image", "codec": "jpeg"}\nnot json\n')
+    video = tmp_path / "video.jsonl"
+    video.write_text('{"kind": "video", "codec": "x265"}\n')
+    for path, message in [(tmp_path / "missing.jsonl", "missing.jsonl: cannot read the points"),
+                          (broken, "broken.jsonl: line 2 is not JSON"),
+                          (video, "video.jsonl: line 1 is not a point of bench images")]:
+        code, _, stderr = run(capsys, "bench", "images", png, "--anchors", "jpeg", "--anchor-points", path,
+                              "--out", tmp_path / "o")
+        assert code == 1 and message in stderr and "Traceback" not in stderr, stderr
+        assert not (tmp_path / "o").exists()
+
+
 def test_jobs_run_points_in_a_process_pool(tmp_path, capsys):
     png = save_png(synthetic_rgb(16, 24), tmp_path / "t.png")
     code, _, stderr = run(capsys, "bench", "images", png, "--no-lotto", "--anchors", "jpeg,webp",
