@@ -97,6 +97,46 @@ def test_two_cores_decode_the_encoders_reconstruction_in_bands(coded, monkeypatc
         assert advances[-1][0] == HEIGHT
 
 
+def test_the_synthesis_shares_its_tiles_out_to_torchs_threads_with_the_same_pixels(coded, monkeypatch):
+    """With two or more torch threads the synthesis runs runs of tiles on threads of their own:
+    in tiles of 100 pixels (26 of them, the last one short) the pixels are those of one thread and
+    the encoder's, torch's thread count comes back, and a failing tile fails the call with its own
+    error once every thread has stopped."""
+    from lotto_media.model import pixel_kernels, reconstruct
+
+    result, config, nets, latents, mask, weights = coded
+    decoding = entropy.LatentDecoding(latents, config.grid_shapes(HEIGHT, WIDTH), nets.integer_arm())
+    decoding.decode_to(decoding.n_fronts)
+    monkeypatch.setattr(reconstruct, "TILE", 100)
+    threads_seen = []
+    layers_of_tile = Synthesis._layers_of_tile
+    monkeypatch.setattr(Synthesis, "_layers_of_tile", lambda self, tile, features: (
+        threads_seen.append(threading.current_thread().name), layers_of_tile(self, tile, features)) and None)
+    planes = {}
+    for threads in (1, 2):
+        with torch_threads(threads):
+            synthesis = Synthesis(decoding.views(), nets, weights, mask, HEIGHT, WIDTH, n_levels=config.n_levels)
+            synthesis.advance(decoding.rows_ready())
+            assert torch.get_num_threads() == threads
+        planes[threads] = to_samples(synthesis.planes(), 8)
+    assert len(threads_seen) == 2 * 26 and threads_seen.count("lotto-synthesis") == 13
+    assert all(np.array_equal(a, b) for a, b in zip(planes[2], planes[1]))
+    assert all(np.array_equal(a, b) for a, b in zip(planes[2], result.reconstruction.planes))
+
+    coordinate_layer_into = pixel_kernels.coordinate_layer_into
+
+    def failing_past_the_middle(out, weight, xs, ys, first):
+        if first >= HEIGHT * WIDTH // 2:
+            raise MemoryError("a tile's buffers")
+        coordinate_layer_into(out, weight, xs, ys, first)
+
+    monkeypatch.setattr(pixel_kernels, "coordinate_layer_into", failing_past_the_middle)
+    with torch_threads(2), pytest.raises(MemoryError, match="a tile's buffers"):
+        Synthesis(decoding.views(), nets, weights, mask, HEIGHT, WIDTH, n_levels=config.n_levels).advance(
+            decoding.rows_ready())
+    assert not any(t.name == "lotto-synthesis" for t in threading.enumerate())
+
+
 def test_a_damaged_stream_fails_alike_on_one_and_two_cores(coded, monkeypatch):
     result, _, _, data, _, _ = coded
     main_len = int.from_bytes(data[:4], "little")
