@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction, common: argparse.ArgumentPa
     images.add_argument("--anchor-points", action="append", default=[], metavar="POINTS.jsonl",
                         help="take anchor points from an earlier run's points.jsonl (repeatable) where the "
                              "image (name and size), anchor and setting match, instead of coding them again "
-                             "(the anchors are deterministic for one PyAV build); lotto-media's points are "
+                             "(the anchors are deterministic for one PyAV and Pillow build); lotto-media's points are "
                              "always measured")
     _add_common(images)
     images.set_defaults(func=run_images, parser=images)

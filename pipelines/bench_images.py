@@ -5,6 +5,7 @@ the same pixels; summary.md, bd.json and RD plots at the end."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import time
@@ -90,8 +91,13 @@ class ImageTask:
         return {
             "kind": "image", "image": self.image, "codec": self.codec, "param": self.param,
             "setting": self.setting, "quality": self.setting if self.param == "quality" else None,
-            "width": width, "height": height, "note": self.note,
+            "width": width, "height": height, "note": self.note, "pixels_sha256": pixels_digest(self.rgb),
         }
+
+
+def pixels_digest(rgb: np.ndarray) -> str:
+    """SHA-256 of the 8-bit RGB samples every codec of a point receives (after --downscale)."""
+    return hashlib.sha256(np.ascontiguousarray(rgb).tobytes()).hexdigest()
 
 
 def image_tasks(images: Sequence[tuple[str, np.ndarray, str]], qualities: Sequence[float], preset: str,
@@ -116,7 +122,8 @@ def _point_key(record: Record) -> tuple:
 
 def load_anchor_points(paths: Sequence[str]) -> dict[tuple, Record]:
     """The anchors' successful points in earlier runs' points.jsonl files, by (image, width,
-    height, codec, param, setting); a later file's point replaces an earlier one's."""
+    height, codec, param, setting); a later file's point replaces an earlier one's. Whether one
+    stands for a task's point also takes the pixels' digest (``reusable``)."""
     found: dict[tuple, Record] = {}
     for text in paths:
         path = Path(text)
@@ -136,6 +143,17 @@ def load_anchor_points(paths: Sequence[str]) -> dict[tuple, Record]:
             if record.get("codec") in ANCHORS and record.get("status") == "ok":
                 found[_point_key(record)] = {**record, "reused_from": str(path)}
     return found
+
+
+def reusable(earlier: dict[tuple, Record], task: ImageTask) -> Record | None:
+    """The earlier point that stands for ``task``'s: same picture name, size, anchor and setting,
+    and the same pixels where the earlier point recorded their digest (points written before
+    2026-12-07 did not: those match on name and size alone)."""
+    base = task.base_record()
+    record = earlier.get(_point_key(base))
+    if record is None or record.get("pixels_sha256", base["pixels_sha256"]) != base["pixels_sha256"]:
+        return None
+    return record
 
 
 def measure_image_point(task: ImageTask) -> Record:
@@ -216,8 +234,9 @@ def run_images(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tasks = image_tasks(images, args.quality, args.preset, args.anchors, lotto=not args.no_lotto,
                         steps=args.steps, threads=_effective_threads(args.threads, args.jobs))
-    reused = [earlier[_point_key(t.base_record())] for t in tasks if _point_key(t.base_record()) in earlier]
-    to_measure = [t for t in tasks if _point_key(t.base_record()) not in earlier]
+    found = [reusable(earlier, t) for t in tasks]
+    reused = [record for record in found if record is not None]
+    to_measure = [t for t, record in zip(tasks, found) if record is None]
     sink = PointSink(out / "points.jsonl", len(tasks), args.quiet, _describe_image)
     try:
         for record in reused:
@@ -231,9 +250,12 @@ def run_images(args: argparse.Namespace) -> int:
              + (f", steps {args.steps}" if args.steps else ""),
              f"jobs: {args.jobs}" + (" (points ran concurrently: timings share the CPU)" if args.jobs > 1 else "")]
     if args.anchor_points:
-        n_anchor_points = sum(1 for t in tasks if not t.codec.startswith("lotto"))
+        n_anchor_points = sum(1 for t in tasks if t.codec in ANCHORS)
+        undigested = sum(1 for record in reused if "pixels_sha256" not in record)
         notes.append(f"anchor points reused from {', '.join(args.anchor_points)}: {len(reused)} of "
-                     f"{n_anchor_points} (the rest coded in this run; a reused point keeps its earlier seconds)")
+                     f"{n_anchor_points} (the rest coded in this run; a reused point keeps its earlier seconds"
+                     + (f"; {undigested} matched on picture name and size alone, their run recorded no pixel digest"
+                        if undigested else "") + ")")
     write_images_report(sink.records, out, list(args.anchors), _command_line(), notes)
     return _exit_status(sink.records, out / "summary.md", args.quiet)
 

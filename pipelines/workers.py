@@ -14,6 +14,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Callable, NoReturn, TypeVar
 
@@ -95,11 +96,12 @@ def interrupt_pool(pool: ProcessPoolExecutor) -> None:
                 os.kill(process.pid, signal.SIGINT)
             except OSError:
                 pass
+    deadline = time.monotonic() + STOP_TIMEOUT_S
     for process in processes:
         # the exit is read from the worker's sentinel, not from join() and is_alive(): the pool's
         # manager thread may reap the same worker meanwhile, and then join() returns at once and
         # is_alive() still says True
-        if not multiprocessing.connection.wait([process.sentinel], timeout=STOP_TIMEOUT_S):
+        if not multiprocessing.connection.wait([process.sentinel], timeout=max(0.0, deadline - time.monotonic())):
             log.warning("a worker (pid %d) did not stop within %g s of the interrupt: killed", process.pid,
                         STOP_TIMEOUT_S)
             process.kill()

@@ -167,8 +167,8 @@ def test_anchor_points_of_an_earlier_run_are_reused_where_image_size_anchor_and_
     second = save_png(synthetic_rgb(16, 24, seed=3), tmp_path / "other.png")
     coded = []
     encode_anchor = bench_images.encode_anchor
-    monkeypatch.setattr(bench_images, "encode_anchor",
-                        lambda codec, rgb, setting: coded.append((codec, setting)) or encode_anchor(codec, rgb, setting))
+    monkeypatch.setattr(bench_images, "encode_anchor", lambda codec, rgb, setting: (
+        coded.append((codec, setting)) or encode_anchor(codec, rgb, setting)))
     code, _, stderr = run(capsys, "bench", "images", first, second, "--quality", "50,60", "--anchors", "jpeg,webp",
                           "--anchor-points", tmp_path / "one" / "points.jsonl", "--out", tmp_path / "two")
     assert code == 0, stderr
@@ -186,12 +186,25 @@ def test_anchor_points_of_an_earlier_run_are_reused_where_image_size_anchor_and_
     assert "anchor points reused from" in (tmp_path / "two" / "summary.md").read_text()
     assert "8 of 32" in (tmp_path / "two" / "summary.md").read_text()
 
-    # another size of the same picture is another point
+    # another size of the same picture, or other pixels under the same name and size, are other points
+    (tmp_path / "again").mkdir()
+    impostor = save_png(synthetic_rgb(16, 24, seed=5), tmp_path / "again" / "tiny.png")
+    for argv in (("--downscale", "2", first), (impostor,)):
+        coded.clear()
+        code, _, stderr = run(capsys, "bench", "images", *argv, "--no-lotto", "--anchors", "jpeg",
+                              "--anchor-points", tmp_path / "one" / "points.jsonl", "--out", tmp_path / "three", "-q")
+        assert code == 0 and len(coded) == 8, argv
+        assert not any(p.get("reused_from") for p in read_points(tmp_path / "three" / "points.jsonl"))
+
+    # points of runs that recorded no pixel digest match on name and size, and the summary says so
+    undigested = tmp_path / "undigested.jsonl"
+    undigested.write_text("".join(json.dumps({k: v for k, v in p.items() if k != "pixels_sha256"}) + "\n"
+                                  for p in read_points(tmp_path / "one" / "points.jsonl")))
     coded.clear()
-    code, _, stderr = run(capsys, "bench", "images", first, "--no-lotto", "--anchors", "jpeg", "--downscale", "2",
-                          "--anchor-points", tmp_path / "one" / "points.jsonl", "--out", tmp_path / "three", "-q")
-    assert code == 0 and len(coded) == 8
-    assert not any(p.get("reused_from") for p in read_points(tmp_path / "three" / "points.jsonl"))
+    code, _, stderr = run(capsys, "bench", "images", first, "--no-lotto", "--anchors", "jpeg",
+                          "--anchor-points", undigested, "--out", tmp_path / "four", "-q")
+    assert code == 0 and coded == []
+    assert "8 matched on picture name and size alone" in (tmp_path / "four" / "summary.md").read_text()
 
 
 def test_anchor_points_that_cannot_be_read_are_refused_by_name(tmp_path, capsys, fake_codec):

@@ -124,17 +124,21 @@ def test_the_synthesis_shares_its_tiles_out_to_torchs_threads_with_the_same_pixe
     assert all(np.array_equal(a, b) for a, b in zip(planes[2], result.reconstruction.planes))
 
     coordinate_layer_into = pixel_kernels.coordinate_layer_into
+    # the calling thread makes the first 13 tiles, a helper the last 13
+    for failing_tile, thread in ((20, "lotto-synthesis"), (5, "MainThread")):
+        def failing(out, weight, xs, ys, first, failing_tile=failing_tile):
+            if first == failing_tile * 100:
+                assert threading.current_thread().name == thread
+                raise MemoryError("a tile's buffers")
+            coordinate_layer_into(out, weight, xs, ys, first)
 
-    def failing_past_the_middle(out, weight, xs, ys, first):
-        if first >= HEIGHT * WIDTH // 2:
-            raise MemoryError("a tile's buffers")
-        coordinate_layer_into(out, weight, xs, ys, first)
-
-    monkeypatch.setattr(pixel_kernels, "coordinate_layer_into", failing_past_the_middle)
-    with torch_threads(2), pytest.raises(MemoryError, match="a tile's buffers"):
-        Synthesis(decoding.views(), nets, weights, mask, HEIGHT, WIDTH, n_levels=config.n_levels).advance(
-            decoding.rows_ready())
-    assert not any(t.name == "lotto-synthesis" for t in threading.enumerate())
+        monkeypatch.setattr(pixel_kernels, "coordinate_layer_into", failing)
+        with torch_threads(2):
+            with pytest.raises(MemoryError, match="a tile's buffers"):
+                Synthesis(decoding.views(), nets, weights, mask, HEIGHT, WIDTH, n_levels=config.n_levels).advance(
+                    decoding.rows_ready())
+            assert torch.get_num_threads() == 2
+        assert not any(t.name == "lotto-synthesis" for t in threading.enumerate())
 
 
 def test_a_damaged_stream_fails_alike_on_one_and_two_cores(coded, monkeypatch):
@@ -162,10 +166,10 @@ def test_a_damaged_stream_fails_alike_on_one_and_two_cores(coded, monkeypatch):
     # the damage is what is reported, not what the synthesis met meanwhile
     _, config, nets, _, mask, weights = coded
 
-    # the first band decodes at once, the later ones after a pause: the synthesis is asked for
-    # before the decoder meets the damage (past the first band), and fails after it has (waiting
-    # for the damage itself: a fixed delay would race the decoder, whose band the damage shows in
-    # depends on the coded bytes)
+    # the first band decodes at once, the later ones once the synthesis is asked for: it is asked
+    # for before the decoder meets the damage (past the first band), and fails after it has
+    # (waiting for the damage itself: a fixed delay would race the decoder, whose band the damage
+    # shows in depends on the coded bytes)
     decode_to, finish = entropy.LatentDecoding.decode_to, entropy.LatentDecoding.finish
     damage_met = threading.Event()
 
@@ -176,15 +180,18 @@ def test_a_damaged_stream_fails_alike_on_one_and_two_cores(coded, monkeypatch):
             damage_met.set()
             raise
 
+    synthesis_asked = threading.Event()
+
     def paused_after_first_band(self: entropy.LatentDecoding, stop: int) -> None:
         if self.fronts_done:
-            time.sleep(0.2)
+            assert synthesis_asked.wait(timeout=30)
         signalling_damage(lambda: decode_to(self, stop))
 
     monkeypatch.setattr(entropy.LatentDecoding, "decode_to", paused_after_first_band)
     monkeypatch.setattr(entropy.LatentDecoding, "finish", lambda self: signalling_damage(lambda: finish(self)))
 
     def failing_synthesis() -> Synthesis:
+        synthesis_asked.set()
         assert damage_met.wait(timeout=30)
         raise MemoryError("the synthesis' arrays")
 

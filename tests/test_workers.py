@@ -71,9 +71,13 @@ def test_a_worker_that_goes_on_after_the_interrupt_is_killed_and_named(tmp_path,
     Ctrl-C test reads that warning instead of timing the stop."""
     monkeypatch.setattr(workers, "STOP_TIMEOUT_S", 1.0)
     pool = workers.StoppingPool(1)
-    pool.submit(job_that_goes_on, str(tmp_path))
-    _wait_for(tmp_path, "started", 1)
-    processes = list(pool._processes.values())
+    try:
+        pool.submit(job_that_goes_on, str(tmp_path))
+        _wait_for(tmp_path, "started", 1)
+        processes = list(pool._processes.values())
+    except BaseException:
+        interrupt_pool(pool)
+        raise
     with caplog.at_level("WARNING", logger=workers.__name__):
         interrupt_pool(pool)
     assert all(wait([p.sentinel], timeout=0) for p in processes)  # every worker has exited

@@ -313,41 +313,64 @@ class Synthesis:
 _RELEASED = torch.empty(0)
 
 
+#: most threads the synthesis' tiles are shared out to (measured with two: more may contend)
+MAX_TILE_THREADS = 4
+
+
 def _each_tile(work: Callable[[slice], None], tiles: list[slice]) -> None:
     """``work(tile)`` for every tile. With two or more torch threads, the tiles are shared out in
-    runs of consecutive tiles to that many threads, each running torch on one thread: a tile's
-    products are too small for torch's own threads to share well (a picture's synthesis on two of
-    them took 0.85x its time on one), and whichever thread makes a tile, its values are the same.
-    torch's thread count is the process's: it is set back afterwards."""
+    runs of consecutive tiles to that many threads (at most MAX_TILE_THREADS), each running torch
+    on one thread: a tile's products are too small for torch's own threads to share well (a
+    picture's synthesis on two of them took 0.85x its time on one), and whichever thread makes a
+    tile, its values are the same. torch's thread count is the process's: it is set back
+    afterwards. An error (or Ctrl-C) in any thread stops the others at their next tile and is
+    raised here, the calling thread's own first."""
     torch_threads = torch.get_num_threads()
-    threads = min(torch_threads, len(tiles))
+    threads = min(torch_threads, len(tiles), MAX_TILE_THREADS)
     if threads < 2:
         for tile in tiles:
             work(tile)
         return
     share = -(-len(tiles) // threads)
     runs = [tiles[i : i + share] for i in range(0, len(tiles), share)]
-    errors: list[BaseException] = []
+    stop = threading.Event()
+    helper_errors: list[BaseException] = []
 
-    def run(run_tiles: list[slice]) -> None:
+    def helper(run_tiles: list[slice]) -> None:
         try:
             for tile in run_tiles:
+                if stop.is_set():
+                    return
                 work(tile)
-        except BaseException as exc:  # noqa: BLE001 - raised again in the calling thread
-            errors.append(exc)
+        except BaseException as exc:  # noqa: BLE001 - raised in the calling thread
+            helper_errors.append(exc)
+            stop.set()
 
-    helpers = [threading.Thread(target=run, args=(r,), name="lotto-synthesis") for r in runs[1:]]
+    started: list[threading.Thread] = []
     torch.set_num_threads(1)
     try:
-        for helper in helpers:
-            helper.start()
-        run(runs[0])
+        for run_tiles in runs[1:]:
+            thread = threading.Thread(target=helper, args=(run_tiles,), name="lotto-synthesis", daemon=True)
+            thread.start()
+            started.append(thread)
+        for tile in runs[0]:
+            if stop.is_set():
+                break
+            work(tile)
+    except BaseException:
+        stop.set()
+        raise
     finally:
-        for helper in helpers:
-            helper.join()
-        torch.set_num_threads(torch_threads)
-    if errors:
-        raise errors[0]
+        try:
+            for thread in started:
+                thread.join()
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            torch.set_num_threads(torch_threads)
+    if helper_errors:
+        raise helper_errors[0]
 
 
 def _tiles(start: int, stop: int) -> list[slice]:

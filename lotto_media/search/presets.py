@@ -237,7 +237,7 @@ def _ramp(lmbda: float, start: float, end: float) -> float:
 
 
 #: Step budgets sized for a 2-core CPU at 384x256. medium is issue 12's budget, about 110 s a
-#: picture at every quality on a CPU that multiplies bfloat16 natively (111-124 s in a slow hour
+#: picture at every quality on a CPU with bfloat16 steps (``train.bfloat16_steps``; 111-124 s in a slow hour
 #: with a 24-wide ARM above quality 50, whose steps the 16-wide one makes 8 % quicker; a CPU with
 #: AVX2 only takes about twice as long): 2,000 steps with one full-resolution grid, 1,800 with the
 #: second (its steps cost 20-45 % more: 1.75x the latents through the ARM), since the command

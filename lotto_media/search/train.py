@@ -101,7 +101,8 @@ def bfloat16_steps(device: torch.device) -> bool:
     synthesis' weight gradients (16 x 98,304 by 98,304 x 33 at 384x256, 24 x 65,536 by 65,536 x 49
     at 256x256), killing the process with SIGFPE; where it does not, the steps measured no faster
     than float32 (71 against 72-73 ms at 384x255, two cores). Elsewhere bfloat16 is emulated or
-    unmeasured (CUDA), and the search stays in float32."""
+    unmeasured (CUDA), and the search stays in float32. (A torch build without the AMX probe but
+    with the AVX512-BF16 one would run bfloat16 steps on an AMX CPU; torch 2.13 has both.)"""
     if device.type != "cpu":
         return False
     if bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()):
