@@ -22,7 +22,7 @@ R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
-#: how long an interrupted worker may take to stop (its job's cleanup) before it is killed
+#: how long interrupted workers may take to stop (their jobs' cleanup), all together, before they are killed
 STOP_TIMEOUT_S = 10.0
 
 
