@@ -331,8 +331,9 @@ def mask_ratio_for(lmbda: float, predicted: bool) -> float:
     90, seeds 0 and 7 against the mean of three seeds, J -5.0 % (13 of 16 runs better) and the mean
     gap to x265 4:4:4 at the same rate 1.59 -> 0.88 dB; medium quality 80, seed 0, J -4.1 % (6/8);
     fast quality 90, seed 0, J -12.5 % (6/8). The same work a step; a mask about 50 bytes larger.
-    At quality 60 (fast, kodim05..08, an AMX Xeon) 0.4 gave J +0.7 / +0.4 / -2.9 / +1.9 %: no gain
-    there. Unmeasured: quality 70, fast at 80, streams with predicted frames (which keep 0.2)."""
+    At quality 60 (fast, kodim05..08, an AMX Xeon) 0.4 gave J +0.7 / +0.4 / -2.9 / +1.9 %, at 70
+    +5.4 / -6.7 / +1.7 / -8.9 % (mean -2.1 %, 2/4 better: within the search's noise), so the step
+    stays at 80. Unmeasured: fast at 80, streams with predicted frames (which keep 0.2)."""
     if predicted:
         return PREDICTED_MASK_RATIO if _from_lmbda(lmbda, PREDICTED_MASK_RATIO_FROM_LMBDA) else MASK_RATIO
     if _up_to_lmbda(lmbda, HIGH_RATE_MASK_RATIO_TO_LMBDA):
