@@ -85,13 +85,19 @@ class ImageTask:
     steps: int | None = None
     threads: int | None = None
     note: str = ""
+    #: ``pixels_digest(rgb)``; image_tasks computes it once for all the points of a picture
+    pixels_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.pixels_sha256:
+            self.pixels_sha256 = pixels_digest(self.rgb)
 
     def base_record(self) -> Record:
         height, width = self.rgb.shape[:2]
         return {
             "kind": "image", "image": self.image, "codec": self.codec, "param": self.param,
             "setting": self.setting, "quality": self.setting if self.param == "quality" else None,
-            "width": width, "height": height, "note": self.note, "pixels_sha256": pixels_digest(self.rgb),
+            "width": width, "height": height, "note": self.note, "pixels_sha256": self.pixels_sha256,
         }
 
 
@@ -106,12 +112,14 @@ def image_tasks(images: Sequence[tuple[str, np.ndarray, str]], qualities: Sequen
     """Every (image, codec, setting) point, lotto-media first for each image."""
     tasks = []
     for name, rgb, note in images:
+        digest = pixels_digest(rgb)
         if lotto:
-            tasks += [ImageTask(name, rgb, f"lotto-{preset}", "quality", float(q), preset, steps, threads, note)
+            tasks += [ImageTask(name, rgb, f"lotto-{preset}", "quality", float(q), preset, steps, threads, note, digest)
                       for q in qualities]
         for anchor in anchors:
             spec = ANCHORS[anchor]
-            tasks += [ImageTask(name, rgb, anchor, spec.param, float(s), note=note) for s in spec.default_settings]
+            tasks += [ImageTask(name, rgb, anchor, spec.param, float(s), note=note, pixels_sha256=digest)
+                      for s in spec.default_settings]
     return tasks
 
 

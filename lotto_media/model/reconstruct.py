@@ -336,12 +336,15 @@ def _each_tile(work: Callable[[slice], None], tiles: list[slice]) -> None:
     stop = threading.Event()
     helper_errors: list[BaseException] = []
 
+    def make(run_tiles: list[slice]) -> None:
+        for tile in run_tiles:
+            if stop.is_set():
+                return
+            work(tile)
+
     def helper(run_tiles: list[slice]) -> None:
         try:
-            for tile in run_tiles:
-                if stop.is_set():
-                    return
-                work(tile)
+            make(run_tiles)
         except BaseException as exc:  # noqa: BLE001 - raised in the calling thread
             helper_errors.append(exc)
             stop.set()
@@ -353,10 +356,7 @@ def _each_tile(work: Callable[[slice], None], tiles: list[slice]) -> None:
             thread = threading.Thread(target=helper, args=(run_tiles,), name="lotto-synthesis", daemon=True)
             thread.start()
             started.append(thread)
-        for tile in runs[0]:
-            if stop.is_set():
-                break
-            work(tile)
+        make(runs[0])
     except BaseException:
         stop.set()
         raise
