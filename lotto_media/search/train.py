@@ -29,6 +29,7 @@ from ..model.synthesis import FrameModel
 from ..model.supermask import straight_through_mask, topk_mask
 from ..reports import Progress
 from .arm_fit import refit_arm
+from .vector_math import resolve_vector_math
 from ..coding.params import MAX_FRAC, MODULES, QuantizedNetworks, load_module, module_bits, module_parameters, quantize_module
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,8 @@ def search_group(
     """
     distortion = distortion or _mse
     start = time.perf_counter()
+    if device.type == "cpu":
+        resolve_vector_math()  # else the first step's math may differ from process to process
     _, height, width = targets[0].shape
     pixels = height * width
     generator = torch.Generator().manual_seed(config.seed % (2**63))
