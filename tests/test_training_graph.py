@@ -6,6 +6,7 @@ activation evaluated as a scaled hardswish); these tests hold it to the plain de
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,7 @@ from lotto_media.model.arm import CONTEXT_OFFSETS, Arm, causal_context, causal_c
 from lotto_media.model.config import ModelConfig
 from lotto_media.model.latents import UPSAMPLE_CROP, UPSAMPLE_PAD, replicate_pad, upsample2x
 from lotto_media.model.synthesis import ACT_SCALE, FrameModel, activation
+from lotto_media.model import shifts, window_kernels
 from lotto_media.model.shifts import joined_windows, shifted_windows
 
 
@@ -46,6 +48,37 @@ def test_joined_windows_equal_the_concatenated_windows_and_their_gradients():
     grads_plain = torch.autograd.grad((plain * probe).sum(), grids)
     assert all(torch.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(grads_ours, grads_plain))
     assert torch.autograd.gradcheck(lambda *x: joined_windows(list(x), offsets, sizes), tuple(grids))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("planes, hgt, wid", [(1, 3, 5), (2, 9, 13), (1, 190, 200)])
+def test_compiled_windows_equal_the_tensor_loop_bit_for_bit(dtype, planes, hgt, wid):
+    """The compiled windows (small grids, or one thread) and torch's loop (large grids on several
+    threads) give the same windows and the same summed gradient, to the bit: which one runs must
+    not change a search. The stack is also written through a strided view, as the ARM's joined
+    contexts are."""
+    g = torch.Generator().manual_seed(hgt)
+    grid = torch.randn(planes, hgt + 4, wid + 8, generator=g, dtype=torch.float32).to(dtype)
+    offsets = tuple((dy, dx) for dy in range(5) for dx in range(0, 9, 2))
+    joined = torch.full((len(offsets), planes * hgt * wid + 7), -1.0, dtype=dtype)
+    for out in (torch.empty(len(offsets), planes, hgt, wid, dtype=dtype),
+                joined[:, 7:].view(len(offsets), planes, hgt, wid)):
+        looped = torch.empty(out.shape, dtype=dtype)
+        shifts._copy_windows_looped(looped, grid, offsets)
+        window_kernels.copy_windows(shifts._windows_array(out, written=True), shifts._grid_array(grid, written=False),
+                                    np.asarray(offsets))
+        assert torch.equal(out, looped)
+    assert torch.all(joined[:, :7] == -1.0)
+    grad = torch.randn(len(offsets), planes, hgt, wid, generator=g).to(dtype)
+    looped, compiled = torch.zeros_like(grid), torch.zeros_like(grid)
+    shifts._sum_windows_looped(looped, grad, offsets)
+    window_kernels.add_windows(shifts._grid_array(compiled, written=True), shifts._windows_array(grad, written=False),
+                               np.asarray(offsets))
+    assert torch.equal(compiled, looped)
+    naive = torch.zeros_like(grid)
+    for k, (dy, dx) in enumerate(offsets):
+        naive[:, dy : dy + hgt, dx : dx + wid] = naive[:, dy : dy + hgt, dx : dx + wid] + grad[k]
+    assert torch.equal(compiled, naive)
 
 
 def test_arm_contexts_under_bfloat16_autocast_give_what_casting_the_contexts_gives():
