@@ -81,6 +81,17 @@ def test_compiled_windows_equal_the_tensor_loop_bit_for_bit(dtype, planes, hgt, 
     assert torch.equal(compiled, naive)
 
 
+def test_compiled_windows_refuse_a_window_outside_the_grid():
+    """The compiled loops index without bounds checks: they check the windows first."""
+    grid = np.zeros((1, 6, 8))
+    with pytest.raises(ValueError, match="outside the grid"):
+        window_kernels.copy_windows(np.zeros((1, 1, 4, 4)), grid, np.array([[3, 0]]))
+    with pytest.raises(ValueError, match="outside the grid"):
+        window_kernels.add_windows(grid, np.zeros((1, 1, 4, 4)), np.array([[0, -1]]))
+    with pytest.raises(ValueError, match="do not match"):
+        window_kernels.copy_windows(np.zeros((2, 1, 4, 4)), grid, np.array([[0, 0]]))
+
+
 def test_arm_contexts_under_bfloat16_autocast_give_what_casting_the_contexts_gives():
     """The joined contexts are built in bfloat16 under autocast: the ARM's outputs and every
     gradient must be those of the float32 contexts cast by autocast, bit for bit."""

@@ -7,6 +7,8 @@ them all up; summing the window gradients into one buffer is several times cheap
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -27,6 +29,14 @@ def _compiled(tensor: torch.Tensor, hgt: int, wid: int) -> bool:
             and (hgt * wid <= COMPILED_WINDOW_AREA or torch.get_num_threads() == 1))
 
 
+@lru_cache(maxsize=16)
+def _offset_array(offsets: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """The (K, 2) int64 array of a (module-constant) offsets tuple, made once."""
+    array = np.asarray(offsets, dtype=np.int64)
+    array.flags.writeable = False
+    return array
+
+
 def _windows_array(windows: torch.Tensor, written: bool) -> np.ndarray:
     """A (K, ..., h, w) stack as a (K, B, h, w) array; a view where it is ``written``."""
     shape = (windows.shape[0], -1, *windows.shape[-2:])
@@ -43,7 +53,7 @@ def _copy_windows(out: torch.Tensor, grid: torch.Tensor, offsets: tuple[tuple[in
     """out[k] = grid's window at offsets[k], the window size that of out's last two axes."""
     if _compiled(out, *out.shape[-2:]) and grid.dtype == out.dtype:
         window_kernels.copy_windows(_windows_array(out, written=True), _grid_array(grid, written=False),
-                                    np.asarray(offsets, dtype=np.int64))
+                                    _offset_array(offsets))
     else:
         _copy_windows_looped(out, grid, offsets)
 
@@ -52,7 +62,7 @@ def _sum_windows(grid_grad: torch.Tensor, grad: torch.Tensor, offsets: tuple[tup
     """The backward of ``_copy_windows``: each window's gradient grad[k] added into grid_grad."""
     if _compiled(grad, *grad.shape[-2:]) and grid_grad.dtype == grad.dtype:
         window_kernels.add_windows(_grid_array(grid_grad, written=True), _windows_array(grad, written=False),
-                                   np.asarray(offsets, dtype=np.int64))
+                                   _offset_array(offsets))
     else:
         _sum_windows_looped(grid_grad, grad, offsets)
 
