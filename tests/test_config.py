@@ -173,3 +173,14 @@ def test_the_latent_step_ramps_from_one_to_the_presets_step_over_its_qualities()
         assert PRESETS[name].latent_step == 0.25
     for name in ("fast", "medium", "slow", "placebo"):
         assert PRESETS[name].latent_step_qualities == (70.0, 90.0)
+
+
+def test_the_end_temperature_rises_with_the_quality_where_a_preset_sets_it():
+    ramped = replace(PRESETS["medium"], temperature=(0.3, 0.2), temperature_end_high=0.3,
+                     temperature_qualities=(40.0, 80.0))
+    ends = [ramped.for_lmbda(quality_to_lmbda(q)).temperature for q in (20, 40, 60, 80, 90)]
+    assert ends[0] == ends[1] == (0.3, 0.2) and ends[3] == ends[4] == pytest.approx((0.3, 0.3))
+    assert 0.2 < ends[2][1] < 0.3 and ends[2][0] == 0.3
+    once = ramped.for_lmbda(quality_to_lmbda(60))
+    assert once.temperature_end_high is None and once.for_lmbda(quality_to_lmbda(60)) == once
+    assert PRESETS["medium"].for_lmbda(quality_to_lmbda(90)).temperature == PRESETS["medium"].temperature
