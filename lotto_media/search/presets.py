@@ -128,6 +128,10 @@ class TrainConfig:
     #: between and beyond the two qualities, predicted frames.
     temperature_end_high: float | None = None
     temperature_qualities: tuple[float, float] = (40.0, 80.0)
+    #: a predicted frame's temperatures (search/inter.py; None: ``temperature``): fast's predicted
+    #: frames keep 0.3 -> 0.1, where a still scene's predicted frames measured no better than its
+    #: intra frame with the warmer end (tests/test_inter.py), and video is unmeasured
+    predicted_temperature: tuple[float, float] | None = None
     noise: tuple[float, float] = (2.0, 1.0)
     #: share of a picture's or intra frame's soft-rounding phase (and of each warm-started phase of
     #: a group sharing its networks, unmeasured), from its start, whose synthesis and ARM (its
@@ -268,7 +272,7 @@ PRESETS: dict[str, TrainConfig] = {
                              latent_lr_cap_quality=70.0),
     "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0),
                         second_grid_quality=85.0, latent_lr_cap_quality=70.0, latent_step=0.5,
-                        temperature=(0.3, 0.2), temperature_end_high=0.3),
+                        temperature=(0.3, 0.2), temperature_end_high=0.3, predicted_temperature=(0.3, 0.1)),
     "medium": TrainConfig(soft_steps=1800, hard_steps=200, warm_soft_steps=540, predicted_net_lr_scale=0.3,
                           bf16_soft_share=0.8, second_grid_quality=85.0, second_grid_step_share=0.9,
                           latent_step=0.25),
