@@ -125,12 +125,12 @@ class TrainConfig:
     #: two at a time, J = MSE + lambda bpp against 0.3 -> 0.1 throughout): quality 80, end 0.3
     #: -4.79 % (12/12 better), 0.2 -3.34 % (12/12), 0.05 +5.45 % (0/12); quality 40, end 0.2
     #: -0.97 % (10/12), 0.3 0.0 % (7/12). Unmeasured: medium and slower (which keep 0.1), ultrafast,
-    #: between and beyond the two qualities, predicted frames.
+    #: between and beyond the two qualities. Predicted frames: ``predicted_temperature``.
     temperature_end_high: float | None = None
     temperature_qualities: tuple[float, float] = (40.0, 80.0)
     #: a predicted frame's temperatures (search/inter.py; None: ``temperature``): fast's predicted
-    #: frames keep 0.3 -> 0.1, where a still scene's predicted frames measured no better than its
-    #: intra frame with the warmer end (tests/test_inter.py), and video is unmeasured
+    #: frames keep 0.3 -> 0.1: with the warmer end a still scene's predicted frames came out
+    #: 0.04-0.07 dB below their intra frame (tests/test_inter.py); video is unmeasured
     predicted_temperature: tuple[float, float] | None = None
     noise: tuple[float, float] = (2.0, 1.0)
     #: share of a picture's or intra frame's soft-rounding phase (and of each warm-started phase of
