@@ -124,8 +124,9 @@ class TrainConfig:
     #: room to move in fast's few steps. Measured (Kodak 384x256 kodim05..08, seeds 0-2, one thread,
     #: two at a time, J = MSE + lambda bpp against 0.3 -> 0.1 throughout): quality 80, end 0.3
     #: -4.79 % (12/12 better), 0.2 -3.34 % (12/12), 0.05 +5.45 % (0/12); quality 40, end 0.2
-    #: -0.97 % (10/12), 0.3 0.0 % (7/12). Unmeasured: medium and slower (which keep 0.1), ultrafast,
-    #: between and beyond the two qualities. Predicted frames: ``predicted_temperature``.
+    #: -0.97 % (10/12), 0.3 0.0 % (7/12); quality 90 (the second grid, seeds 0-1), end 0.3 -7.02 %
+    #: (8/8). Unmeasured: medium and slower (which keep 0.1), ultrafast, qualities 20 and 60.
+    #: Predicted frames: ``predicted_temperature``.
     temperature_end_high: float | None = None
     temperature_qualities: tuple[float, float] = (40.0, 80.0)
     #: a predicted frame's temperatures (search/inter.py; None: ``temperature``): fast's predicted
