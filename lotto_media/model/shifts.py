@@ -23,10 +23,13 @@ from . import window_kernels
 COMPILED_WINDOW_AREA = 1 << 15
 
 
-def _compiled(tensor: torch.Tensor, hgt: int, wid: int) -> bool:
-    """Whether ``tensor``'s windows go through ``window_kernels`` (see COMPILED_WINDOW_AREA)."""
-    return (tensor.device.type == "cpu" and tensor.dtype in (torch.float32, torch.float64)
-            and (hgt * wid <= COMPILED_WINDOW_AREA or torch.get_num_threads() == 1))
+def _compiled(windows: torch.Tensor, grid: torch.Tensor) -> bool:
+    """Whether a stack of ``windows`` of ``grid`` (or their gradients) goes through
+    ``window_kernels``: both on the CPU in one float dtype, the windows small enough or torch on
+    one thread (see COMPILED_WINDOW_AREA)."""
+    return (windows.device.type == "cpu" and windows.dtype in (torch.float32, torch.float64)
+            and grid.dtype == windows.dtype
+            and (windows.shape[-2] * windows.shape[-1] <= COMPILED_WINDOW_AREA or torch.get_num_threads() == 1))
 
 
 @lru_cache(maxsize=16)
@@ -51,7 +54,7 @@ def _grid_array(grid: torch.Tensor, written: bool) -> np.ndarray:
 
 def _copy_windows(out: torch.Tensor, grid: torch.Tensor, offsets: tuple[tuple[int, int], ...]) -> None:
     """out[k] = grid's window at offsets[k], the window size that of out's last two axes."""
-    if _compiled(out, *out.shape[-2:]) and grid.dtype == out.dtype:
+    if _compiled(out, grid):
         window_kernels.copy_windows(_windows_array(out, written=True), _grid_array(grid, written=False),
                                     _offset_array(offsets))
     else:
@@ -60,7 +63,7 @@ def _copy_windows(out: torch.Tensor, grid: torch.Tensor, offsets: tuple[tuple[in
 
 def _sum_windows(grid_grad: torch.Tensor, grad: torch.Tensor, offsets: tuple[tuple[int, int], ...]) -> None:
     """The backward of ``_copy_windows``: each window's gradient grad[k] added into grid_grad."""
-    if _compiled(grad, *grad.shape[-2:]) and grid_grad.dtype == grad.dtype:
+    if _compiled(grad, grid_grad):
         window_kernels.add_windows(_grid_array(grid_grad, written=True), _windows_array(grad, written=False),
                                    _offset_array(offsets))
     else:
