@@ -78,7 +78,8 @@ def test_pictures_with_the_second_grid_take_their_share_of_the_steps():
     from lotto_media.options import EncodeOptions
     from lotto_media.search.presets import fine_grids_for
 
-    base = replace(PRESETS["medium"], soft_steps=1000, hard_steps=100, second_grid_step_share=0.75)
+    base = replace(PRESETS["medium"], soft_steps=1000, hard_steps=100, second_grid_step_share=0.75,
+                   temperature_end_high=None)
     one, two = quality_to_lmbda(50), quality_to_lmbda(90)
     assert fine_grids_for(one, base) == 1 and fine_grids_for(two, base) == 2
     assert base.for_lmbda(one) is base
@@ -183,4 +184,9 @@ def test_the_end_temperature_rises_with_the_quality_where_a_preset_sets_it():
     assert 0.2 < ends[2][1] < 0.3 and ends[2][0] == 0.3
     once = ramped.for_lmbda(quality_to_lmbda(60))
     assert once.temperature_end_high is None and once.for_lmbda(quality_to_lmbda(60)) == once
-    assert PRESETS["medium"].for_lmbda(quality_to_lmbda(90)).temperature == PRESETS["medium"].temperature
+    assert PRESETS["slow"].for_lmbda(quality_to_lmbda(90)).temperature == PRESETS["slow"].temperature
+    medium_ends = [PRESETS["medium"].for_lmbda(quality_to_lmbda(q)).temperature[1] for q in (20, 80, 85, 90, 95)]
+    assert medium_ends[0] == medium_ends[1] == 0.1 and 0.1 < medium_ends[2] < 0.3 and medium_ends[3] == medium_ends[4] == 0.3
+    for name in PRESETS:  # predicted frames end cold at every quality (search/inter.py)
+        schedule = PRESETS[name].for_lmbda(quality_to_lmbda(90))
+        assert (schedule.predicted_temperature or schedule.temperature) == (0.3, 0.1)
