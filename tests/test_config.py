@@ -185,8 +185,14 @@ def test_the_end_temperature_rises_with_the_quality_where_a_preset_sets_it():
     once = ramped.for_lmbda(quality_to_lmbda(60))
     assert once.temperature_end_high is None and once.for_lmbda(quality_to_lmbda(60)) == once
     assert PRESETS["slow"].for_lmbda(quality_to_lmbda(90)).temperature == PRESETS["slow"].temperature
-    medium_ends = [PRESETS["medium"].for_lmbda(quality_to_lmbda(q)).temperature[1] for q in (20, 80, 85, 90, 95)]
-    assert medium_ends[0] == medium_ends[1] == 0.1 and 0.1 < medium_ends[2] < 0.3 and medium_ends[3] == medium_ends[4] == 0.3
+
+    def end_temperatures(name: str, qualities: tuple[float, ...]) -> list[float]:
+        return [PRESETS[name].for_lmbda(quality_to_lmbda(q)).temperature[1] for q in qualities]
+
+    medium = end_temperatures("medium", (20, 80, 85, 90, 95))
+    assert medium[0] == medium[1] == 0.1 and 0.1 < medium[2] < 0.3 and medium[3] == medium[4] == 0.3
+    for name in ("ultrafast", "fast"):
+        assert end_temperatures(name, (20, 40, 80, 90)) == [0.2, 0.2, 0.3, 0.3]
     for name in PRESETS:  # predicted frames end cold at every quality (search/inter.py)
         schedule = PRESETS[name].for_lmbda(quality_to_lmbda(90))
         assert (schedule.predicted_temperature or schedule.temperature) == (0.3, 0.1)
