@@ -119,25 +119,25 @@ class TrainConfig:
     #: the soft rounding's temperature at the soft phase's start and end (linear between)
     temperature: tuple[float, float] = (0.3, 0.1)
     #: where set, the end temperature rises from ``temperature[1]`` at ``temperature_qualities[0]``
-    #: and below to this at ``[1]`` and above (log-linear in lambda, ``for_lmbda``). At ultrafast and fast
-    #: 0.2 -> 0.3 over qualities 40 -> 80: a sharper proxy at the soft phase's end leaves the latents less
-    #: room to move in fast's few steps. Measured (Kodak 384x256 kodim05..08, seeds 0-2, one thread,
-    #: two at a time, J = MSE + lambda bpp against 0.3 -> 0.1 throughout): quality 80, end 0.3
-    #: -4.79 % (12/12 better), 0.2 -3.34 % (12/12), 0.05 +5.45 % (0/12); quality 40, end 0.2
-    #: -0.97 % (10/12), 0.3 0.0 % (7/12); quality 90 (the second grid, seeds 0-1), end 0.3 -7.02 %
-    #: (8/8). At medium 0.1 -> 0.3 over qualities 80 -> 90: its 1,800 soft steps gain from the
-    #: warm end with the second grid only (kodim05..08, J against 0.1): quality 90 seed 0 -4.9 /
-    #: -5.5 / -2.8 / -4.8 %, seed 1 -2.6 / -4.9 / -4.2 / -3.3 % (mean -4.1 %, 8/8 better), quality
-    #: 80 seed 0 +0.6 / -2.8 / +1.4 / +0.5 % (mean -0.1 %). ultrafast as fast (kodim05..08, seeds
-    #: 0-2): quality 80 end 0.3 -8.98 % (12/12), 0.2 -6.61 % (12/12); quality 40 end 0.2 -1.79 %
-    #: (10/12), 0.3 -1.21 % (9/12). Unmeasured: slow and placebo (which keep 0.1), qualities 20
-    #: and 60, ultrafast at 90.
+    #: and below to this at ``[1]`` and above (log-linear in lambda, ``for_lmbda``). At ultrafast
+    #: and fast 0.2 -> 0.3 over qualities 40 -> 80: a sharper proxy at the soft phase's end leaves
+    #: the latents less room to move in few steps. At fast, measured (Kodak 384x256 kodim05..08,
+    #: seeds 0-2, one thread, two at a time, J = MSE + lambda bpp against 0.3 -> 0.1 throughout):
+    #: quality 80, end 0.3 -4.79 % (12/12 better), 0.2 -3.34 % (12/12), 0.05 +5.45 % (0/12); quality
+    #: 40, end 0.2 -0.97 % (10/12), 0.3 0.0 % (7/12); quality 90 (the second grid, seeds 0-1), end
+    #: 0.3 -7.02 % (8/8). At medium 0.1 -> 0.3 over qualities 80 -> 90: its 1,800 soft steps gain
+    #: from the warm end with the second grid only (kodim05..08, J against 0.1): quality 90 seed 0
+    #: -4.9 / -5.5 / -2.8 / -4.8 %, seed 1 -2.6 / -4.9 / -4.2 / -3.3 % (mean -4.1 %, 8/8 better),
+    #: quality 80 seed 0 +0.6 / -2.8 / +1.4 / +0.5 % (mean -0.1 %). ultrafast as fast (kodim05..08,
+    #: seeds 0-2): quality 80 end 0.3 -8.98 % (12/12), 0.2 -6.61 % (12/12); quality 40 end 0.2
+    #: -1.79 % (10/12), 0.3 -1.21 % (9/12). Unmeasured: slow and placebo (which keep 0.1),
+    #: qualities 20 and 60, ultrafast at 90.
     #: Predicted frames: ``predicted_temperature``.
     temperature_end_high: float | None = None
     temperature_qualities: tuple[float, float] = (40.0, 80.0)
-    #: a predicted frame's temperatures (search/inter.py; None: ``temperature``): the predicted frames of
-    #: every preset keep 0.3 -> 0.1: with the warmer end a still scene's predicted frames came out
-    #: 0.04-0.07 dB below their intra frame (tests/test_inter.py); video is unmeasured
+    #: a predicted frame's temperatures (search/inter.py; None: ``temperature``): the predicted
+    #: frames of every preset keep 0.3 -> 0.1: with the warmer end a still scene's predicted frames
+    #: came out 0.04-0.07 dB below their intra frame (tests/test_inter.py); video is unmeasured
     predicted_temperature: tuple[float, float] | None = None
     noise: tuple[float, float] = (2.0, 1.0)
     #: share of a picture's or intra frame's soft-rounding phase (and of each warm-started phase of
