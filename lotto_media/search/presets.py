@@ -130,8 +130,9 @@ class TrainConfig:
     #: -4.9 / -5.5 / -2.8 / -4.8 %, seed 1 -2.6 / -4.9 / -4.2 / -3.3 % (mean -4.1 %, 8/8 better),
     #: quality 80 seed 0 +0.6 / -2.8 / +1.4 / +0.5 % (mean -0.1 %). ultrafast as fast (kodim05..08,
     #: seeds 0-2): quality 80 end 0.3 -8.98 % (12/12), 0.2 -6.61 % (12/12); quality 40 end 0.2
-    #: -1.79 % (10/12), 0.3 -1.21 % (9/12). Unmeasured: slow and placebo (which keep 0.1),
-    #: qualities 20 and 60, ultrafast at 90.
+    #: -1.79 % (10/12), 0.3 -1.21 % (9/12). fast at quality 20 (end 0.2) and 60 (0.25), seeds 0-1:
+    #: -0.53 % (7/8) and -2.51 % (7/8). Unmeasured: slow and placebo (which keep 0.1), ultrafast at
+    #: 20, 60 and 90.
     #: Predicted frames: ``predicted_temperature``.
     temperature_end_high: float | None = None
     temperature_qualities: tuple[float, float] = (40.0, 80.0)
