@@ -49,8 +49,7 @@ def test_the_search_returns_the_latents_of_its_lowest_hard_phase_loss(monkeypatc
     target = torch.from_numpy(rng.random((3, 12, 16), dtype=np.float32))
     # a hard-phase rate high enough that the loss jumps and its lowest is not at the end (with
     # this draw of the search: its temperatures pinned, whatever the preset's)
-    schedule = preset("ultrafast", soft_steps=8, hard_steps=12, lr_hard=0.1, temperature=(0.3, 0.1),
-                      temperature_end_high=None)
+    schedule = preset("ultrafast", soft_steps=8, hard_steps=12, lr_hard=0.1, temperature=(0.3, 0.1))
     result = train.search(target, config, schedule, 1e-3, torch.device("cpu"))
     assert len(offers) == schedule.hard_steps + 1
     best = min(range(len(offers)), key=lambda i: offers[i][0])

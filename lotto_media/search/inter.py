@@ -98,7 +98,7 @@ def search_predicted_group(
     generator = torch.Generator().manual_seed(config.seed % (2**63) + 2)
     model = FrameModel(config, height, width, generator=generator).to(device)
     noise_gen = torch.Generator(device=device).manual_seed(config.seed % (2**63) + 3)
-    annealing = _Annealing(replace(schedule, temperature=schedule.predicted_temperature or schedule.temperature))
+    annealing = _Annealing(replace(schedule, temperature=schedule.predicted_temperature))
     net_params = [p for name in MODULES for p in module_parameters(model, name)]
     predicted_nets: QuantizedNetworks | None = None
     scores = frames[0].scores

@@ -136,10 +136,10 @@ class TrainConfig:
     #: Predicted frames: ``predicted_temperature``.
     temperature_end_high: float | None = None
     temperature_qualities: tuple[float, float] = (40.0, 80.0)
-    #: a predicted frame's temperatures (search/inter.py; None: ``temperature``): the predicted
-    #: frames of every preset keep 0.3 -> 0.1: with the warmer end a still scene's predicted frames
-    #: came out 0.04-0.07 dB below their intra frame (tests/test_inter.py); video is unmeasured
-    predicted_temperature: tuple[float, float] | None = None
+    #: a predicted frame's temperatures (search/inter.py), whatever the picture's: with the warmer
+    #: end a still scene's predicted frames came out 0.04-0.07 dB below their intra frame
+    #: (tests/test_inter.py); video is unmeasured
+    predicted_temperature: tuple[float, float] = (0.3, 0.1)
     noise: tuple[float, float] = (2.0, 1.0)
     #: share of a picture's or intra frame's soft-rounding phase (and of each warm-started phase of
     #: a group sharing its networks, unmeasured), from its start, whose synthesis and ARM (its
@@ -277,15 +277,13 @@ def _ramp(lmbda: float, start: float, end: float) -> float:
 #: narrower ARM (docs/RESULTS.md). See README's preset table for measured seconds.
 PRESETS: dict[str, TrainConfig] = {
     "ultrafast": TrainConfig(soft_steps=40, hard_steps=10, warm_soft_steps=20, fine_latent_lr_qualities=(0.0, 0.0),
-                             latent_lr_cap_quality=70.0, temperature=(0.3, 0.2), temperature_end_high=0.3,
-                             predicted_temperature=(0.3, 0.1)),
+                             latent_lr_cap_quality=70.0, temperature=(0.3, 0.2), temperature_end_high=0.3),
     "fast": TrainConfig(soft_steps=324, hard_steps=36, warm_soft_steps=126, fine_latent_lr_qualities=(0.0, 0.0),
                         second_grid_quality=85.0, latent_lr_cap_quality=70.0, latent_step=0.5,
-                        temperature=(0.3, 0.2), temperature_end_high=0.3, predicted_temperature=(0.3, 0.1)),
+                        temperature=(0.3, 0.2), temperature_end_high=0.3),
     "medium": TrainConfig(soft_steps=1800, hard_steps=200, warm_soft_steps=540, predicted_net_lr_scale=0.3,
                           bf16_soft_share=0.8, second_grid_quality=85.0, second_grid_step_share=0.9,
-                          latent_step=0.25, temperature_end_high=0.3, temperature_qualities=(80.0, 90.0),
-                          predicted_temperature=(0.3, 0.1)),
+                          latent_step=0.25, temperature_end_high=0.3, temperature_qualities=(80.0, 90.0)),
     "slow": TrainConfig(soft_steps=4320, hard_steps=480, warm_soft_steps=2160, predicted_net_lr_scale=0.3,
                         second_grid_quality=85.0, latent_step=0.25),
     "placebo": TrainConfig(soft_steps=100_000, hard_steps=10_000, warm_soft_steps=50_000,
