@@ -157,6 +157,7 @@ def _lotto_video_point(task: VideoTask) -> Record:
     reconstructions."""
     import io
 
+    from lotto_media.coding.bitstream import FrameType
     from lotto_media.stream import LottoReader, LottoWriter, StreamEncoder, encode_frames
 
     codec = _lotto_codec()
@@ -175,11 +176,12 @@ def _lotto_video_point(task: VideoTask) -> Record:
         decoded = list(LottoReader(data, clip.name))
         decode_s = time.perf_counter() - start
     bit_exact = len(decoded) == len(coded) and all(_same_pixels(d, p.reconstruction) for d, p in zip(decoded, coded))
-    firsts = [p for i, p in enumerate(coded) if i % task.gop == 0]
-    laters = [p for i, p in enumerate(coded) if i % task.gop != 0]
+    firsts = [p for p in coded if p.frame_type == FrameType.INTRA]  # a group's first frame
+    laters = [p for p in coded if p.frame_type != FrameType.INTRA]
     return {"bytes": codec.coded_bytes(data), "file_bytes": len(data), "encode_s": encode_s, "decode_s": decode_s,
             "bit_exact": bit_exact,
             "gop": task.gop, "steps": int(coded[0].steps),
+            "intra_frames": len(firsts),
             "first_frame_s": sum(p.seconds for p in firsts) / len(firsts),
             "later_frame_s": sum(p.seconds for p in laters) / len(laters) if laters else None,
             "first_frame_bytes": sum(len(p.data) for p in firsts) / len(firsts),

@@ -528,6 +528,25 @@ def test_a_scene_cut_starts_a_new_group():
     assert all(same_planes(d, c.reconstruction) for d, c in zip(LottoReader(data), coded))
 
 
+@pytest.mark.parametrize("n_still", [1, 3])
+def test_a_predicted_frame_costing_far_more_than_its_intra_frame_restarts_the_group(n_still):
+    """Strong fresh noise on the same picture is no scene cut (the motion explains most of the
+    variance) but no prediction helps it: as a predicted frame it costs many times the group's
+    intra frame, so it is coded again as the intra frame of a new group; nothing is lost. With
+    one frame before it, the first group keeps no predicted frame (nor networks for them)."""
+    rng = np.random.default_rng(11)
+    still = still_scene(n_still)
+    noisy = Frame.from_array(np.clip(picture()[40:72, 60:100] + rng.normal(0, 40, (32, 40, 3)), 0, 255)
+                             .round().astype(np.uint8), pts=n_still)
+    data, coded = encode(still + [noisy], gop=16, options=ULTRA)
+    assert [p.frame_type for p in coded] == [FrameType.INTRA] + [FrameType.PREDICTED] * (n_still - 1) + [FrameType.INTRA]
+    assert [p.pts for p in coded] == list(range(n_still + 1))
+    container = read_container(data)
+    assert [f.group for f in container.frames] == [0] * n_still + [1]
+    assert (bitstream.unpack_group(container.groups[0], container.header.model).predicted_nets is None) == (n_still == 1)
+    assert all(same_planes(d, c.reconstruction) for d, c in zip(LottoReader(data), coded))
+
+
 def _exp_golomb_length(value: int) -> int:
     """Bits of the order-0 signed exp-Golomb code of one value (zigzag: 1 -> 1, -1 -> 2, 2 -> 3...)."""
     mapped = 2 * value - 1 if value > 0 else -2 * value

@@ -44,10 +44,18 @@ from .train import (
     search_group,
 )
 
+class RestartGroup:
+    """What ``predict_next`` returns for a predicted frame that should not be one: the group ends
+    before that frame, which the caller codes again as the intra frame of the next group."""
+
+
+#: the one ``RestartGroup`` value
+RESTART_GROUP = RestartGroup()
+
 #: ``predict_next(k, nets, solution)`` decodes frame k exactly and returns the prediction of frame
-#: k + 1 made from it (motion-compensated, in the search's (C, H, W) target layout on [0, 1]), or
-#: None after the last frame
-NextPrediction = Callable[[int, QuantizedNetworks, FrameSolution], "torch.Tensor | None"]
+#: k + 1 made from it (motion-compensated, in the search's (C, H, W) target layout on [0, 1]),
+#: None after the last frame, or ``RESTART_GROUP`` to drop predicted frame k and end the group
+NextPrediction = Callable[[int, QuantizedNetworks, FrameSolution], "torch.Tensor | RestartGroup | None"]
 
 
 @dataclass
@@ -77,7 +85,8 @@ def search_predicted_group(
     progress: ProgressCallback | None = None,
     distortion: Distortion | None = None,
 ) -> PredictedGroupResult:
-    """Search an intra frame and ``len(targets) - 1`` predicted frames (see the module's notes)."""
+    """Search an intra frame and up to ``len(targets) - 1`` predicted frames (see the module's
+    notes): fewer when ``predict_next`` ends the group early; ``frames`` holds those kept."""
     distortion = distortion or _mse
     start = time.perf_counter()
     n_frames = len(targets)
@@ -92,7 +101,7 @@ def search_predicted_group(
     intra = search_group([targets[0]], config, schedule, lmbda, device, intra_progress, distortion)
     frames = [intra.frames[0]]
     prediction = predict_next(0, intra.nets, frames[0])
-    if prediction is None:
+    if not isinstance(prediction, torch.Tensor):
         return PredictedGroupResult(intra.nets, None, frames, time.perf_counter() - start)
 
     generator = torch.Generator().manual_seed(config.seed % (2**63) + 2)
@@ -108,7 +117,7 @@ def search_predicted_group(
     for k in range(1, n_frames):
         frame_start = time.perf_counter()
         target = targets[k].to(device)
-        assert prediction is not None
+        assert isinstance(prediction, torch.Tensor)
         prediction = prediction.to(device)
         first = k == 1
         latents = [torch.nn.Parameter(torch.zeros_like(z)) for z in model.latents]
@@ -183,9 +192,15 @@ def search_predicted_group(
         assert predicted_nets is not None
         solution = FrameSolution(integer_latents, mask.cpu().numpy().astype(bool), soft_steps + schedule.hard_steps,
                                  time.perf_counter() - frame_start, scores=frame_scores.detach().clone())
+        prediction = predict_next(k, predicted_nets, solution)
+        if prediction is RESTART_GROUP:
+            if first:  # no predicted frame kept: no networks for them
+                return PredictedGroupResult(intra.nets, None, frames, time.perf_counter() - start)
+            break
         frames.append(solution)
         scores = solution.scores
-        prediction = predict_next(k, predicted_nets, solution)
+        if prediction is None:
+            break
     assert predicted_nets is not None
     # the ARM reaches only the rate: refit on every predicted frame's latents, the reconstructions
     # (made above) do not change; its seconds are the group's, counted with the frame that fitted

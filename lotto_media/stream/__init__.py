@@ -53,7 +53,7 @@ from ..model.motion import MotionField, compensate, estimate_field, is_scene_cut
 from ..model.reconstruct import Synthesis, reconstruct, synthesis_output, to_samples
 from ..reports import Progress
 from ..coding.params import QuantizedNetworks
-from ..search.inter import search_predicted_group
+from ..search.inter import RESTART_GROUP, RestartGroup, search_predicted_group
 from ..search.train import FrameSolution, ProgressCallback, search_group
 from .overlap import decode_picture
 
@@ -116,6 +116,14 @@ def search_target(frame: Frame) -> torch.Tensor:
     if is_420(frame.pix_fmt):
         return chroma.pack_target(frame.planes, frame.max_value)
     return torch.from_numpy(np.stack(frame.planes).astype(np.float32) / float(frame.max_value))
+
+
+def _weighted_mse(source: Frame, planes: list[np.ndarray]) -> float:
+    """The search's distortion of decoded planes on [0, 1]: 4:2:0 planes weighted as
+    ``chroma.distortion`` weighs them, other formats every sample alike."""
+    errors = [float(np.mean((p.astype(np.float64) - s.astype(np.float64)) ** 2)) for p, s in zip(planes, source.planes)]
+    weights = chroma.PLANE_WEIGHTS if is_420(source.pix_fmt) else [1.0] * len(errors)
+    return sum(w * e for w, e in zip(weights, errors)) / sum(weights) / float(source.max_value) ** 2
 
 
 def frame_psnr(source: Frame, reconstruction: Frame) -> tuple[float, dict[str, float]]:
@@ -212,14 +220,24 @@ def frame_count_hint(frames: Iterable[Frame]) -> tuple[int, Iterator[Frame]]:
     return (1 if len(ahead) == 1 else 0), itertools.chain(ahead, iterator)
 
 
+#: A predicted frame whose D + lambda R exceeds this multiple of its group's intra frame's (that
+#: frame's mask and networks included) is dropped and starts a new group, coded intra: a picture
+#: that the motion and the held networks cannot follow (CiscoVT2people's frames 7-8, which move
+#: too much for the motion fields, came out 2.5x and 1.9x the intra frame's cost, at 27.7 dB
+#: against 35.0). Within a shot the shared clips' predicted frames measured 0.6-1.15x.
+RESTART_COST_RATIO = 1.5
+
+
 class StreamEncoder:
     """Frames in, packets out. Frames are buffered until a group is complete (``gop`` frames),
     then the group is searched and its packets returned; ``flush()`` codes the last, shorter
     group. ``n_frames`` (0 = unknown) is recorded as a hint and sizes the progress reports.
 
     With ``inter`` (the default) a group is an intra frame followed by frames predicted from the
-    previous decoded frame, and a scene cut (``model.motion.is_scene_cut``) starts a new group
-    early; without it every frame is intra, sharing the group's networks."""
+    previous decoded frame; a scene cut (``model.motion.is_scene_cut``) starts a new group
+    early, and so does a predicted frame that costs far more than its group's intra frame
+    (``RESTART_COST_RATIO``: it is coded again as the next group's intra frame). Without
+    ``inter`` every frame is intra, sharing the group's networks."""
 
     def __init__(self, video: VideoFormat, options: EncodeOptions, *, gop: int = DEFAULT_GOP,
                  n_frames: int = 0, progress: ProgressCallback | None = None, inter: bool = True) -> None:
@@ -248,14 +266,18 @@ class StreamEncoder:
         if self.inter and self._pending and is_scene_cut(_motion_plane(self._pending[-1].planes, frame.pix_fmt),
                                                          _motion_plane(frame.planes, frame.pix_fmt)):
             log.info("scene cut before frame %d: it starts a new group", self._n_frames + len(self._pending))
-            packets = self._encode_group()
+            while self._pending:  # more than one group when a predicted frame restarts one
+                packets += self._encode_group()
         self._pending.append(frame)
-        if len(self._pending) >= self.gop:
+        while len(self._pending) >= self.gop:
             packets += self._encode_group()
         return packets
 
     def flush(self) -> list[Packet]:
-        return self._encode_group() if self._pending else []
+        packets = []
+        while self._pending:
+            packets += self._encode_group()
+        return packets
 
     def _default_pts(self, index: int) -> int:
         rate = self.header.frame_rate
@@ -265,6 +287,8 @@ class StreamEncoder:
         return round(index * step)
 
     def _encode_group(self) -> list[Packet]:
+        """Code the pending frames as one group, or their first ones when a predicted frame
+        restarts the group (``_search_predicted``): the rest stay pending, to start the next."""
         frames, self._pending = self._pending, []
         header, group_index, first = self.header, self._n_groups, self._n_frames
         config = header.model
@@ -277,6 +301,7 @@ class StreamEncoder:
         with torch_threads(self.options.threads):
             if self.inter:
                 group, solutions, decoded, motions = self._search_predicted(frames, targets, progress, distortion)
+                self._pending, frames = frames[len(solutions):], frames[: len(solutions)]
             else:
                 group, solutions, decoded = self._search_shared(targets, progress, distortion)
                 motions = [MotionField.translation(0, 0)] * len(frames)
@@ -337,9 +362,21 @@ class StreamEncoder:
         decoded: list[list[np.ndarray]] = []
         predictions: list[list[np.ndarray]] = []
         motion_vectors = [MotionField.translation(0, 0)]
+        kept: list[FrameSolution] = []
+        intra_cost = math.inf
 
-        def predict_next(k: int, nets: QuantizedNetworks, solution: FrameSolution) -> torch.Tensor | None:
-            decoded.append(self._reconstruct(nets, solution, predictions[-1] if k else None))
+        def predict_next(k: int, nets: QuantizedNetworks, solution: FrameSolution) -> torch.Tensor | RestartGroup | None:
+            nonlocal intra_cost
+            planes = self._reconstruct(nets, solution, predictions[-1] if k else None)
+            cost = self._frame_cost(frames[k], planes, nets, solution, kept[-1].latents if k > 1 else None, intra=not k)
+            if not k:
+                intra_cost = cost
+            elif cost > RESTART_COST_RATIO * intra_cost:
+                log.info("frame %d costs %.2fx its group's intra frame as a predicted frame: it starts a new group",
+                         self._n_frames + k, cost / intra_cost)
+                return RESTART_GROUP
+            decoded.append(planes)
+            kept.append(solution)
             if k + 1 == len(frames):
                 return None
             motion = estimate_field(_motion_plane(decoded[-1], header.pix_fmt),
@@ -355,6 +392,17 @@ class StreamEncoder:
         group = GroupHeader(arm_hidden, result.intra_nets, arm_hidden if result.predicted_nets else 0,
                             result.predicted_nets)
         return group, result.frames, decoded, motion_vectors
+
+    def _frame_cost(self, frame: Frame, planes: list[np.ndarray], nets: QuantizedNetworks, solution: FrameSolution,
+                    previous: list[np.ndarray] | None, *, intra: bool) -> float:
+        """D + lambda R of one coded frame, as the search weighs them (distortion on [0, 1], bits a
+        pixel): the latents' code length under ``nets``' ARM and, for an intra frame, its mask and
+        its group's intra networks, which a new group pays again."""
+        header = self.header
+        bits = entropy.estimate_latent_bits(solution.latents, nets.integer_arm(), previous=previous)
+        if intra:
+            bits += 8 * (len(entropy.encode_mask(solution.mask)) + len(pack_group(GroupHeader(header.model.arm_hidden, nets))))
+        return _weighted_mse(frame, planes) + header.lmbda * bits / (header.width * header.height)
 
     def _search_shared(self, targets: list[torch.Tensor], progress: ProgressCallback | None,
                        distortion: Distortion | None) -> tuple[GroupHeader, list[FrameSolution], list[list[np.ndarray]]]:
