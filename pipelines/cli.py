@@ -132,7 +132,8 @@ def add_encoder_options(sub: argparse.ArgumentParser, threads_default: str = "Py
                      help=f"encoding effort (default: {DEFAULT_PRESET})")
     sub.add_argument("--gop", type=_checked(int, limits.check_gop), default=DEFAULT_GOP, metavar="N",
                      help=f"frames per group: an intra frame, then frames predicted from the one before; "
-                          f"a scene cut starts a new group early, any group decodes alone "
+                          f"a scene cut, or a frame that costs over 1.5x the intra frame as a predicted one, "
+                          f"starts a new group early; any group decodes alone "
                           f"(default: {DEFAULT_GOP}; 1 codes every frame on its own)")
     sub.add_argument("--frames", type=_frame_range, metavar="A:B",
                      help="code only frames A..B-1 of a video (counted from 0; A: and :B work too)")

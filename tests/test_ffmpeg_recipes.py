@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO_DIR, SAMPLES_DIR, audio_of
+from lotto_media.container import read_container
 from lotto_media.errors import InputError, LottoError
 from lotto_media.pipelines import cli
 from lotto_media.stream import LottoReader
@@ -284,7 +285,9 @@ def test_encode_with_ffmpeg_then_decode_with_ffmpeg(source, tmp_path):
     need_ffmpeg()
     lotto = tmp_path / "clip.lotto"
     result = lf.encode_with_ffmpeg(source, lotto, FAST, crop=(64, 48))
-    assert (result.frames, result.groups, result.audio) == (N_FRAMES, 1, True)
+    assert (result.frames, result.audio) == (N_FRAMES, True)
+    # one group, or more where a predicted frame costs enough to restart one (8 steps a frame here)
+    assert result.groups == len(read_container(lotto.read_bytes()).groups) >= 1
     assert result.bytes == lotto.stat().st_size and "rawvideo" in result.argv
     reader = LottoReader(lotto.read_bytes(), lotto.name)
     frames = list(reader)

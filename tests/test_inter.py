@@ -21,7 +21,8 @@ from lotto_media.coding.params import QuantizedNetworks
 from lotto_media.container import read_container
 from lotto_media.errors import FormatError, UnsupportedError
 from lotto_media.frame import Frame
-from lotto_media.model.motion import MotionField, as_field, compensate, estimate_field, overlap_weights, shift_plane
+from lotto_media.model.motion import (MotionField, as_field, compensate, estimate_field, is_scene_cut, overlap_weights,
+                                     shift_plane)
 from lotto_media.options import EncodeOptions
 from lotto_media.plugins.image_io import read_image
 from lotto_media.stream import LottoReader, StreamDecoder
@@ -528,21 +529,26 @@ def test_a_scene_cut_starts_a_new_group():
     assert all(same_planes(d, c.reconstruction) for d, c in zip(LottoReader(data), coded))
 
 
-@pytest.mark.parametrize("n_still", [1, 3])
-def test_a_predicted_frame_costing_far_more_than_its_intra_frame_restarts_the_group(n_still):
+@pytest.mark.parametrize("n_still, n_after, gop", [(1, 0, 16), (3, 0, 16), (3, 2, 4)])
+def test_a_predicted_frame_costing_far_more_than_its_intra_frame_restarts_the_group(n_still, n_after, gop):
     """Strong fresh noise on the same picture is no scene cut (the motion explains most of the
     variance) but no prediction helps it: as a predicted frame it costs many times the group's
-    intra frame, so it is coded again as the intra frame of a new group; nothing is lost. With
-    one frame before it, the first group keeps no predicted frame (nor networks for them)."""
+    intra frame, so it is coded again as the intra frame of a new group, whose predicted frames
+    (the same noisy picture with a little more noise) follow; nothing is lost. With one frame
+    before it, the first group keeps no predicted frame (nor networks for them); with gop 4 the
+    restart happens in ``encode`` (the group is full) and the frames after it wait for ``flush``."""
     rng = np.random.default_rng(11)
     still = still_scene(n_still)
-    noisy = Frame.from_array(np.clip(picture()[40:72, 60:100] + rng.normal(0, 40, (32, 40, 3)), 0, 255)
-                             .round().astype(np.uint8), pts=n_still)
-    data, coded = encode(still + [noisy], gop=16, options=ULTRA)
-    assert [p.frame_type for p in coded] == [FrameType.INTRA] + [FrameType.PREDICTED] * (n_still - 1) + [FrameType.INTRA]
-    assert [p.pts for p in coded] == list(range(n_still + 1))
+    noisy = np.clip(picture()[40:72, 60:100] + rng.normal(0, 40, (32, 40, 3)), 0, 255)
+    after = [Frame.from_array(np.clip(noisy + (rng.normal(0, 1, noisy.shape) if k else 0), 0, 255).round()
+                              .astype(np.uint8), pts=n_still + k) for k in range(1 + n_after)]
+    assert not is_scene_cut(still[-1].planes[0], after[0].planes[0])
+    data, coded = encode(still + after, gop=gop, options=ULTRA)
+    kinds = [FrameType.INTRA] + [FrameType.PREDICTED] * (n_still - 1)
+    assert [p.frame_type for p in coded] == kinds + kinds[:1] + [FrameType.PREDICTED] * n_after
+    assert [p.pts for p in coded] == list(range(n_still + 1 + n_after))
     container = read_container(data)
-    assert [f.group for f in container.frames] == [0] * n_still + [1]
+    assert [f.group for f in container.frames] == [0] * n_still + [1] * (1 + n_after)
     assert (bitstream.unpack_group(container.groups[0], container.header.model).predicted_nets is None) == (n_still == 1)
     assert all(same_planes(d, c.reconstruction) for d, c in zip(LottoReader(data), coded))
 

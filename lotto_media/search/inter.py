@@ -44,6 +44,7 @@ from .train import (
     search_group,
 )
 
+
 class RestartGroup:
     """What ``predict_next`` returns for a predicted frame that should not be one: the group ends
     before that frame, which the caller codes again as the intra frame of the next group."""
@@ -101,7 +102,8 @@ def search_predicted_group(
     intra = search_group([targets[0]], config, schedule, lmbda, device, intra_progress, distortion)
     frames = [intra.frames[0]]
     prediction = predict_next(0, intra.nets, frames[0])
-    if not isinstance(prediction, torch.Tensor):
+    assert prediction is not RESTART_GROUP, "only a predicted frame restarts a group"
+    if prediction is None:
         return PredictedGroupResult(intra.nets, None, frames, time.perf_counter() - start)
 
     generator = torch.Generator().manual_seed(config.seed % (2**63) + 2)
@@ -194,6 +196,8 @@ def search_predicted_group(
                                  time.perf_counter() - frame_start, scores=frame_scores.detach().clone())
         prediction = predict_next(k, predicted_nets, solution)
         if prediction is RESTART_GROUP:
+            # the dropped frame's search is the group's cost: its seconds go to the last frame kept
+            frames[-1].seconds += solution.seconds
             if first:  # no predicted frame kept: no networks for them
                 return PredictedGroupResult(intra.nets, None, frames, time.perf_counter() - start)
             break

@@ -53,6 +53,7 @@ from ..model.motion import MotionField, compensate, estimate_field, is_scene_cut
 from ..model.reconstruct import Synthesis, reconstruct, synthesis_output, to_samples
 from ..reports import Progress
 from ..coding.params import QuantizedNetworks
+from ..search.arm_fit import refit_arm
 from ..search.inter import RESTART_GROUP, RestartGroup, search_predicted_group
 from ..search.train import FrameSolution, ProgressCallback, search_group
 from .overlap import decode_picture
@@ -230,8 +231,8 @@ RESTART_COST_RATIO = 1.5
 
 class StreamEncoder:
     """Frames in, packets out. Frames are buffered until a group is complete (``gop`` frames),
-    then the group is searched and its packets returned; ``flush()`` codes the last, shorter
-    group. ``n_frames`` (0 = unknown) is recorded as a hint and sizes the progress reports.
+    then the group is searched and its packets returned; ``flush()`` codes the frames left
+    (one shorter group, or more where a group restarts). ``n_frames`` (0 = unknown) is recorded as a hint and sizes the progress reports.
 
     With ``inter`` (the default) a group is an intra frame followed by frames predicted from the
     previous decoded frame; a scene cut (``model.motion.is_scene_cut``) starts a new group
@@ -368,7 +369,13 @@ class StreamEncoder:
         def predict_next(k: int, nets: QuantizedNetworks, solution: FrameSolution) -> torch.Tensor | RestartGroup | None:
             nonlocal intra_cost
             planes = self._reconstruct(nets, solution, predictions[-1] if k else None)
-            cost = self._frame_cost(frames[k], planes, nets, solution, kept[-1].latents if k > 1 else None, intra=not k)
+            previous = kept[-1].latents if k > 1 else None
+            cost = self._frame_cost(frames[k], planes, nets, solution, previous, intra=not k)
+            if k and cost > RESTART_COST_RATIO * intra_cost:
+                # the held ARM knows the first predicted frame only and no temporal taps: price the
+                # frame as the group's refit ARM (search_predicted_group's last step) would
+                refit = refit_arm(nets, [s.latents for s in kept[1:]] + [solution.latents]).nets
+                cost = self._frame_cost(frames[k], planes, refit, solution, previous, intra=False)
             if not k:
                 intra_cost = cost
             elif cost > RESTART_COST_RATIO * intra_cost:
