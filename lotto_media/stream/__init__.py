@@ -223,16 +223,17 @@ def frame_count_hint(frames: Iterable[Frame]) -> tuple[int, Iterator[Frame]]:
 
 #: A predicted frame whose D + lambda R exceeds this multiple of its group's intra frame's (that
 #: frame's mask and networks included) is dropped and starts a new group, coded intra: a picture
-#: that the motion and the held networks cannot follow (CiscoVT2people's frames 7-8, which move
-#: too much for the motion fields, came out 2.5x and 1.9x the intra frame's cost, at 27.7 dB
-#: against 35.0). Within a shot the shared clips' predicted frames measured 0.6-1.15x.
+#: that the motion and the held networks cannot follow (CiscoVT2people's frame 7, which moves too
+#: much for the motion fields, came out 27.7 dB against the intra frame's 35.0 at `fast` quality
+#: 45, 2.4x its cost). Elsewhere the shared clips' predicted frames measured 0.6-1.15x.
 RESTART_COST_RATIO = 1.5
 
 
 class StreamEncoder:
     """Frames in, packets out. Frames are buffered until a group is complete (``gop`` frames),
-    then the group is searched and its packets returned; ``flush()`` codes the frames left
-    (one shorter group, or more where a group restarts). ``n_frames`` (0 = unknown) is recorded as a hint and sizes the progress reports.
+    then the group is searched and its packets returned; ``flush()`` codes the frames left (one
+    shorter group, or more where a group restarts). ``n_frames`` (0 = unknown) is recorded as a
+    hint and sizes the progress reports.
 
     With ``inter`` (the default) a group is an intra frame followed by frames predicted from the
     previous decoded frame; a scene cut (``model.motion.is_scene_cut``) starts a new group
