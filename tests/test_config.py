@@ -195,4 +195,4 @@ def test_the_end_temperature_rises_with_the_quality_where_a_preset_sets_it():
         assert end_temperatures(name, (20, 40, 80, 90)) == [0.2, 0.2, 0.3, 0.3]
     for name in PRESETS:  # predicted frames end cold at every quality (search/inter.py)
         schedule = PRESETS[name].for_lmbda(quality_to_lmbda(90))
-        assert (schedule.predicted_temperature or schedule.temperature) == (0.3, 0.1)
+        assert schedule.predicted_temperature == (0.3, 0.1)

@@ -46,7 +46,7 @@ from ..container import (
 )
 from ..errors import FormatError, InputError, UnsupportedError
 from ..frame import PIXEL_FORMATS, Frame, VideoFormat
-from ..metrics import psnr_planes, psnr_rgb, psnr_yuv
+from ..metrics import mse, psnr_planes, psnr_rgb, psnr_yuv
 from ..options import DEFAULT_GOP, MAX_GOP, EncodeOptions, check_gop, check_threads
 from ..model.random_weights import random_synthesis_weights
 from ..model.motion import MotionField, compensate, estimate_field, is_scene_cut
@@ -122,7 +122,7 @@ def search_target(frame: Frame) -> torch.Tensor:
 def _weighted_mse(source: Frame, planes: list[np.ndarray]) -> float:
     """The search's distortion of decoded planes on [0, 1]: 4:2:0 planes weighted as
     ``chroma.distortion`` weighs them, other formats every sample alike."""
-    errors = [float(np.mean((p.astype(np.float64) - s.astype(np.float64)) ** 2)) for p, s in zip(planes, source.planes)]
+    errors = [mse(s, p) for p, s in zip(planes, source.planes)]
     weights = chroma.PLANE_WEIGHTS if is_420(source.pix_fmt) else [1.0] * len(errors)
     return sum(w * e for w, e in zip(weights, errors)) / sum(weights) / float(source.max_value) ** 2
 
@@ -372,17 +372,17 @@ class StreamEncoder:
             planes = self._reconstruct(nets, solution, predictions[-1] if k else None)
             previous = kept[-1].latents if k > 1 else None
             cost = self._frame_cost(frames[k], planes, nets, solution, previous, intra=not k)
-            if k and cost > RESTART_COST_RATIO * intra_cost:
+            if not k:
+                intra_cost = cost
+            elif cost > RESTART_COST_RATIO * intra_cost:
                 # the held ARM knows the first predicted frame only and no temporal taps: price the
                 # frame as the group's refit ARM (search_predicted_group's last step) would
                 refit = refit_arm(nets, [s.latents for s in kept[1:]] + [solution.latents]).nets
                 cost = self._frame_cost(frames[k], planes, refit, solution, previous, intra=False)
-            if not k:
-                intra_cost = cost
-            elif cost > RESTART_COST_RATIO * intra_cost:
-                log.info("frame %d costs %.2fx its group's intra frame as a predicted frame: it starts a new group",
-                         self._n_frames + k, cost / intra_cost)
-                return RESTART_GROUP
+                if cost > RESTART_COST_RATIO * intra_cost:
+                    log.info("frame %d costs %.2fx its group's intra frame as a predicted frame: it starts a new group",
+                             self._n_frames + k, cost / intra_cost)
+                    return RESTART_GROUP
             decoded.append(planes)
             kept.append(solution)
             if k + 1 == len(frames):
